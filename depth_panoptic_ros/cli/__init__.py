@@ -1,0 +1,43 @@
+"""`depth-panoptic`: thin front ends that parse arguments and call the library.
+
+Each subcommand lives in its own module with ``add_parser(subparsers)``; the parser sets ``func(args) -> int``.
+Errors the user can fix raise ``CliError`` and end as one line on stderr with exit code 2, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+SUBCOMMANDS = ("infer", "pq", "evaluate", "bench", "synth", "bag", "export")
+
+
+class CliError(Exception):
+    """A problem with the user's input (file, calibration, option): reported as one line."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="depth-panoptic", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"depth_panoptic_ros.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"depth_panoptic_ros.cli.{name}":
+                continue  # subcommand not part of this build
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CliError as exc:
+        print(f"depth-panoptic {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"depth-panoptic {args.command}: interrupted", file=sys.stderr)
+        return 130

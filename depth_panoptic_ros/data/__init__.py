@@ -1,0 +1,1 @@
+"""Dataset readers, file formats (KITTI, calibration YAML, PLY) and the synthetic scene generator."""

@@ -1,0 +1,1 @@
+"""Depth completion: the classical morphological pipeline (always available) and the learned network."""

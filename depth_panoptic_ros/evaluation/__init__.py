@@ -1,0 +1,1 @@
+"""Metrics: panoptic quality, depth-completion errors, merged-instance count."""

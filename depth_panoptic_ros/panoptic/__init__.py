@@ -1,0 +1,1 @@
+"""The depth-aware panoptic network (backbones, FPN, fusion, heads), its inference and panoptic merges."""

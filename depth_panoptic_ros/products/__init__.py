@@ -1,0 +1,1 @@
+"""What the pipeline hands out per frame: instance depth tables, 3D panoptic clouds, colour maps."""
