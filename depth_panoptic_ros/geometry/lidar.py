@@ -1,0 +1,76 @@
+"""LiDAR points -> sparse depth image of a camera, with a z-buffer and the winning point per pixel.
+
+Pixel convention (OpenCV): pixel centres lie at integer coordinates, so a point projecting to (u, v) lands in
+column floor(u + 0.5) and row floor(v + 0.5). Projection goes through the camera's full P, so that a P with a
+non-zero fourth column (KITTI's P2, a right camera) is honoured; the stored depth is the homogeneous w of
+P @ [X; 1], i.e. the z of the point in the frame of the camera P describes (the camera-frame z when P = [K | 0]).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from depth_panoptic_ros.geometry.camera import CameraModel
+
+
+@dataclass(frozen=True)
+class LidarProjection:
+    """depth: (H, W) float32 metres, 0 = no return; index: (H, W) int32 row of the input point that won, -1 none."""
+
+    depth: np.ndarray
+    index: np.ndarray
+
+
+def project_points(
+    points: np.ndarray,
+    T_cam_lidar: np.ndarray,
+    camera: CameraModel,
+    *,
+    max_range: float = 120.0,
+    min_depth: float = 0.1,
+) -> LidarProjection:
+    """Projects LiDAR points into the camera; the nearest point wins each pixel.
+
+    points: (N, 3) or (N, 4+) in the LiDAR frame (extra columns such as intensity are ignored; NaN/inf allowed).
+    max_range bounds the LiDAR-frame range |xyz| (the sensor's reach); min_depth drops points behind or too
+    close to the camera. Non-finite points and points outside the image are dropped too.
+    """
+    points = np.asarray(points)
+    if points.ndim != 2 or points.shape[1] < 3:
+        raise ValueError(f"points: expected shape (N, 3) or (N, 4+), got {points.shape}")
+    T = np.asarray(T_cam_lidar, dtype=np.float64)
+    if T.shape != (4, 4) or not np.all(np.isfinite(T)):
+        raise ValueError(f"T_cam_lidar: expected a finite 4x4 matrix, got shape {T.shape}")
+    if not max_range > 0 or not min_depth > 0:
+        raise ValueError(f"max_range and min_depth must be positive, got {max_range} and {min_depth}")
+
+    height, width = camera.shape
+    depth = np.zeros((height, width), dtype=np.float32)
+    index = np.full((height, width), -1, dtype=np.int32)
+
+    xyz = points[:, :3].astype(np.float64)
+    kept = np.flatnonzero(np.all(np.isfinite(xyz), axis=1))
+    xyz = xyz[kept]
+    in_range = np.einsum("ij,ij->i", xyz, xyz) <= max_range * max_range
+    kept, xyz = kept[in_range], xyz[in_range]
+
+    M = camera.P @ T  # (3, 4): LiDAR point -> homogeneous pixel
+    uvw = xyz @ M[:, :3].T + M[:, 3]
+    w = uvw[:, 2]
+    in_front = w >= min_depth
+    kept, uvw, w = kept[in_front], uvw[in_front], w[in_front]
+    col = np.floor(uvw[:, 0] / w + 0.5)
+    row = np.floor(uvw[:, 1] / w + 0.5)
+    inside = (col >= 0) & (col < width) & (row >= 0) & (row < height)
+    kept, w = kept[inside], w[inside]
+    pixel = row[inside].astype(np.int64) * width + col[inside].astype(np.int64)
+
+    order = np.lexsort((w, pixel))  # by pixel, then nearest first (stable: lower point index on ties)
+    pixel, w, kept = pixel[order], w[order], kept[order]
+    first = np.ones(pixel.size, dtype=bool)
+    first[1:] = pixel[1:] != pixel[:-1]
+    depth.ravel()[pixel[first]] = w[first]
+    index.ravel()[pixel[first]] = kept[first]
+    return LidarProjection(depth=depth, index=index)
