@@ -1,0 +1,75 @@
+"""Drawing on RGB images: input checks, legible text labels and the contact sheet of the demo."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+SHEET_BACKGROUND = (32, 32, 32)
+OUTLINE = (0, 0, 0)
+WHITE = (255, 255, 255)
+_NEIGHBOURS = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy]
+
+
+def check_rgb(name: str, image: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """The image as an (H, W, 3) uint8 array (of size ``shape`` when given), or a ValueError naming it."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"{name}: expected an (H, W, 3) uint8 RGB image, got shape {image.shape} dtype {image.dtype}")
+    if shape is not None and image.shape[:2] != tuple(shape):
+        raise ValueError(f"{name}: expected size {tuple(shape)} (H, W), got {image.shape[:2]}")
+    return image
+
+
+def text_size(text: str, scale: float) -> tuple[int, int]:
+    """(width, height) in pixels of ``text`` as put_text draws it, outline and descenders included."""
+    (w, h), baseline = cv2.getTextSize(text, FONT, scale, _thickness(scale))
+    return w + 2, h + baseline + 2
+
+
+def put_text(
+    image: np.ndarray, text: str, center: tuple[float, float], scale: float, color: tuple[int, int, int] = WHITE
+) -> None:
+    """Draws ``text`` centred on ``center`` (moved inside the image) with a dark outline, readable on any colour.
+
+    The outline is the text stamped at the 8 one-pixel offsets: a thicker stroke would not do, since Hershey
+    glyphs advance further with thickness and the outline would drift off the letters.
+    """
+    thickness = _thickness(scale)
+    (w, h), baseline = cv2.getTextSize(text, FONT, scale, thickness)
+    x = int(np.clip(center[0] - w / 2, 1, max(image.shape[1] - w - 1, 1)))
+    y = int(np.clip(center[1] + h / 2, h + 1, max(image.shape[0] - baseline - 1, h + 1)))
+    for dx, dy in _NEIGHBOURS:
+        cv2.putText(image, text, (x + dx, y + dy), FONT, scale, OUTLINE, thickness, cv2.LINE_AA)
+    cv2.putText(image, text, (x, y), FONT, scale, color, thickness, cv2.LINE_AA)
+
+
+def contact_sheet(images: Sequence[tuple[str, np.ndarray]], columns: int, title_height: int = 28) -> np.ndarray:
+    """Titled images tiled row by row into one RGB image; each cell is as large as the largest image.
+
+    Images keep their own size (a depth map with its legend is wider than the input) and sit at the top left
+    of their cell, under a title bar of ``title_height`` pixels.
+    """
+    if not images:
+        raise ValueError("contact_sheet: expected at least one (title, image), got none")
+    if columns < 1:
+        raise ValueError(f"contact_sheet: columns must be >= 1, got {columns}")
+    checked = [(title, check_rgb(f"contact_sheet image {title!r}", image)) for title, image in images]
+    cell_h = max(image.shape[0] for _, image in checked) + title_height
+    cell_w = max(image.shape[1] for _, image in checked)
+    rows = -(-len(checked) // columns)
+    sheet = np.empty((rows * cell_h, columns * cell_w, 3), np.uint8)
+    sheet[:] = SHEET_BACKGROUND
+    scale = cv2.getFontScaleFromHeight(FONT, max(title_height // 2, 1))
+    for k, (title, image) in enumerate(checked):
+        y, x = (k // columns) * cell_h, (k % columns) * cell_w
+        put_text(sheet[y : y + title_height, x : x + cell_w], title, (cell_w / 2, title_height / 2), scale)
+        sheet[y + title_height : y + title_height + image.shape[0], x : x + image.shape[1]] = image
+    return sheet
+
+
+def _thickness(scale: float) -> int:
+    return max(1, round(scale * 1.5))

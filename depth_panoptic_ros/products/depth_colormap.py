@@ -1,0 +1,160 @@
+"""Depth as colour: a dense depth map with a legend in metres, and the Panoptic-DepthLab instance-depth view.
+
+Both map near to red and far to blue. Depth is normalised to a *nearness* t in [0, 1] (1 at ``near``, 0 at
+``far``), linear in depth or, with ``inverse``, linear in 1/depth, which spreads the near range where the
+depth resolution of stereo and LiDAR is highest.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from depth_panoptic_ros.classes import ClassTable
+from depth_panoptic_ros.products.canvas import WHITE, check_rgb, put_text, text_size
+from depth_panoptic_ros.products.instance_depth import InstanceDepthTable
+from depth_panoptic_ros.products.palette import overlay, segment_boundaries
+from depth_panoptic_ros.products.segments import segment_inverse
+
+LEGEND_TICKS = 5
+LEGEND_BACKGROUND = (32, 32, 32)
+STUFF_BRIGHTNESS = 0.35  # stuff recedes so that the depth-coloured things stand out
+IMAGE_ALPHA = 0.4  # share of the camera image under the instance-depth colours
+MIN_LABEL_FRACTION = 1 / 2000  # instances smaller than this share of the image get no label
+
+
+def nearness(depth: np.ndarray, near: float, far: float, inverse: bool = False) -> np.ndarray:
+    """t in [0, 1], 1 at ``near`` and 0 at ``far`` (clipped beyond them), linear in depth or in 1/depth."""
+    depth = np.asarray(depth)  # float32 maps stay float32: half the memory traffic of a full-size image
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (1.0 / depth - 1.0 / far) / (1.0 / near - 1.0 / far) if inverse else (far - depth) / (far - near)
+    return np.clip(t, 0.0, 1.0)
+
+
+def depth_at(t: np.ndarray, near: float, far: float, inverse: bool = False) -> np.ndarray:
+    """The depth whose nearness is ``t`` (inverse of nearness inside [near, far])."""
+    t = np.asarray(t, dtype=np.float64)
+    return 1.0 / (1.0 / far + t * (1.0 / near - 1.0 / far)) if inverse else far - t * (far - near)
+
+
+def colorize_depth(
+    depth: np.ndarray,
+    near: float | None = None,
+    far: float | None = None,
+    inverse: bool = False,
+    cmap: int = cv2.COLORMAP_TURBO,
+    invalid_color: tuple[int, int, int] = (0, 0, 0),
+    legend: bool = True,
+) -> np.ndarray:
+    """(H, W [+ legend], 3) uint8 RGB of a depth map (metres, 0 / non-finite = invalid).
+
+    near / far (> 0) default to the smallest / largest valid depth. With ``legend`` a bar with ticks in metres is
+    appended on the right, so the output is wider than the map.
+    """
+    depth = np.asarray(depth, dtype=np.float32)
+    if depth.ndim != 2:
+        raise ValueError(f"depth: expected an (H, W) array in metres, got shape {depth.shape}")
+    valid = np.isfinite(depth) & (depth > 0)
+    near, far = _depth_range(depth[valid], near, far)
+    image = _apply_colormap(np.where(valid, nearness(depth, near, far, inverse), 0.0), cmap)
+    image[~valid] = invalid_color
+    if not legend:
+        return image
+    return np.hstack([image, _legend(depth.shape[0], near, far, inverse, cmap)])
+
+
+def depth_colormap_panoptic(
+    panoptic_ids: np.ndarray,
+    table: InstanceDepthTable,
+    class_table: ClassTable,
+    rgb: np.ndarray | None = None,
+    near: float = 2.0,
+    far: float = 80.0,
+) -> np.ndarray:
+    """(H, W, 3) uint8 RGB in the style of Panoptic-DepthLab: things coloured by their depth (red near, green,
+    blue far) and labelled "class d.d m"; stuff in its class colour dimmed; void black; outlines white.
+
+    ``table`` is instance_depth() of the same map. Things show their median depth, which background pixels
+    at mask edges do not drag away, and which the RViz labels show too. The fixed default range keeps colours
+    comparable across the frames of a stream. With ``rgb`` the colours are blended over the camera image.
+    """
+    _check_range(near, far)
+    segments, inverse = segment_inverse(panoptic_ids)
+    void = int(len(segments) > 0 and segments[0] == 0)  # sorted ids: void, when present, comes first
+    if not np.array_equal(segments[void:], table.panoptic_id):
+        raise ValueError(
+            f"table: expected instance_depth() of this map (segments {segments[void:][:8].tolist()}...),"
+            f" got one of segments {table.panoptic_id[:8].tolist()}..."
+        )
+
+    depth_colored = table.is_thing & (table.valid_count > 0)
+    colors = np.rint(class_table.colors[table.class_index] * STUFF_BRIGHTNESS).astype(np.uint8)
+    colors[depth_colored] = _near_to_far_colors(table.depth_median[depth_colored], near, far)
+    image = np.take(np.vstack([np.zeros((void, 3), np.uint8), colors]), inverse, axis=0)
+    if rgb is not None:
+        image = overlay(check_rgb("rgb", rgb, inverse.shape), image, 1.0 - IMAGE_ALPHA)
+    image[segment_boundaries(panoptic_ids)] = WHITE
+
+    h, w = inverse.shape
+    scale = max(0.35, h / 1000)
+    labelled = np.flatnonzero(depth_colored & (table.pixel_count >= MIN_LABEL_FRACTION * h * w))
+    for k in labelled:
+        x0, y0, x1, y1 = table.bbox[k]
+        text = f"{class_table.names[table.class_index[k]]} {table.depth_median[k]:.1f} m"
+        put_text(image, text, ((x0 + x1) / 2, (y0 + y1) / 2), scale)
+    return image
+
+
+def _near_to_far_colors(depth: np.ndarray, near: float, far: float) -> np.ndarray:
+    """(N, 3) uint8 RGB along the hue circle from red (near) over green to blue (far), full brightness."""
+    hue = 120.0 * (1.0 - nearness(depth, near, far))  # OpenCV's 8-bit hue is degrees / 2: 0 red, 60 green, 120 blue
+    hsv = np.stack([np.rint(hue), np.full_like(hue, 255), np.full_like(hue, 255)], axis=-1).astype(np.uint8)
+    return cv2.cvtColor(hsv[None], cv2.COLOR_HSV2RGB)[0]
+
+
+def _depth_range(valid_depth: np.ndarray, near: float | None, far: float | None) -> tuple[float, float]:
+    """The given range, completed from the data; a constant or empty map gets a 1 m wide range."""
+    if near is None:
+        near = float(valid_depth.min()) if valid_depth.size else 1.0
+    if far is None:
+        far = float(valid_depth.max()) if valid_depth.size else near + 1.0
+        far = far if far > near else near + 1.0
+    _check_range(near, far)
+    return near, far
+
+
+def _check_range(near: float, far: float) -> None:
+    if not 0 < near < far:
+        raise ValueError(f"depth range: expected 0 < near < far (metres), got near={near} far={far}")
+
+
+def _apply_colormap(t: np.ndarray, cmap: int) -> np.ndarray:
+    """RGB of an OpenCV colour map at nearness t (so that near takes the map's top colour, red for TURBO)."""
+    return cv2.cvtColor(cv2.applyColorMap(np.rint(t * 255).astype(np.uint8), cmap), cv2.COLOR_BGR2RGB)
+
+
+def _legend(height: int, near: float, far: float, inverse: bool, cmap: int) -> np.ndarray:
+    """A (height, width, 3) panel: the colour bar (near at the top) and ticks labelled in metres."""
+    scale = max(0.35, height / 1000)
+    ticks = _round_significant(depth_at(np.linspace(1.0, 0.0, LEGEND_TICKS), near, far, inverse))
+    labels = [f"{d:g} m" for d in ticks]
+    bar_w = max(12, height // 30)
+    pad = max(4, bar_w // 3)
+    label_widths = [text_size(label, scale)[0] for label in labels]
+    width = bar_w + 4 * pad + max(label_widths)
+    panel = np.empty((height, width, 3), np.uint8)
+    panel[:] = LEGEND_BACKGROUND
+    t_rows = np.linspace(1.0, 0.0, height)[:, None]
+    panel[:, pad : pad + bar_w] = _apply_colormap(np.repeat(t_rows, bar_w, axis=1), cmap)
+    tick_rows = np.rint((1.0 - nearness(ticks, near, far, inverse)) * (height - 1)).astype(int)
+    for row, label, label_w in zip(tick_rows, labels, label_widths, strict=True):
+        panel[row, pad + bar_w : 2 * pad + bar_w] = WHITE
+        put_text(panel, label, (3 * pad + bar_w + label_w / 2, row), scale)
+    return panel
+
+
+def _round_significant(values: np.ndarray, digits: int = 2) -> np.ndarray:
+    """Values rounded to ``digits`` significant digits, for tick labels that read well."""
+    exponent = np.floor(np.log10(np.abs(values)))
+    factor = 10.0 ** (digits - 1 - exponent)
+    return np.rint(values * factor) / factor

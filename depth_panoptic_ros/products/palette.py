@@ -1,0 +1,70 @@
+"""Panoptic colour images: Cityscapes-style class colours, told-apart instances, overlays on the camera image."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from depth_panoptic_ros.classes import ClassTable
+from depth_panoptic_ros.products.canvas import WHITE, check_rgb
+from depth_panoptic_ros.products.segments import check_panoptic_ids, segment_class_index, segment_inverse
+
+INSTANCE_JITTER = 48  # an instance's colour stays within its class colour +- this, per channel
+# Roberts' R3 low-discrepancy sequence (powers of 1/phi_3, phi_3 = 1.2207...): consecutive instance numbers
+# land far apart in every channel, so neighbouring instances of a class differ visibly.
+_R3 = 1.0 / 1.2207440846057596 ** np.arange(1, 4)
+
+
+def segment_colors(segments: np.ndarray, class_table: ClassTable) -> np.ndarray:
+    """(N, 3) uint8 RGB per panoptic id: the class colour, varied per instance for things; void black.
+
+    Each channel of instance k sits at R3(k) within [class colour - J, class colour + J] cut to [0, 255], so
+    classes with saturated colours (rider (255, 0, 0)) keep as much spread as the cut range allows.
+    Instance 0 (a crowd region of things) and stuff keep the class colour.
+    """
+    segments = np.asarray(segments)
+    index = segment_class_index(segments, class_table)
+    base = class_table.colors[index].astype(np.float64)
+    low, high = np.maximum(base - INSTANCE_JITTER, 0), np.minimum(base + INSTANCE_JITTER, 255)
+    instance = segments % class_table.label_divisor
+    jittered = low + np.mod(instance[:, None] * _R3, 1.0) * (high - low)
+    varied = (class_table.is_thing[index] & (instance > 0))[:, None]
+    colors = np.rint(np.where(varied, jittered, base)).astype(np.uint8)
+    colors[segments == 0] = 0  # void rows read class index -1 above; they are black
+    return colors
+
+
+def colorize_panoptic(panoptic_ids: np.ndarray, class_table: ClassTable) -> np.ndarray:
+    """(H, W, 3) uint8 RGB colour image of a panoptic map; one colour per segment, computed once per segment."""
+    segments, inverse = segment_inverse(panoptic_ids)
+    return np.take(segment_colors(segments, class_table), inverse, axis=0)
+
+
+def segment_boundaries(panoptic_ids: np.ndarray) -> np.ndarray:
+    """(H, W) bool, True where the id differs from the right or lower neighbour (one-pixel outlines)."""
+    ids = check_panoptic_ids(panoptic_ids)
+    edge = np.zeros(ids.shape, bool)
+    edge[:, :-1] = ids[:, 1:] != ids[:, :-1]
+    edge[:-1, :] |= ids[1:, :] != ids[:-1, :]
+    return edge
+
+
+def overlay(
+    rgb: np.ndarray,
+    color: np.ndarray,
+    alpha: float = 0.5,
+    panoptic_ids: np.ndarray | None = None,
+    boundary_color: tuple[int, int, int] = WHITE,
+) -> np.ndarray:
+    """(1 - alpha) * rgb + alpha * color, rounded; with ``panoptic_ids``, segment outlines in ``boundary_color``."""
+    rgb = check_rgb("rgb", rgb)
+    color = check_rgb("color", color, rgb.shape[:2])
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"overlay alpha: expected a value in [0, 1], got {alpha}")
+    out = cv2.addWeighted(rgb, 1.0 - alpha, color, alpha, 0.0)
+    if panoptic_ids is not None:
+        ids = check_panoptic_ids(panoptic_ids)
+        if ids.shape != rgb.shape[:2]:
+            raise ValueError(f"panoptic_ids: expected size {rgb.shape[:2]} (that of rgb), got {ids.shape}")
+        out[segment_boundaries(ids)] = boundary_color
+    return out

@@ -1,0 +1,217 @@
+"""Instance depth statistics against a slow per-segment reference, hand-computed cases and real KITTI data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from depth_panoptic_ros.classes import ClassTable
+from depth_panoptic_ros.geometry.camera import CameraModel
+from depth_panoptic_ros.panoptic.result import PanopticResult
+from depth_panoptic_ros.products.instance_depth import instance_depth
+from depth_panoptic_ros.products.segments import DENSE_LOOKUP_LIMIT, segment_inverse
+
+CITYSCAPES = ClassTable.cityscapes()
+ROAD, SKY, PERSON, CAR = 7, 23, 24, 26
+
+
+def camera(width: int, height: int, fx: float = 100.0, fy: float = 120.0, cx: float = 3.5, cy: float = 2.25):
+    return CameraModel.from_matrices(width, height, [[fx, 0, cx], [0, fy, cy], [0, 0, 1]])
+
+
+def random_scene(seed: int, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Blocky segments with noise, void, invalid depth (0, NaN, inf) and one car that has no valid depth."""
+    rng = np.random.default_rng(seed)
+    choices = np.array([0, ROAD * 1000, SKY * 1000] + [CAR * 1000 + k for k in (1, 2, 3)] + [PERSON * 1000 + 1])
+    blocks = rng.integers(0, len(choices), (shape[0] // 4 + 1, shape[1] // 4 + 1))
+    ids = np.kron(choices[blocks], np.ones((4, 4), np.int64))[: shape[0], : shape[1]]
+    noise = rng.random(shape) < 0.1
+    ids[noise] = rng.choice(choices, noise.sum())
+    ids[-3:, -5:] = CAR * 1000 + 9  # no valid depth below
+    depth = rng.uniform(1.0, 80.0, shape).astype(np.float32)
+    depth[rng.random(shape) < 0.3] = 0.0
+    depth[rng.random(shape) < 0.02] = np.nan
+    depth[rng.random(shape) < 0.02] = np.inf
+    depth[ids == CAR * 1000 + 9] = 0.0
+    return ids.astype(np.int32), depth
+
+
+def reference(ids: np.ndarray, depth: np.ndarray, cam: CameraModel) -> dict[int, dict]:
+    """One boolean mask per segment; back-projection written out per pixel coordinate."""
+    out = {}
+    for pid in np.unique(ids):
+        if pid == 0:
+            continue
+        mask = ids == pid
+        ys, xs = np.nonzero(mask)
+        vs, us = np.nonzero(mask & np.isfinite(depth) & (depth > 0))
+        z = depth[vs, us].astype(np.float64)
+        x, y = (us - cam.cx) * z / cam.fx, (vs - cam.cy) * z / cam.fy
+        stats = (z.mean(), np.median(z), z.min(), np.percentile(z, 10)) if z.size else (np.nan,) * 4
+        out[int(pid)] = {
+            "pixel_count": mask.sum(),
+            "valid_count": z.size,
+            "bbox": [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1],
+            "depth": stats,
+            "centroid": [x.mean(), y.mean(), z.mean()] if z.size else [np.nan] * 3,
+        }
+    return out
+
+
+@pytest.mark.parametrize(("seed", "shape"), [(0, (37, 53)), (1, (64, 48)), (2, (5, 131))])
+def test_matches_per_segment_reference(seed: int, shape: tuple[int, int]) -> None:
+    ids, depth = random_scene(seed, shape)
+    cam = camera(shape[1], shape[0])
+    table = instance_depth(ids, depth, cam, CITYSCAPES)
+    expected = reference(ids, depth, cam)
+
+    assert table.panoptic_id.tolist() == sorted(expected)
+    for row, pid in enumerate(table.panoptic_id.tolist()):
+        ref = expected[pid]
+        assert table.pixel_count[row] == ref["pixel_count"]
+        assert table.valid_count[row] == ref["valid_count"]
+        assert table.bbox[row].tolist() == ref["bbox"]
+        got = [table.depth_mean[row], table.depth_median[row], table.depth_min[row], table.depth_p10[row]]
+        np.testing.assert_allclose(got, ref["depth"], rtol=1e-5, equal_nan=True)
+        np.testing.assert_allclose(table.centroid[row], ref["centroid"], rtol=1e-4, atol=1e-5, equal_nan=True)
+    assert table.class_id.tolist() == [p // 1000 for p in expected]
+    assert table.instance_id.tolist() == [p % 1000 for p in expected]
+    assert table.is_thing.tolist() == [p // 1000 in (PERSON, CAR) for p in expected]
+    assert [CITYSCAPES.names[i] for i in table.class_index] == [
+        {ROAD: "road", SKY: "sky", PERSON: "person", CAR: "car"}[p // 1000] for p in expected
+    ]
+
+
+def test_segment_without_valid_depth_has_nan_statistics() -> None:
+    ids, depth = random_scene(3, (20, 30))
+    table = instance_depth(ids, depth, camera(30, 20), CITYSCAPES)
+    row = table.panoptic_id.tolist().index(CAR * 1000 + 9)
+    assert table.valid_count[row] == 0
+    assert table.pixel_count[row] == 15
+    assert table.bbox[row].tolist() == [25, 17, 30, 20]
+    assert np.isnan([table.depth_mean[row], table.depth_median[row], table.depth_min[row], table.depth_p10[row]]).all()
+    assert np.isnan(table.centroid[row]).all()
+
+
+def test_hand_computed_centroid_and_statistics() -> None:
+    # Car 26001 covers columns 1..3 of rows 1..2; only (u=2, v=1, z=4) and (u=3, v=2, z=8) have depth.
+    ids = np.zeros((4, 5), np.int32)
+    ids[1:3, 1:4] = 26001
+    depth = np.zeros((4, 5), np.float32)
+    depth[1, 2], depth[2, 3] = 4.0, 8.0
+    depth[0, 0] = 5.0  # void pixel: ignored
+    cam = camera(5, 4, fx=100.0, fy=200.0, cx=1.5, cy=0.5)
+    table = instance_depth(ids, depth, cam, CITYSCAPES)
+
+    assert len(table) == 1
+    assert table.bbox[0].tolist() == [1, 1, 4, 3]
+    assert (table.pixel_count[0], table.valid_count[0]) == (6, 2)
+    # X = (u - cx) z / fx: (0.5 * 4 + 1.5 * 8) / 100 / 2; Y = (v - cy) z / fy: (0.5 * 4 + 1.5 * 8) / 200 / 2.
+    np.testing.assert_allclose(table.centroid[0], [0.07, 0.035, 6.0], rtol=1e-6)
+    np.testing.assert_allclose(table.depth_mean[0], 6.0)
+    np.testing.assert_allclose(table.depth_median[0], 6.0)
+    np.testing.assert_allclose(table.depth_min[0], 4.0)
+    np.testing.assert_allclose(table.depth_p10[0], 4.4, rtol=1e-6)  # linear: 4 + 0.1 * (8 - 4)
+
+
+def test_all_void_map_gives_an_empty_table() -> None:
+    table = instance_depth(np.zeros((6, 7), np.int32), np.ones((6, 7), np.float32), camera(7, 6), CITYSCAPES)
+    assert len(table) == 0
+    assert table.bbox.shape == (0, 4)
+    assert table.centroid.shape == (0, 3)
+    assert table.to_records(CITYSCAPES) == []
+
+
+def test_scores_come_from_the_panoptic_result() -> None:
+    ids = np.array([[7000, 26001], [26002, 26002]], np.int32)
+    depth = np.ones((2, 2), np.float32)
+    result = PanopticResult(ids, np.array([7000, 26002]), np.array([0.5, 0.9], np.float32))
+    scored = instance_depth(ids, depth, camera(2, 2), CITYSCAPES, result)
+    np.testing.assert_allclose(scored.score, [0.5, np.nan, 0.9], equal_nan=True)
+    assert instance_depth(ids, depth, camera(2, 2), CITYSCAPES).score.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_records_are_strict_json_with_nan_as_null() -> None:
+    ids, depth = random_scene(4, (16, 24))
+    table = instance_depth(ids, depth, camera(24, 16), CITYSCAPES)
+    records = json.loads(json.dumps(table.to_records(CITYSCAPES), allow_nan=False))
+    assert len(records) == len(table)
+    empty = next(r for r in records if r["panoptic_id"] == CAR * 1000 + 9)
+    assert empty["class_name"] == "car" and empty["is_thing"] is True and empty["valid_count"] == 0
+    assert empty["depth_median"] is None and empty["centroid"] == [None, None, None]
+    full = next(r for r in records if r["valid_count"] > 0)
+    row = table.panoptic_id.tolist().index(full["panoptic_id"])
+    assert full["bbox"] == table.bbox[row].tolist()
+    assert full["depth_p10"] == pytest.approx(float(table.depth_p10[row]))
+
+
+@pytest.mark.parametrize(
+    ("ids", "depth", "cam", "message"),
+    [
+        (np.zeros((4, 5), np.int32), np.zeros((5, 4), np.float32), camera(5, 4), "depth: expected shape"),
+        (np.zeros((4, 5), np.int32), np.zeros((4, 5), np.float32), camera(4, 5), "camera: expected a 5x4"),
+        (np.zeros((4, 5), np.float32), np.zeros((4, 5), np.float32), camera(5, 4), "integer array"),
+        (np.zeros((4, 5, 1), np.int32), np.zeros((4, 5), np.float32), camera(5, 4), r"\(H, W\) integer"),
+        (np.full((4, 5), -1, np.int32), np.zeros((4, 5), np.float32), camera(5, 4), "ids >= 0"),
+        (np.full((4, 5), 99001, np.int32), np.zeros((4, 5), np.float32), camera(5, 4), r"\[99001\].*not in"),
+    ],
+)
+def test_bad_input_is_named(ids: np.ndarray, depth: np.ndarray, cam: CameraModel, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        instance_depth(ids, depth, cam, CITYSCAPES)
+
+
+@pytest.mark.parametrize("offset", [0, DENSE_LOOKUP_LIMIT])
+def test_segment_lookup_equals_numpy_unique(offset: int) -> None:
+    """Both lookups (dense table for small ids, hash for large ones) give np.unique's answer."""
+    rng = np.random.default_rng(5)
+    ids = rng.integers(0, 40, (30, 20)) * 1000 + offset
+    ids[:2] = 0
+    segments, inverse = segment_inverse(ids)
+    expected_segments, expected_inverse = np.unique(ids, return_inverse=True)
+    assert segments.tolist() == expected_segments.tolist()
+    assert np.array_equal(inverse, expected_inverse.reshape(ids.shape))
+
+
+def _kitti_calib(path: Path) -> dict[str, np.ndarray]:
+    return {
+        k: np.array(v.split(), float)
+        for k, v in (line.split(":", 1) for line in path.read_text().splitlines() if ":" in line)
+    }
+
+
+def test_kitti_objects_measured_by_lidar_lie_at_their_labelled_depth(kitti_object: Path) -> None:
+    """Label boxes painted as instances (far first, so near ones occlude) over LiDAR projected into image_2:
+    each object's median LiDAR depth lies within its half-extent (+ 1 m) of the labelled 3D centre's depth."""
+    calib = _kitti_calib(kitti_object / "calib" / "000001.txt")
+    P2 = calib["P2"].reshape(3, 4)
+    R0, Tr = np.eye(4), np.eye(4)
+    R0[:3, :3], Tr[:3] = calib["R0_rect"].reshape(3, 3), calib["Tr_velo_to_cam"].reshape(3, 4)
+    points = np.fromfile(kitti_object / "velodyne" / "000001.bin", np.float32).reshape(-1, 4)
+    image = (P2 @ R0 @ Tr @ np.c_[points[:, :3], np.ones(len(points))].T).T
+    h, w = 375, 1242
+    ahead = image[:, 2] > 1.0
+    u, v, z = np.rint(image[ahead, 0] / image[ahead, 2]), np.rint(image[ahead, 1] / image[ahead, 2]), image[ahead, 2]
+    inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
+    far_first = np.argsort(-z[inside])
+    depth = np.zeros((h, w), np.float32)
+    depth[v[inside][far_first].astype(int), u[inside][far_first].astype(int)] = z[inside][far_first]
+
+    class_of = {"Car": CAR, "Van": CAR, "Truck": 27, "Cyclist": 25, "Pedestrian": PERSON}
+    labels = [line.split() for line in (kitti_object / "label_2" / "000001.txt").read_text().splitlines()]
+    labels = sorted((lb for lb in labels if lb[0] in class_of), key=lambda lb: -float(lb[13]))
+    ids = np.full((h, w), ROAD * 1000, np.int32)
+    for k, label in enumerate(labels, start=1):
+        x0, y0, x1, y1 = (int(round(float(c))) for c in label[4:8])
+        ids[y0 : y1 + 1, x0 : x1 + 1] = class_of[label[0]] * 1000 + k
+    table = instance_depth(ids, depth, CameraModel.from_matrices(w, h, P2[:, :3], P2), CITYSCAPES)
+
+    assert len(labels) >= 3
+    for k, label in enumerate(labels, start=1):
+        row = table.panoptic_id.tolist().index(class_of[label[0]] * 1000 + k)
+        width, length, z_centre = float(label[9]), float(label[10]), float(label[13])
+        assert table.valid_count[row] >= 10
+        assert abs(table.depth_median[row] - z_centre) < max(width, length) / 2 + 1.0, label
