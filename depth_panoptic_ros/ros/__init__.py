@@ -1,1 +1,1 @@
-"""The ROS 2 adapter: the node, message conversions, synchronisation, parameters, diagnostics. The only subpackage that imports rclpy."""
+"""The ROS 2 adapter: node, message conversions, synchronisation, QoS, diagnostics. The only code importing rclpy."""

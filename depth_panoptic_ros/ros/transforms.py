@@ -1,0 +1,105 @@
+"""The LiDAR -> camera extrinsic: a 4x4 ``camera_T_lidar`` mapping LiDAR points into the camera optical frame.
+
+It comes from the ``lidar_to_camera`` parameter (16 doubles, row-major; e.g. KITTI's Tr_velo_to_cam) when that
+is set, else from TF at the LiDAR message's stamp. A fixed parameter wins because a user who set it has no TF
+tree for the pair (datasets, bags without /tf_static); without it and without tf2_ros there is no extrinsic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from geometry_msgs.msg import Transform
+from rclpy.duration import Duration
+from rclpy.node import Node
+from rclpy.time import Time
+
+ROTATION_TOLERANCE = 1e-3  # max |R R^T - I| entry; calibration files print ~7 significant digits
+
+
+def quaternion_to_rotation(x: float, y: float, z: float, w: float) -> np.ndarray:
+    """(3, 3) rotation of the unit quaternion (x, y, z, w), the order of geometry_msgs/Quaternion."""
+    q = np.array([x, y, z, w], dtype=np.float64)
+    norm = np.linalg.norm(q)
+    if not np.isfinite(norm) or abs(norm - 1.0) > ROTATION_TOLERANCE:
+        raise ValueError(f"quaternion (x, y, z, w) = {q.tolist()}: expected unit norm, got {norm}")
+    x, y, z, w = q / norm
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
+
+
+def transform_to_matrix(transform: Transform) -> np.ndarray:
+    """(4, 4) homogeneous matrix of a geometry_msgs/Transform (maps child-frame points into the parent frame)."""
+    r, t = transform.rotation, transform.translation
+    matrix = np.eye(4)
+    matrix[:3, :3] = quaternion_to_rotation(r.x, r.y, r.z, r.w)
+    matrix[:3, 3] = (t.x, t.y, t.z)
+    return matrix
+
+
+def extrinsic_from_parameter(values: Sequence[float]) -> np.ndarray:
+    """(4, 4) rigid transform from 16 row-major doubles, or a ValueError saying what is wrong with them."""
+    m = np.asarray(values, dtype=np.float64)
+    if m.size != 16:
+        raise ValueError(f"lidar_to_camera: expected 16 row-major values of a 4x4 matrix, got {m.size}")
+    m = m.reshape(4, 4)
+    if not np.all(np.isfinite(m)):
+        raise ValueError(f"lidar_to_camera: holds NaN or inf: {m.tolist()}")
+    if not np.array_equal(m[3], [0, 0, 0, 1]):
+        raise ValueError(f"lidar_to_camera: last row must be 0 0 0 1, got {m[3].tolist()}")
+    rotation = m[:3, :3]
+    error = np.abs(rotation @ rotation.T - np.eye(3)).max()
+    if error > ROTATION_TOLERANCE or np.linalg.det(rotation) < 0:
+        raise ValueError(
+            f"lidar_to_camera: the upper-left 3x3 is not a rotation (|R R^T - I| = {error:.2e}, "
+            f"det = {np.linalg.det(rotation):.4f}; expected <= {ROTATION_TOLERANCE} and +1): {rotation.tolist()}"
+        )
+    return m
+
+
+class LidarToCamera:
+    """``camera_T_lidar`` for each LiDAR message: the fixed parameter when given, else a TF lookup at its stamp.
+
+    The TF lookup waits up to ``timeout_s`` for the transform, so call it from a worker thread or a
+    multi-threaded executor: in a callback of a single-threaded executor /tf could not arrive while it waits.
+    """
+
+    def __init__(self, node: Node, lidar_to_camera: Sequence[float], timeout_s: float = 0.1) -> None:
+        self._fixed = extrinsic_from_parameter(lidar_to_camera) if len(lidar_to_camera) else None
+        self._timeout = Duration(seconds=timeout_s)
+        self._buffer: Any = None
+        if self._fixed is None:
+            try:
+                import tf2_ros
+            except ImportError as exc:
+                raise ValueError(
+                    "no LiDAR->camera extrinsic: lidar_to_camera is empty and tf2_ros is not installed; "
+                    "set lidar_to_camera to the 16 row-major values of camera_T_lidar"
+                ) from exc
+            self._tf_error = tf2_ros.TransformException
+            self._buffer = tf2_ros.Buffer(node=node)
+            self._listener = tf2_ros.TransformListener(self._buffer, node)
+
+    def lookup(self, camera_frame: str, lidar_frame: str, stamp: Any) -> np.ndarray:
+        """(4, 4) camera_T_lidar at ``stamp`` (builtin_interfaces/Time); LookupError when TF cannot tell."""
+        if self._fixed is not None:
+            return self._fixed
+        try:
+            stamped = self._buffer.lookup_transform(camera_frame, lidar_frame, Time.from_msg(stamp), self._timeout)
+        except self._tf_error as exc:
+            raise LookupError(
+                f"no transform {lidar_frame} -> {camera_frame} at {stamp.sec}.{stamp.nanosec:09d}: {exc}"
+            ) from exc
+        return transform_to_matrix(stamped.transform)
+
+    def clear(self) -> None:
+        """Forgets buffered transforms, after time jumped back (bag loop) and the old ones lie in the future."""
+        if self._buffer is not None:
+            self._buffer.clear()
