@@ -20,5 +20,5 @@ class PanopticResult:
 
     def score_of(self, panoptic_ids: np.ndarray) -> np.ndarray:
         """Score per given segment id, NaN where the id is not a segment of this result."""
-        lookup = dict(zip(self.segment_ids.tolist(), self.segment_scores.tolist()))
+        lookup = dict(zip(self.segment_ids.tolist(), self.segment_scores.tolist(), strict=True))
         return np.array([lookup.get(i, np.nan) for i in np.asarray(panoptic_ids).tolist()], dtype=np.float32)

@@ -1,0 +1,113 @@
+"""Typed settings of the depth-aware Panoptic FCN and of its inference, with the published defaults.
+
+Defaults follow the Cityscapes fork of Panoptic FCN (driving scenes) and the depth-aware paper (C_e = 256,
+mean fusion). Both dataclasses round-trip through plain dicts (YAML files) and reject unknown keys by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from depth_panoptic_ros import typed_config
+from depth_panoptic_ros.panoptic.merge import MergeConfig
+
+BACKBONES = ("r18", "r34", "r50")
+FUSIONS = ("mean", "concat", "none")
+GROUP_NORM_GROUPS = 32  # detectron2's GroupNorm: every normalised head width must be a multiple of it
+NUM_HEAD_LEVELS = 5  # P3..P7
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+def _positive(name: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _probability(name: str, value: float) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+
+
+class _DictConfig:
+    """from_dict / to_dict (nested dicts, lists for tuples) through the package's typed_config."""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        return typed_config.from_dict(cls, data, cls.__name__)
+
+    def to_dict(self) -> dict[str, Any]:
+        return typed_config.to_dict(self)
+
+
+@dataclass(frozen=True)
+class PanopticNetConfig(_DictConfig):
+    """The network: ResNet + FPN per input (colour, depth), late fusion per FPN level, Panoptic FCN heads.
+
+    fusion "none" builds no depth branch at all (RGB-only Panoptic FCN). ``head_channels`` is the width of the
+    semantic FPN, position head and kernel head towers (256 in the reference); ``embed_dim`` is C_e, the
+    number of channels of the encoded features and of every kernel.
+    """
+
+    backbone: str = "r50"
+    fusion: str = "mean"
+    num_thing_classes: int = 8
+    num_stuff_classes: int = 11
+    fpn_channels: int = 256
+    head_channels: int = 256
+    embed_dim: int = 256
+    frozen_bn: bool = True
+
+    def __post_init__(self) -> None:
+        _choice("backbone", self.backbone, BACKBONES)
+        _choice("fusion", self.fusion, FUSIONS)
+        for name in ("num_thing_classes", "num_stuff_classes", "fpn_channels", "head_channels", "embed_dim"):
+            _positive(name, getattr(self, name))
+        # GroupNorm needs >= 2 values per group, and P7 is 1x1 for inputs up to 128 px: >= 2 channels per group.
+        if self.head_channels % GROUP_NORM_GROUPS or self.head_channels < 2 * GROUP_NORM_GROUPS:
+            raise ValueError(
+                f"head_channels must be a multiple of {GROUP_NORM_GROUPS} (GroupNorm groups) and at least "
+                f"{2 * GROUP_NORM_GROUPS}, got {self.head_channels}"
+            )
+        if not isinstance(self.frozen_bn, bool):
+            raise ValueError(f"frozen_bn must be a bool, got {self.frozen_bn!r}")
+
+
+@dataclass(frozen=True)
+class InferenceConfig(_DictConfig):
+    """Turning network outputs into segments (Cityscapes-fork defaults; COCO used 0.05 / 100 / 0.05 / 0.9).
+
+    center_pool_sizes: the average-pool window smoothing each level's centre map (P3..P7), as the reference.
+    min_thing_score: the reference's cut on rescored thing scores before the panoptic paste (its
+    COMBINE.INST_THRESH), applied here so that dropped things are never upsampled to full resolution.
+    merge: the paste (strategy, mask threshold, overlap, stuff area); its mask_threshold also rescores things.
+    """
+
+    center_threshold: float = 0.01
+    top_k: int = 200
+    center_pool_sizes: tuple[int, ...] = (3, 3, 3, 5, 5)
+    stuff_threshold: float = 0.1
+    similarity_threshold: float = 0.97
+    min_thing_score: float = 0.2
+    merge: MergeConfig = field(default_factory=MergeConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("center_threshold", "stuff_threshold", "min_thing_score"):
+            _probability(name, getattr(self, name))
+        if not isinstance(self.similarity_threshold, int | float) or not -1.0 <= self.similarity_threshold <= 1.0:
+            raise ValueError(
+                f"similarity_threshold is a cosine and must lie in [-1, 1], got {self.similarity_threshold}"
+            )
+        _positive("top_k", self.top_k)
+        if len(self.center_pool_sizes) != NUM_HEAD_LEVELS or any(
+            not isinstance(k, int) or k < 1 or k % 2 == 0 for k in self.center_pool_sizes
+        ):
+            raise ValueError(
+                f"center_pool_sizes must be {NUM_HEAD_LEVELS} odd positive ints (P3..P7), got {self.center_pool_sizes}"
+            )
+        if not isinstance(self.merge, MergeConfig):
+            raise ValueError(f"merge must be a MergeConfig, got {type(self.merge).__name__}")

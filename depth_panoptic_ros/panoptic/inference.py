@@ -1,0 +1,179 @@
+"""Panoptic FCN inference: network outputs -> scored masks -> panoptic map, on the outputs' device.
+
+Follows the reference (dvlab-research/PanopticFCN ``inference``), except that the top-k of thing centres is
+taken once over all levels together instead of per level. Every step is a batched tensor operation over
+candidates; no Python loop touches a mask (only the five pyramid levels are looped over).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from depth_panoptic_ros.classes import ClassTable
+from depth_panoptic_ros.panoptic.config import InferenceConfig
+from depth_panoptic_ros.panoptic.merge import merge_panoptic
+from depth_panoptic_ros.panoptic.network import FEATURE_STRIDE
+from depth_panoptic_ros.panoptic.outputs import PanopticOutputs
+from depth_panoptic_ros.panoptic.result import PanopticResult
+
+
+def region_mean_kernels(kernels: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
+    """Mean kernel over each region: kernels (..., C, h, w), regions (..., K, h, w) weights -> (..., K, C).
+
+    This is how a stuff class gets its kernel (training with ground-truth regions, inference with predicted
+    ones); an empty region gives a zero kernel.
+    """
+    area = regions.sum((-2, -1)).clamp(min=1e-6)
+    return torch.einsum("...khw,...chw->...kc", regions, kernels) / area[..., None]
+
+
+def thing_candidates(
+    centers: Sequence[torch.Tensor],
+    kernels: Sequence[torch.Tensor],
+    pool_sizes: Sequence[int],
+    top_k: int,
+    threshold: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Centre peaks over all levels -> (kernels (N, C), thing channels (N,), scores (N,)) by decreasing score.
+
+    Per level (centers (n_thing, h, w) logits, kernels (C, h, w)): sigmoid, averaged with its average-pooled
+    self (the reference's smoothing), kept only at 3x3 local maxima; then the best ``top_k`` above
+    ``threshold`` over all levels and classes, each taking the kernel at its position.
+    """
+    peaks, flat_kernels = [], []
+    for logits, level_kernels, pool in zip(centers, kernels, pool_sizes, strict=True):
+        score = logits.sigmoid()
+        score = (score + F.avg_pool2d(score, pool, stride=1, padding=pool // 2)) / 2
+        score = score * (F.max_pool2d(score, 3, stride=1, padding=1) == score)
+        peaks.append(score.flatten(1))
+        flat_kernels.append(level_kernels.flatten(1))
+    peak_map = torch.cat(peaks, dim=1)  # (n_thing, P) over all levels' positions
+    scores, index = peak_map.flatten().topk(min(top_k, peak_map.numel()))
+    keep = scores > threshold
+    scores, index = scores[keep], index[keep]
+    positions = peak_map.shape[1]
+    return torch.cat(flat_kernels, dim=1)[:, index % positions].T, index // positions, scores
+
+
+def fuse_thing_kernels(
+    kernels: torch.Tensor, classes: torch.Tensor, scores: torch.Tensor, threshold: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Merge duplicate detections of one object: same class and cosine similarity >= ``threshold``.
+
+    Inputs sorted by decreasing score. As the reference: each candidate joins the first (best) candidate it
+    is similar to; a candidate similar to no better one leads a group whose kernel is the group mean and
+    whose score is its own (the group maximum). A candidate whose first match was itself absorbed is dropped.
+    """
+    unit = F.normalize(kernels, dim=1, eps=1e-8)
+    similar = (unit @ unit.T >= threshold) & (classes[:, None] == classes[None, :])
+    similar = similar.triu() | torch.eye(len(kernels), dtype=torch.bool, device=kernels.device)
+    first = similar.cumsum(dim=0) < 2  # [i, j]: no candidate before i is similar to j
+    leads = first.diagonal()
+    groups = (similar & first)[leads].to(kernels.dtype)
+    return groups @ kernels / groups.sum(dim=1, keepdim=True), classes[leads], scores[leads]
+
+
+def stuff_kernels(
+    stuff: Sequence[torch.Tensor], kernels: Sequence[torch.Tensor], threshold: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One kernel per stuff class present -> (kernels (S', C), stuff channels (S',), scores (S',)).
+
+    Per level (stuff (n_stuff, h, w) logits, kernels (C, h, w)): each pixel goes to its most probable class;
+    a class is present when its mean probability over that region exceeds ``threshold``, and its kernel is
+    the region's mean kernel. Kernels and scores are then averaged over the levels where it is present.
+    """
+    level_kernels, level_scores = [], []
+    for logits, level_kernel_map in zip(stuff, kernels, strict=True):
+        prob = logits.sigmoid()
+        regions = F.one_hot(prob.argmax(0), prob.shape[0]).permute(2, 0, 1).to(prob.dtype)
+        level_scores.append((prob * regions).sum((1, 2)) / regions.sum((1, 2)).clamp(min=1))
+        level_kernels.append(region_mean_kernels(level_kernel_map, regions))
+    scores = torch.stack(level_scores)  # (L, n_stuff)
+    present = (scores > threshold).to(scores.dtype)  # an empty region scores 0, never above a threshold >= 0
+    count = present.sum(0)
+    keep = count > 0
+    fused = (present[..., None] * torch.stack(level_kernels)).sum(0)[keep] / count[keep, None]
+    return fused, keep.nonzero()[:, 0], (present * scores).sum(0)[keep] / count[keep]
+
+
+def mask_quality(probs: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Mean probability inside each binarised mask, (N, ...) -> (N,): the reference's rescoring factor."""
+    inside = (probs > threshold).to(probs.dtype).flatten(1)
+    return (probs.flatten(1) * inside).sum(1) / (inside.sum(1) + 1e-6)
+
+
+class PanopticInference:
+    """Callable turning one image's PanopticOutputs into a PanopticResult at the network's input size."""
+
+    def __init__(self, config: InferenceConfig | None = None) -> None:
+        self.config = config or InferenceConfig()
+
+    @torch.inference_mode()
+    def __call__(
+        self, outputs: PanopticOutputs, class_table: ClassTable, image_size: tuple[int, int]
+    ) -> PanopticResult:
+        masks, classes, scores = self.segments(outputs, class_table, image_size)
+        merge = self.config.merge
+        return merge_panoptic(merge.strategy, masks, classes, scores, class_table, merge)
+
+    @torch.inference_mode()
+    def segments(
+        self, outputs: PanopticOutputs, class_table: ClassTable, image_size: tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Masks (N, H, W) float32 probabilities at ``image_size``, class indices (N,), scores (N,): things by
+        decreasing score, then stuff. ``image_size`` is the (H, W) given to the network, before its padding."""
+        _check(outputs, class_table, image_size, len(self.config.center_pool_sizes))
+        cfg = self.config
+        features = outputs.features[0].float()
+        kernels = [k[0].float() for k in outputs.kernels]
+        thing_k, thing_c, thing_s = thing_candidates(
+            [c[0].float() for c in outputs.centers], kernels, cfg.center_pool_sizes, cfg.top_k, cfg.center_threshold
+        )
+        thing_k, thing_c, thing_s = fuse_thing_kernels(thing_k, thing_c, thing_s, cfg.similarity_threshold)
+        stuff_k, stuff_c, stuff_s = stuff_kernels([s[0].float() for s in outputs.stuff], kernels, cfg.stuff_threshold)
+
+        thing_masks = torch.einsum("nc,chw->nhw", thing_k, features).sigmoid()
+        thing_s = thing_s * mask_quality(thing_masks, cfg.merge.mask_threshold)
+        keep = thing_s >= cfg.min_thing_score
+        order = thing_s[keep].argsort(descending=True)
+        thing_masks, thing_c, thing_s = thing_masks[keep][order], thing_c[keep][order], thing_s[keep][order]
+        stuff_masks = torch.einsum("nc,chw->nhw", stuff_k, features).sigmoid()
+
+        device = features.device
+        classes = torch.cat(
+            (
+                torch.as_tensor(class_table.thing_indices, device=device)[thing_c],
+                torch.as_tensor(class_table.stuff_indices, device=device)[stuff_c],
+            )
+        )
+        masks = torch.cat((thing_masks, stuff_masks))
+        height, width = image_size
+        # masks as a batch of one-band images: an empty batch (nothing found) is valid, zero channels are not
+        masks = F.interpolate(masks[:, None], scale_factor=FEATURE_STRIDE, mode="bilinear", align_corners=False)
+        return masks[:, 0, :height, :width], classes, torch.cat((thing_s, stuff_s))
+
+
+def _check(outputs: PanopticOutputs, class_table: ClassTable, image_size: tuple[int, int], num_levels: int) -> None:
+    batch, _, h, w = outputs.features.shape
+    if batch != 1:
+        raise ValueError(f"inference takes one image's outputs (batch 1, see PanopticOutputs.image), got batch {batch}")
+    n_thing, n_stuff = len(class_table.thing_indices), len(class_table.stuff_indices)
+    for name, maps, channels in (("centers", outputs.centers, n_thing), ("stuff", outputs.stuff, n_stuff)):
+        if len(maps) != num_levels or any(m.shape[1] != channels for m in maps):
+            got = [tuple(m.shape) for m in maps]
+            raise ValueError(
+                f"outputs.{name} must be {num_levels} levels of (1, {channels}, h, w) for the class table, got {got}"
+            )
+    embed = outputs.features.shape[1]
+    if len(outputs.kernels) != num_levels or any(k.shape[1] != embed for k in outputs.kernels):
+        got = [tuple(k.shape) for k in outputs.kernels]
+        raise ValueError(
+            f"outputs.kernels must be {num_levels} levels of (1, {embed}, h, w) like the features, got {got}"
+        )
+    height, width = image_size
+    padded = (h * FEATURE_STRIDE, w * FEATURE_STRIDE)
+    if not (0 < height <= padded[0] and 0 < width <= padded[1]):
+        raise ValueError(f"image_size must be the network input size, at most the padded {padded}, got {image_size}")
