@@ -1,0 +1,174 @@
+"""Panoptic merges: scored, overlapping class masks -> one non-overlapping panoptic map.
+
+Two published heuristics, both computed on the masks' device:
+
+* ``fcn`` (``combine_thing_and_stuff`` of Panoptic FCN, the method this package builds on, hence the default):
+  things pasted in decreasing score order, a thing skipped when more than ``overlap_threshold`` of it is
+  already taken; every free pixel takes its best stuff mask (no threshold, as in the reference); small stuff
+  segments become void.
+* ``degeus`` (de Geus, Meletis, Dubbelman): thing overlaps resolved per pixel by score x probability, so a
+  confident instance does not swallow the boundary of a neighbour that is surer there; pixels no instance
+  claims take the best stuff class only if its probability reaches ``degeus_alpha``, else stay void.
+
+Both take masks (N, H, W) of probabilities at output resolution, classes (N,) as ClassTable *indices* and
+scores (N,) in [0, 1], with at most one mask per stuff class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from depth_panoptic_ros.classes import ClassTable
+from depth_panoptic_ros.panoptic.result import PanopticResult
+
+STRATEGIES = ("fcn", "degeus")
+
+
+@dataclass(frozen=True)
+class MergeConfig:
+    """Published defaults: Panoptic FCN's Cityscapes fork (mask 0.5, overlap 0.5, stuff >= 2048 px of a
+    1024x2048 image, kept as a fraction so it scales with the output size) and de Geus et al. (alpha 0.25,
+    stuff >= 1/512 of the image)."""
+
+    strategy: str = "fcn"
+    mask_threshold: float = 0.5
+    overlap_threshold: float = 0.5
+    stuff_min_area_fraction: float = 2048 / (1024 * 2048)
+    degeus_alpha: float = 0.25
+    degeus_stuff_min_fraction: float = 1 / 512
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"merge strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        for name in (
+            "mask_threshold",
+            "overlap_threshold",
+            "stuff_min_area_fraction",
+            "degeus_alpha",
+            "degeus_stuff_min_fraction",
+        ):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"merge {name} must lie in [0, 1], got {value!r}")
+
+
+def merge_fcn(
+    masks: torch.Tensor, classes: torch.Tensor, scores: torch.Tensor, class_table: ClassTable, config: MergeConfig
+) -> PanopticResult:
+    """Panoptic FCN: things in score order with the overlap skip, then stuff by per-pixel argmax on free pixels."""
+    classes, is_thing, order = _check_and_order(masks, classes, scores, class_table)
+    owner = torch.full(masks.shape[1:], -1, dtype=torch.int32, device=masks.device)
+    free = torch.ones(masks.shape[1:], dtype=torch.bool, device=masks.device)
+    # Whether a thing is kept depends on which higher-scored things were kept, so the paste is sequential;
+    # each step is a few whole-image tensor ops without a host sync, and no (N, H, W) intermediate is built.
+    for index in order[is_thing[order]].tolist():
+        mask = masks[index] > config.mask_threshold
+        area = mask.sum()
+        claim = mask & free
+        claim &= (area > 0) & (area - claim.sum() <= config.overlap_threshold * area)
+        owner.masked_fill_(claim, index)
+        free ^= claim
+    stuff = order[~is_thing[order]]
+    _, stuff_owner = _best_mask(masks[stuff], stuff)
+    owner = torch.where(free, stuff_owner, owner)
+    return _to_result(owner, order, classes, scores, is_thing, class_table, config.stuff_min_area_fraction)
+
+
+def merge_degeus(
+    masks: torch.Tensor, classes: torch.Tensor, scores: torch.Tensor, class_table: ClassTable, config: MergeConfig
+) -> PanopticResult:
+    """de Geus et al.: per-pixel score x probability among things, stuff where no thing claims and prob >= alpha."""
+    classes, is_thing, order = _check_and_order(masks, classes, scores, class_table)
+    things, stuff = order[is_thing[order]], order[~is_thing[order]]
+    weighted = masks[things]  # a copy: scaled and masked in place below
+    below = weighted <= config.mask_threshold
+    weighted.mul_(scores[things][:, None, None]).masked_fill_(below, -torch.inf)
+    thing_best, thing_owner = _best_mask(weighted, things)
+    stuff_best, stuff_owner = _best_mask(masks[stuff], stuff)
+    stuff_owner = torch.where(stuff_best >= config.degeus_alpha, stuff_owner, -1)
+    owner = torch.where(thing_best > -torch.inf, thing_owner, stuff_owner)
+    return _to_result(owner, order, classes, scores, is_thing, class_table, config.degeus_stuff_min_fraction)
+
+
+_MERGES = {"fcn": merge_fcn, "degeus": merge_degeus}
+
+
+def merge_panoptic(
+    strategy: str,
+    masks: torch.Tensor,
+    classes: torch.Tensor,
+    scores: torch.Tensor,
+    class_table: ClassTable,
+    config: MergeConfig,
+) -> PanopticResult:
+    """Dispatch by name ("fcn" | "degeus"), normally ``config.strategy``."""
+    if strategy not in _MERGES:
+        raise ValueError(f"merge strategy must be one of {STRATEGIES}, got {strategy!r}")
+    return _MERGES[strategy](masks, classes, scores, class_table, config)
+
+
+def _check_and_order(
+    masks: torch.Tensor, classes: torch.Tensor, scores: torch.Tensor, class_table: ClassTable
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Validate once; return classes as int64, is_thing per mask and the paste order (decreasing score, ties
+    by input order)."""
+    if masks.ndim != 3 or not masks.is_floating_point():
+        raise ValueError(f"masks must be float (N, H, W) probabilities, got {masks.dtype} {tuple(masks.shape)}")
+    n = masks.shape[0]
+    if classes.shape != (n,) or classes.is_floating_point() or classes.dtype == torch.bool:
+        raise ValueError(f"classes must be integer ({n},) class indices, got {classes.dtype} {tuple(classes.shape)}")
+    if scores.shape != (n,) or not scores.is_floating_point():
+        raise ValueError(f"scores must be float ({n},), got {scores.dtype} {tuple(scores.shape)}")
+    if n and (int(classes.min()) < 0 or int(classes.max()) >= len(class_table)):
+        low, high = int(classes.min()), int(classes.max())
+        raise ValueError(f"classes must be indices in [0, {len(class_table)}), got range [{low}, {high}]")
+    if n and not bool(((scores >= 0) & (scores <= 1)).all()):
+        raise ValueError(f"scores must lie in [0, 1], got range [{float(scores.min())}, {float(scores.max())}]")
+    classes = classes.long()
+    is_thing = torch.as_tensor(class_table.is_thing, device=masks.device)[classes]
+    stuff = classes[~is_thing]
+    if stuff.unique().numel() != stuff.numel():
+        raise ValueError(f"at most one mask per stuff class, got stuff class indices {sorted(stuff.tolist())}")
+    return classes, is_thing, torch.argsort(scores, descending=True, stable=True)
+
+
+def _best_mask(values: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per pixel, the best of ``values`` (K, H, W) and the mask index (``index[k]``) holding it; (-inf, -1)
+    everywhere when K = 0, so callers need no special case for a frame without things or stuff."""
+    if len(index) == 0:
+        shape = values.shape[1:]
+        return values.new_full(shape, -torch.inf), torch.full(shape, -1, dtype=torch.long, device=values.device)
+    best, arg = values.max(0)
+    return best, index[arg]
+
+
+def _to_result(
+    owner: torch.Tensor,
+    order: torch.Tensor,
+    classes: torch.Tensor,
+    scores: torch.Tensor,
+    is_thing: torch.Tensor,
+    class_table: ClassTable,
+    stuff_min_fraction: float,
+) -> PanopticResult:
+    """Owner map (mask index per pixel, -1 void) -> panoptic ids: small stuff voided, things numbered 1.. per
+    class in paste order, counting only instances that kept pixels."""
+    n = len(classes)
+    flat = owner.flatten() + 1
+    area = torch.bincount(flat, minlength=n + 1)[1:]
+    present = (area > 0) & (is_thing | (area >= stuff_min_fraction * owner.numel()))
+    device = owner.device
+    counted = torch.nn.functional.one_hot(classes[order], len(class_table)) * (present & is_thing)[order, None]
+    instance = torch.empty_like(classes)
+    instance[order] = counted.cumsum(0).gather(1, classes[order, None]).squeeze(1)
+    class_ids = torch.as_tensor(class_table.ids, device=device)[classes]
+    panoptic = class_ids * class_table.label_divisor + instance  # stuff columns of ``counted`` are all zero
+    lookup = torch.cat([panoptic.new_zeros(1), torch.where(present, panoptic, 0)])
+    segments = order[present[order]]
+    return PanopticResult(
+        ids=lookup[flat].reshape(owner.shape).to(torch.int32).cpu().numpy(),
+        segment_ids=panoptic[segments].to(torch.int32).cpu().numpy(),
+        segment_scores=scores[segments].to(torch.float32).cpu().numpy(),
+    )
