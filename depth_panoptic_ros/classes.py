@@ -97,7 +97,9 @@ class ClassTable:
                 for c in data["classes"]
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"malformed class table ({exc!r}); expected classes: [{{id, name, is_thing, color}}]") from exc
+            raise ValueError(
+                f"malformed class table ({exc!r}); expected classes: [{{id, name, is_thing, color}}]"
+            ) from exc
         return cls(classes, int(data.get("label_divisor", LABEL_DIVISOR)))
 
     @classmethod

@@ -1,0 +1,139 @@
+"""Per-stage timings of the geometry/products path at KITTI size and 1024x2048 on a reproducible scene.
+
+The scene is built here (a ground plane, a building ring and box-shaped cars seen by a 64-beam LiDAR) so that
+the benchmark needs no data set; sizes match the real sensors (~120k points per sweep).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from depth_panoptic_ros.classes import ClassTable
+from depth_panoptic_ros.geometry.camera import CameraModel
+
+SIZES = {"kitti": (375, 1242), "2k": (1024, 2048)}
+# LiDAR (x forward, y left, z up) -> camera optical frame (z forward, x right, y down), 0.3 m above the camera.
+T_CAM_LIDAR = np.array([[0, -1, 0, 0], [0, 0, -1, -0.3], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
+
+
+def lidar_sweep(beams: int = 64, azimuths: int = 1875, height: float = 1.95, wall: float = 35.0) -> np.ndarray:
+    """(beams * azimuths, 4) points of a spinning LiDAR over a ground plane inside a cylindrical wall."""
+    elevation = np.deg2rad(np.linspace(2.0, -24.8, beams))[:, None]
+    azimuth = np.linspace(-np.pi, np.pi, azimuths, endpoint=False)[None, :]
+    down = np.sin(-elevation)
+    ground = np.where(down > 1e-3, height / np.maximum(down, 1e-3) * np.cos(elevation), np.inf)
+    horizontal = np.minimum(ground, wall)  # horizontal distance of the first hit
+    r = horizontal / np.cos(elevation)
+    pts = np.stack(
+        [
+            (horizontal * np.cos(azimuth)).ravel(),
+            (horizontal * np.sin(azimuth)).ravel(),
+            np.broadcast_to(r * np.sin(elevation), (beams, azimuths)).ravel(),
+            np.full(beams * azimuths, 0.5),
+        ],
+        axis=1,
+    )
+    return pts.astype(np.float32)
+
+
+def scene(height: int, width: int) -> tuple[CameraModel, np.ndarray, np.ndarray]:
+    """A KITTI-like camera scaled to the size, an RGB image, and panoptic ids with ~40 segments."""
+    f = 721.5 * width / 1242
+    K = np.array([[f, 0, width / 2], [0, f, height * 0.46], [0, 0, 1]])
+    camera = CameraModel.from_matrices(width, height, K)
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+    ids = np.full((height, width), 7000, np.int32)  # road
+    ids[: height // 2] = 11000  # building
+    for i in range(30):  # cars
+        y, x = rng.integers(height // 3, height - 40), rng.integers(0, width - 80)
+        ids[y : y + rng.integers(20, 80), x : x + rng.integers(30, 160)] = 26000 + i + 1
+    return camera, rgb, ids
+
+
+def run_geometry_benchmark(repeats: int = 10) -> dict:
+    """Median milliseconds per stage and size; single-threaded OpenCV to be comparable across machines."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    points = lidar_sweep()
+    result: dict = {"machine": machine(), "points": len(points), "repeats": repeats, "sizes": {}}
+    for h, w in SIZES.values():
+        valid, stages = _stages(points, *scene(h, w))
+        result["sizes"][f"{h}x{w}"] = {
+            "valid_sparse_pixels": valid,
+            "stages_ms": {stage: median_ms(fn, repeats) for stage, fn in stages.items()},
+        }
+    return result
+
+
+def _stages(
+    points: np.ndarray, camera: CameraModel, rgb: np.ndarray, ids: np.ndarray
+) -> tuple[int, dict[str, Callable[[], object]]]:
+    from depth_panoptic_ros.depth.classical import complete_depth
+    from depth_panoptic_ros.geometry.backproject import build_cloud
+    from depth_panoptic_ros.geometry.lidar import project_points
+    from depth_panoptic_ros.geometry.pointcloud2 import POINT_STEP, pack_cloud
+    from depth_panoptic_ros.products.depth_colormap import colorize_depth, depth_colormap_panoptic
+    from depth_panoptic_ros.products.instance_depth import instance_depth
+    from depth_panoptic_ros.products.palette import colorize_panoptic, overlay
+
+    table = ClassTable.cityscapes()
+    sparse = project_points(points, T_CAM_LIDAR, camera).depth
+    dense = complete_depth(sparse, rgb)
+    buffer = np.empty(-(-camera.height // 2) * -(-camera.width // 2) * POINT_STEP, np.uint8)  # reused, as the node
+
+    def cloud_and_pack() -> None:
+        cloud = build_cloud(dense, camera, rgb=rgb, class_ids=ids // 1000, panoptic_ids=ids, stride=2)
+        pack_cloud(cloud, buffer)
+
+    instances = instance_depth(ids, dense, camera, table)
+
+    def colour_maps() -> None:
+        overlay(rgb, colorize_panoptic(ids, table), panoptic_ids=ids)
+        depth_colormap_panoptic(ids, instances, table, rgb=rgb)
+        colorize_depth(dense)
+
+    return int((sparse > 0).sum()), {
+        "projection": lambda: project_points(points, T_CAM_LIDAR, camera),
+        "completion": lambda: complete_depth(sparse, rgb),
+        "instance_depth": lambda: instance_depth(ids, dense, camera, table),
+        "cloud_build_pack": cloud_and_pack,
+        "colour_maps": colour_maps,
+    }
+
+
+def median_ms(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up: first-call allocations and lazy imports are not per-frame costs
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return float(np.median(times))
+
+
+def machine() -> str:
+    import os
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def format_table(result: dict) -> str:
+    sizes = list(result["sizes"])
+    stages = list(next(iter(result["sizes"].values()))["stages_ms"])
+    lines = ["| stage | " + " | ".join(f"{s} (ms)" for s in sizes) + " |", "|---" * (len(sizes) + 1) + "|"]
+    for stage in stages:
+        row = " | ".join(f"{result['sizes'][s]['stages_ms'][stage]:.1f}" for s in sizes)
+        lines.append(f"| {stage} | {row} |")
+    return "\n".join(lines)

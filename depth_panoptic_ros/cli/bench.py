@@ -1,0 +1,41 @@
+"""`depth-panoptic bench`: speed and accuracy benchmarks whose results go into BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="benchmarks (results for BENCHMARKS.md)")
+    which = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    geo = which.add_parser("geometry", help="per-stage times of projection, completion, products")
+    geo.add_argument("--repeats", type=int, default=10)
+    geo.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    geo.set_defaults(func=_geometry)
+    comp = which.add_parser("completion", help="classical completion vs IP-Basic on held-out KITTI LiDAR points")
+    comp.add_argument(
+        "--data", type=Path, default=Path("../shared/data/kitti"), help="folder holding object/ and depth_demo/"
+    )
+    comp.add_argument("--json", action="store_true")
+    comp.set_defaults(func=_completion)
+
+
+def _geometry(args: argparse.Namespace) -> int:
+    from depth_panoptic_ros.bench.geometry import format_table, run_geometry_benchmark
+
+    result = run_geometry_benchmark(args.repeats)
+    print(json.dumps(result, indent=1) if args.json else f"{result['machine']}\n\n{format_table(result)}")
+    return 0
+
+
+def _completion(args: argparse.Namespace) -> int:
+    from depth_panoptic_ros.bench.completion import format_table, run_completion_benchmark
+    from depth_panoptic_ros.cli import CliError
+
+    if not args.data.is_dir():
+        raise CliError(f"{args.data}: no such folder (expects KITTI object/ and depth_demo/ inside)")
+    result = run_completion_benchmark(args.data)
+    print(json.dumps(result, indent=1) if args.json else format_table(result))
+    return 0

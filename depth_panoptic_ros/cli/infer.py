@@ -1,0 +1,90 @@
+"""`depth-panoptic infer`: one frame from files through the pipeline, products written to a folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from depth_panoptic_ros.cli import CliError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("infer", help="run the pipeline on one frame from files")
+    p.add_argument("--image", required=True, type=Path, help="(left) camera image (PNG/JPEG)")
+    p.add_argument("--right", type=Path, help="rectified right image for stereo depth")
+    p.add_argument("--lidar", type=Path, help="LiDAR points: KITTI .bin or .npy (N x 3+)")
+    p.add_argument("--calib", required=True, type=Path, help="KITTI calib .txt or calibration .yaml")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--model", help="model .safetensors (default: the shipped model; '' = none)")
+    p.add_argument("--config", type=Path, help="pipeline config YAML (see config/pipeline.yaml)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--no-panoptic", action="store_true", help="depth path only: no network")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from depth_panoptic_ros.data.calibration import load_any_calibration
+    from depth_panoptic_ros.data.images import read_rgb
+    from depth_panoptic_ros.data.kitti import read_points
+    from depth_panoptic_ros.frame import SensorFrame
+    from depth_panoptic_ros.pipeline import load_pipeline
+
+    try:
+        rgb = read_rgb(args.image)
+        right = None if args.right is None else read_rgb(args.right)
+        calib = load_any_calibration(args.calib, image_size=(rgb.shape[1], rgb.shape[0]))
+        points = None if args.lidar is None else read_points(args.lidar)
+        model = "" if args.no_panoptic else args.model
+        pipeline = load_pipeline(args.config, model, args.device)
+        if right is not None and calib.right_camera is None:
+            raise ValueError(f"{args.calib}: --right needs a right camera (KITTI P3 or a `right:` block in YAML)")
+        frame = SensorFrame(
+            rgb=rgb,
+            camera=calib.camera,
+            points=points,
+            T_cam_lidar=calib.T_cam_lidar,
+            right_rgb=right,
+            right_camera=calib.right_camera,
+        )
+        products = pipeline.run(frame)
+    except (ValueError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    written = write_products(args.out, frame, products, pipeline.class_table)
+    print(f"wrote {', '.join(sorted(written))} to {args.out}")
+    return 0
+
+
+def write_products(out: Path, frame, products, class_table) -> list[str]:
+    """Writes every product that exists; returns the file names. Shared with the bag exporter."""
+    import cv2
+
+    from depth_panoptic_ros.data.images import write_rgb
+    from depth_panoptic_ros.data.ply import write_ply
+    from depth_panoptic_ros.products.depth_colormap import colorize_depth, depth_colormap_panoptic
+    from depth_panoptic_ros.products.palette import colorize_panoptic, overlay
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"depth.npy": None, "depth.png": colorize_depth(products.depth)}
+    np.save(out / "depth.npy", products.depth.astype(np.float32))
+    if products.cloud is not None:
+        write_ply(out / "points.ply", products.cloud)
+        files["points.ply"] = None
+    if products.panoptic is not None:
+        ids = products.panoptic.ids
+        if ids.max(initial=0) > np.iinfo(np.uint16).max:
+            raise CliError(f"panoptic ids up to {ids.max()} do not fit a 16-bit PNG")
+        cv2.imwrite(str(out / "panoptic.png"), ids.astype(np.uint16))
+        files["panoptic.png"] = None
+        files["panoptic_color.png"] = overlay(frame.rgb, colorize_panoptic(ids, class_table), panoptic_ids=ids)
+    if products.instances is not None:
+        records = products.instances.to_records(class_table)
+        (out / "instances.json").write_text(json.dumps(records, indent=1, allow_nan=False))
+        files["instances.json"] = None
+        files["depth_color.png"] = depth_colormap_panoptic(ids, products.instances, class_table, rgb=frame.rgb)
+    for name, image in files.items():
+        if image is not None:
+            write_rgb(out / name, image)
+    return list(files)

@@ -1,0 +1,206 @@
+"""The learned pipeline as one module: RGB + sparse + classical depth -> dense depth + panoptic result.
+
+Order (PanDepth, then the depth-aware Panoptic FCN): the completion network refines the classical completion,
+the panoptic network's depth branch reads that completed depth, and PanDepth's joint branch may refine the
+stuff logits with it. A checkpoint is one safetensors file whose header carries everything needed to rebuild
+the model — config, class table, input normalisation — so weights never travel without their meaning.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from depth_panoptic_ros import typed_config
+from depth_panoptic_ros.classes import ClassTable
+from depth_panoptic_ros.depth.network import DepthCompletionConfig, DepthCompletionNet, JointRefiner
+from depth_panoptic_ros.panoptic.config import InferenceConfig, PanopticNetConfig
+from depth_panoptic_ros.panoptic.inference import PanopticInference
+from depth_panoptic_ros.panoptic.network import DepthAwarePanopticFCN
+from depth_panoptic_ros.panoptic.outputs import PanopticOutputs
+from depth_panoptic_ros.panoptic.result import PanopticResult
+
+FORMAT = "depth_panoptic_ros/1"
+PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class CheckpointError(ValueError):
+    """A model file that is missing, unreadable or not one of ours; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Input statistics: RGB per channel (0..255 scale), depth over valid pixels only (as the paper).
+
+    Depth outside [min_depth, max_depth] is invalid (paper: < 1 m or > 500 m) and enters the network as 0
+    after normalisation. `depth-panoptic-train stats` computes these over a training set.
+    """
+
+    rgb_mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
+    rgb_std: tuple[float, float, float] = (58.395, 57.12, 57.375)
+    depth_mean: float = 20.0
+    depth_std: float = 15.0
+    min_depth: float = 1.0
+    max_depth: float = 500.0
+
+    def __post_init__(self) -> None:
+        if len(self.rgb_mean) != 3 or len(self.rgb_std) != 3 or min(self.rgb_std) <= 0:
+            raise ValueError(f"rgb_mean/rgb_std need 3 values, std > 0; got {self.rgb_mean}, {self.rgb_std}")
+        if not self.depth_std > 0 or not 0 <= self.min_depth < self.max_depth:
+            raise ValueError(
+                f"need depth_std > 0 and 0 <= min_depth < max_depth, got {self.depth_std}, "
+                f"{self.min_depth}, {self.max_depth}"
+            )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    panoptic: PanopticNetConfig = field(default_factory=PanopticNetConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    completion: DepthCompletionConfig | None = field(default_factory=DepthCompletionConfig)
+    joint_refine: bool = False
+    normalization: Normalization = field(default_factory=Normalization)
+
+    """completion None = no learned completion (the classical depth goes to the panoptic network as is)."""
+
+
+class DepthPanopticModel(nn.Module):
+    def __init__(self, config: ModelConfig, class_table: ClassTable) -> None:
+        super().__init__()
+        net = config.panoptic
+        table_channels = (len(class_table.thing_indices), len(class_table.stuff_indices))
+        if (net.num_thing_classes, net.num_stuff_classes) != table_channels:
+            raise ValueError(
+                f"network has {net.num_thing_classes} thing / {net.num_stuff_classes} stuff channels but the class "
+                f"table has {table_channels[0]} / {table_channels[1]}"
+            )
+        self.config = config
+        self.class_table = class_table
+        self.panoptic = DepthAwarePanopticFCN(net)
+        self.completion = None if config.completion is None else DepthCompletionNet(config.completion)
+        self.refiner = JointRefiner(net.num_stuff_classes) if config.joint_refine else None
+        self.inference = PanopticInference(config.inference)
+        norm = config.normalization
+        self.register_buffer("rgb_mean", torch.tensor(norm.rgb_mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("rgb_std", torch.tensor(norm.rgb_std).view(1, 3, 1, 1), persistent=False)
+        self.precision: torch.dtype | None = None
+
+    # -- training / export interface -------------------------------------------------------------------------
+    def normalize_rgb(self, rgb: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) 0..255 -> normalised float."""
+        return (rgb.float() - self.rgb_mean) / self.rgb_std
+
+    def normalize_depth(self, depth: torch.Tensor) -> torch.Tensor:
+        """Metres -> normalised, invalid depth (out of range or 0) -> 0 (the mean), see DepthAwarePanopticFCN."""
+        norm = self.config.normalization
+        valid = (depth >= norm.min_depth) & (depth <= norm.max_depth)
+        return torch.where(valid, (depth - norm.depth_mean) / norm.depth_std, 0.0)
+
+    def forward(
+        self, rgb: torch.Tensor, sparse: torch.Tensor, init_depth: torch.Tensor, segment: bool = True
+    ) -> tuple[torch.Tensor, PanopticOutputs | None]:
+        """rgb normalised (B, 3, H, W); sparse / init_depth (B, 1, H, W) metres -> (dense metres, outputs)."""
+        dense = init_depth if self.completion is None else self.completion(rgb, sparse, init_depth)
+        if not segment:
+            return dense, None
+        depth_in = None if self.panoptic.depth_backbone is None else self.normalize_depth(dense)
+        outputs = self.panoptic(rgb, depth_in)
+        if self.refiner is not None:
+            scaled = dense / self.config.normalization.max_depth
+            outputs.stuff = [
+                self.refiner(F.adaptive_avg_pool2d(_pad_like(scaled, outputs.features, 4), s.shape[-2:]), s)
+                for s in outputs.stuff
+            ]
+        return dense, outputs
+
+    # -- per-frame inference ---------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def predict(
+        self, rgb: np.ndarray, sparse: np.ndarray, classical: np.ndarray, segment: bool = True
+    ) -> tuple[np.ndarray, PanopticResult | None]:
+        """One frame of numpy arrays (H x W x 3 uint8 RGB, H x W metres) -> dense depth and panoptic result."""
+        device = self.rgb_mean.device
+        height, width = rgb.shape[:2]
+        to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+        rgb_t = self.normalize_rgb(to_t(rgb).permute(2, 0, 1)[None])
+        if device.type == "cuda":
+            rgb_t = rgb_t.contiguous(memory_format=torch.channels_last)
+        sparse_t, init_t = to_t(sparse)[None, None].float(), to_t(classical)[None, None].float()
+        with torch.autocast(device.type, dtype=self.precision, enabled=self.precision is not None):
+            dense, outputs = self(rgb_t, sparse_t, init_t, segment)
+        depth = dense[0, 0].float().cpu().numpy()
+        if outputs is None:
+            return depth, None
+        return depth, self.inference(outputs, self.class_table, (height, width))
+
+
+def _pad_like(depth: torch.Tensor, features: torch.Tensor, stride: int) -> torch.Tensor:
+    """Zero-pads depth to the padded network input that ``features`` (stride ``stride``) came from."""
+    h, w = features.shape[-2] * stride, features.shape[-1] * stride
+    return F.pad(depth, (0, w - depth.shape[-1], 0, h - depth.shape[-2]))
+
+
+def save_model(path: str | Path, model: DepthPanopticModel, extra: dict | None = None) -> None:
+    """Weights as safetensors; config, class table (and ``extra``, e.g. training provenance) in its header."""
+    from safetensors.torch import save_file
+
+    metadata = {
+        "format": FORMAT,
+        "config": json.dumps(typed_config.to_dict(model.config)),
+        "class_table": json.dumps(model.class_table.to_dict()),
+        "extra": json.dumps(extra or {}),
+    }
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(path), metadata=metadata)
+
+
+def read_header(path: str | Path) -> dict:
+    """The checkpoint's metadata (config, class table, extra) without loading the weights."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"model file {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except Exception as exc:  # safetensors raises its own error types for corrupt headers
+        raise CheckpointError(f"model file {path} is not a readable safetensors file: {exc}") from exc
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(f"model file {path} is not a {FORMAT} checkpoint (format {metadata.get('format')!r})")
+    try:
+        return {key: json.loads(metadata[key]) for key in ("config", "class_table", "extra")}
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"model file {path} has a damaged header: {exc!r}") from exc
+
+
+def load_model(
+    path: str | Path, device: str = "cpu", precision: str = "fp32", compile: bool = False
+) -> DepthPanopticModel:
+    """Rebuilds the model from the file alone; raises CheckpointError naming the file on any problem."""
+    from safetensors.torch import load_file
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+    header = read_header(path)
+    try:
+        config = typed_config.from_dict(ModelConfig, header["config"], "model")
+        model = DepthPanopticModel(config, ClassTable.from_dict(header["class_table"]))
+        state = load_file(str(path))
+        model.load_state_dict(state, strict=True)
+    except (ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"model file {path}: {exc}") from exc
+    model.eval().to(torch.device(device))
+    if torch.device(device).type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    model.precision = PRECISIONS[precision]
+    if compile:
+        model.panoptic = torch.compile(model.panoptic, dynamic=True)
+    return model

@@ -1,0 +1,173 @@
+"""SensorFrame -> Products: the one per-frame computation behind the node, `infer`, the bag tools and evaluation.
+
+Stages run only when an requested output needs them (a node with no cloud subscriber never back-projects).
+The networks are optional: without a model the pipeline still gives completed depth and an unlabelled cloud.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from depth_panoptic_ros.classes import ClassTable
+from depth_panoptic_ros.depth.classical import CompletionConfig, complete_depth
+from depth_panoptic_ros.frame import SensorFrame
+from depth_panoptic_ros.geometry.backproject import PanopticCloud, build_cloud
+from depth_panoptic_ros.geometry.lidar import project_points
+from depth_panoptic_ros.geometry.stereo import StereoConfig, merge_depth, stereo_depth
+from depth_panoptic_ros.panoptic.result import PanopticResult
+from depth_panoptic_ros.products.instance_depth import InstanceDepthTable, instance_depth
+
+if TYPE_CHECKING:
+    from depth_panoptic_ros.model import DepthPanopticModel
+
+OUTPUTS = frozenset({"depth", "panoptic", "instances", "cloud"})
+
+
+@dataclass(frozen=True)
+class CloudConfig:
+    stride: int = 2
+    max_range: float = 80.0
+    organised: bool = False
+
+    def __post_init__(self) -> None:
+        if self.stride < 1:
+            raise ValueError(f"cloud stride must be >= 1, got {self.stride}")
+        if not self.max_range > 0:
+            raise ValueError(f"cloud max_range must be positive, got {self.max_range}")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    lidar_max_range: float = 120.0
+    lidar_min_depth: float = 0.5
+    use_stereo: bool = True
+    completion: CompletionConfig = field(default_factory=CompletionConfig)
+    stereo: StereoConfig = field(default_factory=StereoConfig)
+    cloud: CloudConfig = field(default_factory=CloudConfig)
+
+
+@dataclass
+class Products:
+    """depth: dense float32 metres (0 = unknown); sparse_depth: the measured depth it was completed from."""
+
+    sparse_depth: np.ndarray
+    depth: np.ndarray
+    panoptic: PanopticResult | None = None
+    instances: InstanceDepthTable | None = None
+    cloud: PanopticCloud | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Pipeline:
+    def __init__(self, config: PipelineConfig | None = None, model: DepthPanopticModel | None = None) -> None:
+        self.config = config or PipelineConfig()
+        self.model = model
+
+    @property
+    def class_table(self) -> ClassTable | None:
+        return None if self.model is None else self.model.class_table
+
+    def run(self, frame: SensorFrame, outputs: Collection[str] = OUTPUTS) -> Products:
+        """Raises ValueError for a frame that cannot be processed (sizes, missing extrinsic, …)."""
+        unknown = set(outputs) - OUTPUTS
+        if unknown:
+            raise ValueError(f"unknown outputs {sorted(unknown)}; known: {sorted(OUTPUTS)}")
+        _check_frame(frame)
+        cfg, timings = self.config, {}
+        with _timed(timings, "sparse_depth"):
+            sparse = self._measured_depth(frame)
+        with _timed(timings, "completion"):
+            dense = complete_depth(sparse, frame.rgb, cfg.completion)
+        products = Products(sparse_depth=sparse, depth=dense, timings_ms=timings)
+
+        if self.model is not None:
+            # Learned completion serves every output; segmentation only those that show labels.
+            segment = bool({"panoptic", "instances", "cloud"} & set(outputs))
+            with _timed(timings, "network"):
+                products.depth, products.panoptic = self.model.predict(frame.rgb, sparse, dense, segment=segment)
+        if "instances" in outputs and products.panoptic is not None:
+            with _timed(timings, "instance_depth"):
+                products.instances = instance_depth(
+                    products.panoptic.ids, products.depth, frame.camera, self.model.class_table, products.panoptic
+                )
+        if "cloud" in outputs:
+            with _timed(timings, "cloud"):
+                ids = None if products.panoptic is None else products.panoptic.ids
+                products.cloud = build_cloud(
+                    products.depth,
+                    frame.camera,
+                    rgb=frame.rgb,
+                    class_ids=None if ids is None else ids // self.model.class_table.label_divisor,
+                    panoptic_ids=ids,
+                    stride=cfg.cloud.stride,
+                    max_range=cfg.cloud.max_range,
+                    organised=cfg.cloud.organised,
+                )
+        return products
+
+    def _measured_depth(self, frame: SensorFrame) -> np.ndarray:
+        cfg = self.config
+        sparse = np.zeros(frame.camera.shape, np.float32)
+        if frame.points is not None:
+            sparse = project_points(
+                frame.points,
+                frame.T_cam_lidar,
+                frame.camera,
+                max_range=cfg.lidar_max_range,
+                min_depth=cfg.lidar_min_depth,
+            ).depth
+        if frame.right_rgb is not None and cfg.use_stereo:
+            stereo = stereo_depth(frame.rgb, frame.right_rgb, frame.camera, frame.right_camera, cfg.stereo)
+            sparse = merge_depth(sparse, stereo)
+        return sparse
+
+
+def _check_frame(frame: SensorFrame) -> None:
+    rgb = frame.rgb
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"image: expected (H, W, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}")
+    if rgb.shape[:2] != frame.camera.shape:
+        raise ValueError(
+            f"image is {rgb.shape[1]}x{rgb.shape[0]} but its camera model is {frame.camera.width}x{frame.camera.height}"
+        )
+    if frame.points is not None and frame.T_cam_lidar is None:
+        raise ValueError("LiDAR points given without the LiDAR -> camera extrinsic T_cam_lidar")
+    if frame.right_rgb is not None:
+        if frame.right_camera is None:
+            raise ValueError("right image given without its camera model")
+        if frame.right_rgb.shape != rgb.shape:
+            raise ValueError(f"right image {frame.right_rgb.shape} differs from the left image {rgb.shape}")
+    if frame.points is None and frame.right_rgb is None:
+        raise ValueError("the frame has neither LiDAR points nor a right image: nothing to measure depth from")
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[stage] = (time.perf_counter() - start) * 1e3
+
+
+def load_pipeline(config_path: str | Path | None, model_path: str | None, device: str = "cpu") -> Pipeline:
+    """The pipeline of a config file and a model: None = the shipped default model when installed, '' = none."""
+    from depth_panoptic_ros.resources import default_model_path, resolve_path
+    from depth_panoptic_ros.typed_config import from_dict, load_yaml
+
+    config = from_dict(PipelineConfig, load_yaml(config_path) if config_path else {}, "pipeline")
+    if model_path is None:
+        path = default_model_path()
+        path = path if path.is_file() else None
+    else:
+        path = resolve_path(model_path) if model_path else None
+    if path is None:
+        return Pipeline(config)
+    from depth_panoptic_ros.model import load_model
+
+    return Pipeline(config, load_model(path, device=device))

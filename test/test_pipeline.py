@@ -1,0 +1,157 @@
+"""SensorFrame -> Products: the stages, output selection, and the errors front ends turn into messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from depth_panoptic_ros.bench.geometry import T_CAM_LIDAR, lidar_sweep
+from depth_panoptic_ros.frame import SensorFrame
+from depth_panoptic_ros.geometry.camera import CameraModel
+from depth_panoptic_ros.geometry.lidar import project_points
+from depth_panoptic_ros.pipeline import OUTPUTS, Pipeline, PipelineConfig, load_pipeline
+
+
+def lidar_frame(height: int = 96, width: int = 160) -> SensorFrame:
+    f = 721.5 * width / 1242
+    camera = CameraModel.from_matrices(width, height, [[f, 0, width / 2], [0, f, height * 0.46], [0, 0, 1]])
+    rgb = np.random.default_rng(0).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    return SensorFrame(rgb=rgb, camera=camera, points=lidar_sweep(), T_cam_lidar=T_CAM_LIDAR)
+
+
+def test_depth_only_pipeline_keeps_lidar_depth_and_skips_unrequested_outputs() -> None:
+    frame = lidar_frame(160, 480)  # wide enough that scan lines are sparse, as on a real camera
+    products = Pipeline().run(frame, outputs={"depth"})
+    expected = project_points(frame.points, frame.T_cam_lidar, frame.camera, min_depth=0.5).depth
+    measured = expected > 0
+    assert measured.sum() > 100
+    np.testing.assert_array_equal(products.sparse_depth, expected)
+    # completion keeps (or barely moves) measured depth and fills around it
+    np.testing.assert_allclose(products.depth[measured], expected[measured], rtol=0.02)
+    first_row = np.flatnonzero(measured.any(axis=1))[0]
+    assert measured[first_row:].mean() < 0.6  # the scan lines leave gaps ...
+    assert (products.depth[first_row:] > 0).mean() > 0.99  # ... that completion fills
+    assert products.cloud is None and products.instances is None and products.panoptic is None
+    assert set(products.timings_ms) == {"sparse_depth", "completion"}
+
+
+def test_cloud_without_model_is_unlabelled_and_matches_depth() -> None:
+    frame = lidar_frame()
+    cfg = PipelineConfig(cloud=PipelineConfig().cloud.__class__(stride=1, max_range=1000.0, organised=True))
+    products = Pipeline(cfg).run(frame, outputs={"cloud"})
+    cloud = products.cloud
+    assert cloud.xyz.shape == (96, 160, 3)
+    valid = products.depth > 0
+    np.testing.assert_array_equal(np.isfinite(cloud.xyz[..., 2]), valid)
+    np.testing.assert_allclose(cloud.xyz[..., 2][valid], products.depth[valid])
+    assert (cloud.label == 0).all() and (cloud.instance == 0).all()
+    np.testing.assert_array_equal(cloud.rgb, frame.rgb)
+
+
+def test_with_model_every_product_is_consistent() -> None:
+    from test_model import tiny_model
+
+    frame = lidar_frame()
+    products = Pipeline(model=tiny_model()).run(frame, outputs=OUTPUTS)
+    ids = products.panoptic.ids
+    assert ids.shape == frame.rgb.shape[:2]
+    assert sorted(products.instances.panoptic_id.tolist()) == sorted(set(np.unique(ids).tolist()) - {0})
+    labelled = products.cloud.instance != 0
+    assert labelled.any()
+    np.testing.assert_array_equal(products.cloud.label, products.cloud.instance // 1000)
+    assert {"network", "instance_depth", "cloud"} <= set(products.timings_ms)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: setattr(f, "rgb", f.rgb[:50]), "image is 160x50 but its camera model is 160x96"),
+        (lambda f: setattr(f, "T_cam_lidar", None), "without the LiDAR -> camera extrinsic"),
+        (lambda f: setattr(f, "points", None), "neither LiDAR points nor a right image"),
+        (lambda f: setattr(f, "rgb", f.rgb[..., 0]), r"expected \(H, W, 3\) uint8 RGB"),
+    ],
+)
+def test_bad_frames_raise_value_errors(change, message: str) -> None:
+    frame = lidar_frame()
+    change(frame)
+    with pytest.raises(ValueError, match=message):
+        Pipeline().run(frame)
+
+
+def test_load_pipeline_resolves_models_and_configs(tmp_path: Path) -> None:
+    from depth_panoptic_ros.model import CheckpointError
+
+    assert load_pipeline(None, "").model is None
+    with pytest.raises(CheckpointError, match="missing.safetensors does not exist"):
+        load_pipeline(None, str(tmp_path / "missing.safetensors"))
+    config = tmp_path / "pipeline.yaml"
+    config.write_text("cloud: {stride: 4}\nlidar_max_range: 50.0\n")
+    assert load_pipeline(config, "").config.cloud.stride == 4
+    config.write_text("cloud: {strde: 4}\n")
+    with pytest.raises(ValueError, match=r"pipeline.cloud: unknown key\(s\) \['strde'\]"):
+        load_pipeline(config, "")
+
+
+def test_infer_cli_on_real_kitti(kitti_object: Path, tmp_path: Path) -> None:
+    from test_model import tiny_model
+
+    from depth_panoptic_ros.cli import main
+    from depth_panoptic_ros.data.kitti import read_kitti_calib, read_velodyne_bin
+    from depth_panoptic_ros.model import save_model
+
+    model_path = tmp_path / "tiny.safetensors"
+    save_model(model_path, tiny_model())
+    args = [
+        "infer",
+        "--image",
+        str(kitti_object / "image_2/000000.png"),
+        "--calib",
+        str(kitti_object / "calib/000000.txt"),
+    ]
+    args += [
+        "--lidar",
+        str(kitti_object / "velodyne/000000.bin"),
+        "--model",
+        str(model_path),
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    assert main(args) == 0
+    out = tmp_path / "o"
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [
+            "depth.npy",
+            "depth.png",
+            "points.ply",
+            "panoptic.png",
+            "panoptic_color.png",
+            "depth_color.png",
+            "instances.json",
+        ]
+    )
+    camera, T = read_kitti_calib(kitti_object / "calib/000000.txt", image_size=(1224, 370))
+    lidar = project_points(read_velodyne_bin(kitti_object / "velodyne/000000.bin"), T, camera, min_depth=0.5).depth
+    depth = np.load(out / "depth.npy")
+    assert depth.shape == (370, 1224)
+    hit = lidar > 0
+    # an untrained completion head adds a bounded residual; the depth stays anchored to the LiDAR
+    assert np.median(np.abs(depth[hit] - lidar[hit])) < 1.0
+    records = json.loads((out / "instances.json").read_text())
+    assert all({"panoptic_id", "class_name", "depth_median"} <= set(r) for r in records)
+
+
+def test_infer_cli_reports_bad_input_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from depth_panoptic_ros.cli import main
+
+    calib = tmp_path / "calib.yaml"
+    calib.write_text("width: 4\nheight: 4\nK: [0, 0, 2, 0, 0, 2, 0, 0, 1]\n")
+    image = tmp_path / "img.png"
+    import cv2
+
+    cv2.imwrite(str(image), np.zeros((4, 4, 3), np.uint8))
+    assert main(["infer", "--image", str(image), "--calib", str(calib), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "focal length" in err
