@@ -75,11 +75,8 @@ class ClassTable:
 
     def class_index(self, panoptic_ids: np.ndarray) -> np.ndarray:
         """Class index per panoptic id (-1 for void or unknown ids), vectorised."""
-        cls = np.asarray(panoptic_ids, dtype=np.int64) // self.label_divisor
-        out = np.full(cls.shape, -1, dtype=np.int64)
-        ok = (cls > 0) & (cls < len(self.index_of_id))
-        out[ok] = self.index_of_id[cls[ok]]
-        return out
+        lut = np.append(self.index_of_id, -1)  # ids past the table clip onto the trailing -1; id 0 is never a class
+        return np.take(lut, np.asarray(panoptic_ids, dtype=np.int64) // self.label_divisor, mode="clip")
 
     def to_dict(self) -> dict[str, Any]:
         return {

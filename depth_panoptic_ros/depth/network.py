@@ -64,7 +64,8 @@ class NormalizedConv2d(nn.Module):
         weight = F.softplus(self.weight)
         padding = self.weight.shape[-1] // 2
         support = F.conv2d(confidence, weight, padding=padding)
-        out = F.conv2d(value * confidence, weight, padding=padding) / (support + self.eps)
+        # clamp rather than "+ eps": ONNX graph optimisers fold a tiny additive constant away (0 / 0 = NaN)
+        out = F.conv2d(value * confidence, weight, padding=padding) / support.clamp_min(self.eps)
         return out + self.bias.view(1, -1, 1, 1), support / weight.sum(dim=(1, 2, 3)).view(1, -1, 1, 1)
 
 

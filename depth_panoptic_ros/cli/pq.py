@@ -1,0 +1,57 @@
+"""`depth-panoptic pq`: panoptic quality of COCO-panoptic-format predictions, as panopticapi reports it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from depth_panoptic_ros.cli import CliError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "pq",
+        help="panoptic quality (PQ / SQ / RQ) of predictions in COCO panoptic format",
+        description="Panoptic quality of COCO-panoptic-format predictions against ground truth (panopticapi rules).",
+    )
+    parser.add_argument("--gt-json", type=Path, required=True, help="ground-truth COCO panoptic JSON")
+    parser.add_argument("--gt-folder", type=Path, required=True, help="folder of the ground-truth PNGs")
+    parser.add_argument("--pred-json", type=Path, required=True, help="prediction COCO panoptic JSON")
+    parser.add_argument("--pred-folder", type=Path, required=True, help="folder of the predicted PNGs")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON (fractions) instead of a table")
+    parser.set_defaults(func=run)
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """Per-class rows, then All / Things / Stuff, in percent like panopticapi's printout."""
+    width = max([len(name) for name in result["per_class"]] + [6])
+    lines = [f"{'':<{width}} | {'PQ':>6} {'SQ':>6} {'RQ':>6} {'N':>4}", "-" * (width + 31)]
+    for name, values in result["per_class"].items():
+        lines.append(f"{name:<{width}} | {100 * values['pq']:6.1f} {100 * values['sq']:6.1f} {100 * values['rq']:6.1f}")
+    lines.append("-" * (width + 31))
+    for group in ("All", "Things", "Stuff"):
+        values = result[group]
+        row = " ".join(f"{100 * values[key]:6.1f}" for key in ("pq", "sq", "rq"))
+        lines.append(f"{group:<{width}} | {row} {values['n']:>4}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from depth_panoptic_ros.evaluation.pq import pq_compute
+
+    for option, path, want_dir in (
+        ("--gt-json", args.gt_json, False),
+        ("--gt-folder", args.gt_folder, True),
+        ("--pred-json", args.pred_json, False),
+        ("--pred-folder", args.pred_folder, True),
+    ):
+        if not (path.is_dir() if want_dir else path.is_file()):
+            raise CliError(f"{option} {path}: no such {'folder' if want_dir else 'file'}")
+    try:
+        result = pq_compute(args.gt_json, args.pred_json, args.gt_folder, args.pred_folder)
+    except (OSError, ValueError) as exc:
+        raise CliError(str(exc)) from exc
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    return 0

@@ -1,0 +1,296 @@
+"""Panoptic quality (Kirillov et al.), computed as panopticapi and cityscapesScripts compute it.
+
+Per image, one joint histogram of (ground-truth segment, predicted segment) pixel counts holds every
+intersection the matching needs, so matching, false positives and false negatives are array operations on a
+small (1 + G, 1 + P) matrix instead of Python loops over segment pairs. Rules (panopticapi ``pq_compute``):
+
+* a pair matches when both have the same category, the ground truth is not crowd and IoU > 0.5, where the
+  union leaves out the prediction's pixels on void;
+* an unmatched non-crowd ground-truth segment is a false negative; unmatched crowd is ignored;
+* an unmatched prediction is a false positive unless more than half of it lies on void plus the crowd region of
+  its category;
+* per category PQ = sum IoU(TP) / (TP + FP/2 + FN/2); categories with TP + FP + FN = 0 are left out of the means.
+
+Two deliberate differences, neither of which changes a result on consistent data (COCO, Cityscapes): areas are
+counted from the maps (panopticapi trusts the ground-truth JSON's ``area``), and a category's crowd region is the
+union of its crowd segments (panopticapi keeps the last one listed; both datasets have at most one per image).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from depth_panoptic_ros.classes import ClassTable
+from depth_panoptic_ros.products.segments import segment_inverse
+
+MAX_SEGMENT_ID = 2**25  # bounds the id -> segment lookup table (COCO ids < 2**24, Cityscapes < 34000)
+
+
+@dataclass(frozen=True)
+class Category:
+    id: int
+    name: str
+    is_thing: bool
+
+
+@dataclass
+class Segments:
+    """The segments of one panoptic map: their ids (> 0, as the map holds them), category ids and crowd flags."""
+
+    ids: np.ndarray
+    category_ids: np.ndarray
+    iscrowd: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.ids = np.asarray(self.ids, dtype=np.int64).reshape(-1)
+        self.category_ids = np.asarray(self.category_ids, dtype=np.int64).reshape(-1)
+        self.iscrowd = np.asarray(self.iscrowd, dtype=bool).reshape(-1)
+        if not len(self.ids) == len(self.category_ids) == len(self.iscrowd):
+            raise ValueError(
+                f"segments need one category and crowd flag per id, got {len(self.ids)} ids, "
+                f"{len(self.category_ids)} categories, {len(self.iscrowd)} crowd flags"
+            )
+        if np.any(self.ids <= 0) or np.any(self.ids >= MAX_SEGMENT_ID):
+            raise ValueError(f"segment ids must lie in 1..{MAX_SEGMENT_ID - 1} (0 is void), got {self.ids.tolist()}")
+        if len(np.unique(self.ids)) != len(self.ids):
+            raise ValueError(f"segment ids must be unique, got {self.ids.tolist()}")
+
+    @classmethod
+    def from_coco(cls, segments_info: Sequence[dict[str, Any]]) -> Segments:
+        """From a COCO panoptic annotation's ``segments_info`` (``iscrowd`` absent means 0, as in predictions)."""
+        try:
+            return cls(
+                [s["id"] for s in segments_info],
+                [s["category_id"] for s in segments_info],
+                [s.get("iscrowd", 0) for s in segments_info],
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed segments_info ({exc!r}); expected [{{id, category_id, iscrowd?}}]") from exc
+
+
+def read_panoptic_png(path: str | Path) -> np.ndarray:
+    """COCO panoptic PNG -> (H, W) uint32 ids, id = R + 256 G + 256^2 B."""
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"panoptic PNG not found: {path}")
+    bgr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if bgr is None or bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
+        got = "unreadable" if bgr is None else f"{bgr.dtype} with shape {bgr.shape}"
+        raise ValueError(f"{path}: expected an 8-bit RGB panoptic PNG, got {got}")
+    bgr = bgr.astype(np.uint32)
+    return bgr[..., 2] | (bgr[..., 1] << 8) | (bgr[..., 0] << 16)
+
+
+def _segment_index(ids: np.ndarray, segment_ids: np.ndarray, what: str) -> np.ndarray:
+    """Per pixel: 1 + position of its id in ``segment_ids``, 0 for void; ids missing from the list are an error.
+
+    A lookup table indexed by id replaces sorting: its pages are zero-filled lazily, so only the pages of ids that
+    occur cost anything even for 24-bit COCO ids.
+    """
+    if ids.dtype.kind not in "iu":
+        raise ValueError(f"{what} ids must be an integer array, got {ids.dtype}")
+    if ids.size and ids.dtype.kind == "i" and ids.min() < 0:
+        raise ValueError(f"{what} ids must be >= 0, got min {ids.min()}")
+    top = int(ids.max(initial=0))
+    if top >= MAX_SEGMENT_ID:
+        raise ValueError(f"{what} ids must be < {MAX_SEGMENT_ID}, got {top}")
+    lut = np.zeros(max(top, int(segment_ids.max(initial=0))) + 1, dtype=np.int32)
+    lut[segment_ids] = np.arange(1, len(segment_ids) + 1, dtype=np.int32)
+    index = np.take(lut, ids)
+    if np.count_nonzero(index == 0) != np.count_nonzero(ids == 0):
+        unlisted = np.unique(ids[(index == 0) & (ids != 0)])
+        raise ValueError(f"{what} map holds ids missing from its segment list: {unlisted[:10].tolist()}")
+    return index
+
+
+def joint_histogram(
+    gt_ids: np.ndarray, gt_segment_ids: np.ndarray, pred_ids: np.ndarray, pred_segment_ids: np.ndarray
+) -> np.ndarray:
+    """(1 + G, 1 + P) int64 pixel counts of every (gt segment, predicted segment) pair; row/column 0 is void."""
+    gt_ids, pred_ids = np.asarray(gt_ids), np.asarray(pred_ids)
+    if gt_ids.shape != pred_ids.shape:
+        raise ValueError(
+            f"ground truth and prediction maps must have the same shape, got {gt_ids.shape} and {pred_ids.shape}"
+        )
+    columns = len(pred_segment_ids) + 1
+    pair = _segment_index(gt_ids, gt_segment_ids, "ground-truth").astype(np.int64) * columns
+    pair += _segment_index(pred_ids, pred_segment_ids, "prediction")
+    return np.bincount(pair.ravel(), minlength=(len(gt_segment_ids) + 1) * columns).reshape(-1, columns)
+
+
+def cityscapes_segments(
+    ids: np.ndarray, class_table: ClassTable, what: str, strict: bool = False
+) -> tuple[np.ndarray, Segments]:
+    """A class * label_divisor + instance map -> (map of segment numbers 1..K, their Segments), Cityscapes rules.
+
+    Pixels of classes outside the table become void (as cityscapesScripts voids ``ignoreInEval`` classes), or
+    are an error when ``strict``; a thing-class segment without an instance number is a crowd region.
+    """
+    segments, inverse = segment_inverse(ids)
+    index = class_table.class_index(segments)
+    unknown = segments[(index < 0) & (segments != 0)]
+    if strict and unknown.size:
+        raise ValueError(f"{what} holds ids of classes outside the class table: {unknown[:10].tolist()}")
+    keep = index >= 0
+    number = np.zeros(len(segments), dtype=np.int64)
+    number[keep] = np.arange(1, np.count_nonzero(keep) + 1)
+    crowd = class_table.is_thing[index[keep]] & (segments[keep] % class_table.label_divisor == 0)
+    return np.take(number, inverse), Segments(number[keep], class_table.ids[index[keep]], crowd)
+
+
+class PQAccumulator:
+    """Per-category TP / FP / FN counts and summed TP IoU, accumulated image by image."""
+
+    def __init__(self, categories: Sequence[Category]) -> None:
+        self.categories = tuple(categories)
+        ids = [c.id for c in self.categories]
+        names = [c.name for c in self.categories]
+        if len(set(ids)) != len(ids) or len(set(names)) != len(names):
+            raise ValueError(f"category ids and names must be unique, got ids {ids} and names {names}")
+        self._position = {c.id: i for i, c in enumerate(self.categories)}
+        n = len(self.categories)
+        self.iou = np.zeros(n)
+        self.tp = np.zeros(n, dtype=np.int64)
+        self.fp = np.zeros(n, dtype=np.int64)
+        self.fn = np.zeros(n, dtype=np.int64)
+
+    @classmethod
+    def from_class_table(cls, class_table: ClassTable) -> PQAccumulator:
+        return cls([Category(c.id, c.name, c.is_thing) for c in class_table.classes])
+
+    def _positions(self, category_ids: np.ndarray, what: str) -> np.ndarray:
+        unknown = sorted(set(category_ids.tolist()) - self._position.keys())
+        if unknown:
+            raise ValueError(f"{what} segments have unknown category ids {unknown}")
+        return np.array([self._position[c] for c in category_ids.tolist()], dtype=np.int64)
+
+    def add(self, gt_ids: np.ndarray, gt_segments: Segments, pred_ids: np.ndarray, pred_segments: Segments) -> None:
+        """One image: id maps (H, W) and the segments they hold (0 = void in both)."""
+        gt_cat = self._positions(gt_segments.category_ids, "ground-truth")
+        pred_cat = self._positions(pred_segments.category_ids, "prediction")
+        counts = joint_histogram(gt_ids, gt_segments.ids, pred_ids, pred_segments.ids)
+        pred_area = counts.sum(axis=0)[1:]
+        if np.any(pred_area == 0):
+            absent = pred_segments.ids[pred_area == 0]
+            raise ValueError(f"predicted segments listed but absent from the map: {absent[:10].tolist()}")
+        gt_area = counts.sum(axis=1)[1:]
+        on_void = counts[0, 1:]
+        inter = counts[1:, 1:]
+        crowd = gt_segments.iscrowd
+        same = gt_cat[:, None] == pred_cat[None, :]
+
+        union = pred_area[None, :] + gt_area[:, None] - inter - on_void[None, :]
+        iou = np.divide(inter, union, out=np.zeros(inter.shape), where=inter > 0)  # inter > 0 => union > 0
+        match = same & ~crowd[:, None] & (iou > 0.5)  # IoU > 0.5 makes a match unique per row and column
+        gt_matched, pred_matched = match.any(axis=1), match.any(axis=0)
+
+        n = len(self.categories)
+        self.tp += np.bincount(gt_cat[gt_matched], minlength=n)
+        self.iou += np.bincount(gt_cat, weights=(iou * match).sum(axis=1), minlength=n)
+        self.fn += np.bincount(gt_cat[~gt_matched & ~crowd], minlength=n)
+        on_crowd = (inter * (same & crowd[:, None])).sum(axis=0)
+        ignored = (on_void + on_crowd) / pred_area > 0.5
+        self.fp += np.bincount(pred_cat[~pred_matched & ~ignored], minlength=n)
+
+    def add_ids(self, gt_ids: np.ndarray, pred_ids: np.ndarray, class_table: ClassTable) -> None:
+        """One image of class * label_divisor + instance maps (see ``cityscapes_segments`` for crowd and void).
+
+        Prediction ids of classes outside the table are an error (panopticapi rejects unknown categories).
+        """
+        self.add(
+            *cityscapes_segments(gt_ids, class_table, "ground-truth"),
+            *cityscapes_segments(pred_ids, class_table, "prediction", strict=True),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """{"All" | "Things" | "Stuff": {pq, sq, rq, n}, "per_class": {name: {pq, sq, rq}}}, fractions.
+
+        A group without any evaluated category has NaN values and n = 0 (panopticapi divides by zero there).
+        """
+        seen = (self.tp + self.fp + self.fn) > 0
+        denominator = self.tp + 0.5 * self.fp + 0.5 * self.fn
+        pq = np.divide(self.iou, denominator, out=np.zeros(len(seen)), where=seen)
+        sq = np.divide(self.iou, self.tp, out=np.zeros(len(seen)), where=self.tp > 0)
+        rq = np.divide(self.tp, denominator, out=np.zeros(len(seen)), where=seen)
+        is_thing = np.array([c.is_thing for c in self.categories], dtype=bool)
+
+        def mean(select: np.ndarray) -> dict[str, float]:
+            n = int(np.count_nonzero(select))
+            if n == 0:
+                return {"pq": math.nan, "sq": math.nan, "rq": math.nan, "n": 0}
+            return {
+                "pq": float(pq[select].mean()),
+                "sq": float(sq[select].mean()),
+                "rq": float(rq[select].mean()),
+                "n": n,
+            }
+
+        return {
+            "All": mean(seen),
+            "Things": mean(seen & is_thing),
+            "Stuff": mean(seen & ~is_thing),
+            "per_class": {
+                c.name: {"pq": float(pq[i]), "sq": float(sq[i]), "rq": float(rq[i])}
+                for i, c in enumerate(self.categories)
+                if seen[i]
+            },
+        }
+
+
+def _load_json(path: str | Path, what: str) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} JSON not found: {path}")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{what} JSON {path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
+        raise ValueError(f"{what} JSON {path} has no 'annotations' list (COCO panoptic format expected)")
+    return data
+
+
+def pq_compute(
+    gt_json: str | Path, pred_json: str | Path, gt_folder: str | Path, pred_folder: str | Path
+) -> dict[str, Any]:
+    """PQ / SQ / RQ of COCO-panoptic-format predictions against ground truth (see ``PQAccumulator.summary``).
+
+    Categories come from the ground-truth JSON; every ground-truth image needs a prediction (matched by
+    ``image_id``), extra predictions are ignored, as in panopticapi.
+    """
+    gt, pred = _load_json(gt_json, "ground-truth"), _load_json(pred_json, "prediction")
+    try:
+        categories = [Category(int(c["id"]), str(c["name"]), bool(c["isthing"])) for c in gt["categories"]]
+        predictions = {a["image_id"]: a for a in pred["annotations"]}
+        pairs = [(a, predictions.get(a["image_id"])) for a in gt["annotations"]]
+    except (KeyError, TypeError) as exc:
+        raise ValueError(
+            f"malformed COCO panoptic JSON ({exc!r}); expected categories[{{id, name, isthing}}] "
+            f"and annotations[{{image_id, file_name, segments_info}}]"
+        ) from exc
+    missing = [a["image_id"] for a, p in pairs if p is None]
+    if missing:
+        raise ValueError(f"no prediction for ground-truth image ids {missing[:10]}")
+    accumulator = PQAccumulator(categories)
+    for gt_ann, pred_ann in pairs:
+        try:
+            accumulator.add(
+                read_panoptic_png(Path(gt_folder) / gt_ann["file_name"]),
+                Segments.from_coco(gt_ann["segments_info"]),
+                read_panoptic_png(Path(pred_folder) / pred_ann["file_name"]),
+                Segments.from_coco(pred_ann["segments_info"]),
+            )
+        except KeyError as exc:
+            raise ValueError(f"image {gt_ann['image_id']}: annotation lacks {exc}") from exc
+        except ValueError as exc:
+            raise ValueError(f"image {gt_ann['image_id']}: {exc}") from exc
+    return accumulator.summary()
