@@ -25,6 +25,7 @@ setup(
         "rosbags>=0.10",
         "cityscapesscripts>=2.2",
     ],
+    extras_require={"export": ["onnx>=1.16", "onnxscript>=0.2", "onnxruntime>=1.18"]},
     entry_points={
         "console_scripts": [
             "depth-panoptic = depth_panoptic_ros.cli:main",

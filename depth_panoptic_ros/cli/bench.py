@@ -20,6 +20,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     comp.add_argument("--json", action="store_true")
     comp.set_defaults(func=_completion)
+    model = which.add_parser("model", help="per-stage network times, peak memory, parameters")
+    model.add_argument("--size", default="512x1024", help="HxW of the input")
+    model.add_argument("--backbone", default="r18", choices=("r18", "r34", "r50"))
+    model.add_argument("--fusion", default="mean", choices=("mean", "concat", "none"))
+    model.add_argument("--device", default="cpu")
+    model.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    model.add_argument("--repeats", type=int, default=3)
+    model.add_argument("--json", action="store_true")
+    model.set_defaults(func=_model)
 
 
 def _geometry(args: argparse.Namespace) -> int:
@@ -37,5 +46,18 @@ def _completion(args: argparse.Namespace) -> int:
     if not args.data.is_dir():
         raise CliError(f"{args.data}: no such folder (expects KITTI object/ and depth_demo/ inside)")
     result = run_completion_benchmark(args.data)
+    print(json.dumps(result, indent=1) if args.json else format_table(result))
+    return 0
+
+
+def _model(args: argparse.Namespace) -> int:
+    from depth_panoptic_ros.bench.model import format_table, run_model_benchmark
+    from depth_panoptic_ros.cli import CliError
+
+    try:
+        height, width = (int(v) for v in args.size.lower().split("x"))
+    except ValueError as exc:
+        raise CliError(f"--size must look like 512x1024, got {args.size!r}") from exc
+    result = run_model_benchmark((height, width), args.backbone, args.device, args.precision, args.fusion, args.repeats)
     print(json.dumps(result, indent=1) if args.json else format_table(result))
     return 0

@@ -1,0 +1,136 @@
+"""Per-stage timing of the networks: completion, encoders, fusion, heads, post-processing.
+
+Stages are timed with forward hooks on the real modules (synchronising CUDA at each boundary), so the numbers
+come from the same forward pass the pipeline runs, not from a re-implementation of it. The model is untrained
+(random weights): the networks' cost does not depend on the weights; post-processing here sees many weak peaks,
+an upper bound on its cost for the configured top-k.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections import defaultdict
+
+import numpy as np
+import torch
+
+from depth_panoptic_ros.bench.geometry import machine
+from depth_panoptic_ros.classes import ClassTable
+from depth_panoptic_ros.model import PRECISIONS, DepthPanopticModel, ModelConfig
+from depth_panoptic_ros.panoptic.config import PanopticNetConfig
+
+STAGES = {
+    "completion": ("completion",),
+    "colour_encoder": ("panoptic.colour_backbone", "panoptic.colour_fpn"),
+    "depth_encoder": ("panoptic.depth_backbone", "panoptic.depth_fpn"),
+    "fusion": ("panoptic.fusion",),
+    "heads": ("panoptic.feature_encoder", "panoptic.position_head", "panoptic.kernel_head"),
+}
+
+
+class _StageClock:
+    """Accumulates wall time per stage from forward pre-/post-hooks (heads run once per level)."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
+        self.device = device
+        self.totals: dict[str, float] = defaultdict(float)
+        self._start: dict[str, float] = {}
+        modules = dict(model.named_modules())
+        for stage, names in STAGES.items():
+            for name in names:
+                if modules.get(name) is not None:
+                    modules[name].register_forward_pre_hook(self._enter(name))
+                    modules[name].register_forward_hook(self._leave(stage, name))
+
+    def now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def _enter(self, name: str):
+        def hook(module, args) -> None:
+            self._start[name] = self.now()
+
+        return hook
+
+    def _leave(self, stage: str, name: str):
+        def hook(module, args, output) -> None:
+            self.totals[stage] += (self.now() - self._start[name]) * 1e3
+
+        return hook
+
+
+def run_model_benchmark(
+    size: tuple[int, int] = (512, 1024),
+    backbone: str = "r18",
+    device: str = "cpu",
+    precision: str = "fp32",
+    fusion: str = "mean",
+    repeats: int = 3,
+) -> dict:
+    torch.manual_seed(0)
+    dev = torch.device(device)
+    table = ClassTable.cityscapes()
+    config = ModelConfig(panoptic=PanopticNetConfig(backbone=backbone, fusion=fusion))
+    model = DepthPanopticModel(config, table).eval().to(dev)
+    if dev.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+        torch.cuda.reset_peak_memory_stats(dev)
+    model.precision = PRECISIONS[precision]
+    clock = _StageClock(model, dev)
+
+    height, width = size
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+    classical = rng.uniform(3, 60, (height, width)).astype(np.float32)
+    sparse = np.where(rng.random((height, width)) < 0.05, classical, 0).astype(np.float32)
+
+    inference = model.inference
+    post_ms: list[float] = []
+
+    def timed_inference(*args, **kwargs):
+        start = clock.now()
+        result = inference(*args, **kwargs)
+        post_ms.append((clock.now() - start) * 1e3)
+        return result
+
+    model.inference = timed_inference
+    model.predict(rgb, sparse, classical)  # warm-up (cuDNN autotuning, allocator)
+    runs = []
+    for _ in range(repeats):
+        clock.totals.clear()
+        start = clock.now()
+        model.predict(rgb, sparse, classical)
+        total = (clock.now() - start) * 1e3
+        runs.append({**clock.totals, "post_processing": post_ms[-1], "total": total})
+    stages = {key: float(np.median([r.get(key, 0.0) for r in runs])) for key in [*STAGES, "post_processing", "total"]}
+    peak = (
+        torch.cuda.max_memory_allocated(dev) / 2**20
+        if dev.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
+    return {
+        "machine": torch.cuda.get_device_name(dev) if dev.type == "cuda" else machine(),
+        "device": str(dev),
+        "torch_threads": torch.get_num_threads(),
+        "size": f"{height}x{width}",
+        "backbone": backbone,
+        "fusion": fusion,
+        "precision": precision,
+        "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "peak_memory_mb": peak,
+        "peak_memory_kind": "CUDA max allocated" if dev.type == "cuda" else "process max RSS",
+        "repeats": repeats,
+        "stages_ms": stages,
+    }
+
+
+def format_table(result: dict) -> str:
+    head = (
+        f"{result['machine']} ({result['device']}, {result['torch_threads']} threads) — {result['backbone']}, "
+        f"fusion {result['fusion']}, {result['precision']}, {result['size']}, {result['parameters_m']:.1f} M params, "
+        f"peak {result['peak_memory_mb']:.0f} MB ({result['peak_memory_kind']})"
+    )
+    rows = "\n".join(f"| {stage} | {ms:.1f} |" for stage, ms in result["stages_ms"].items())
+    return f"{head}\n\n| stage | ms (median of {result['repeats']}) |\n|---|---|\n{rows}"

@@ -1,0 +1,64 @@
+"""ONNX export of the networks (completion + panoptic), for TensorRT / ONNX Runtime deployments.
+
+Post-processing (peak picking, kernel fusion, merge) stays in PyTorch: it is data-dependent and cheap next to
+the networks. The exported graph takes the raw inputs the pipeline has — RGB 0..255, sparse and classical
+depth in metres — so a deployment needs no copy of the normalisation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from depth_panoptic_ros.model import DepthPanopticModel
+from depth_panoptic_ros.panoptic.config import NUM_HEAD_LEVELS
+
+INPUT_NAMES = ["rgb", "sparse_depth", "classical_depth"]
+
+
+def output_names() -> list[str]:
+    levels = range(3, 3 + NUM_HEAD_LEVELS)
+    return (
+        ["dense_depth", "features"]
+        + [f"centers_p{i}" for i in levels]
+        + [f"stuff_p{i}" for i in levels]
+        + [f"kernels_p{i}" for i in levels]
+    )
+
+
+class _FlatOutputs(nn.Module):
+    """The model with tensor-only inputs and outputs, as ONNX needs them."""
+
+    def __init__(self, model: DepthPanopticModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, rgb: torch.Tensor, sparse: torch.Tensor, classical: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        dense, out = self.model(self.model.normalize_rgb(rgb), sparse, classical)
+        return (dense, out.features, *out.centers, *out.stuff, *out.kernels)
+
+
+def export_onnx(model: DepthPanopticModel, path: str | Path, height: int, width: int, opset: int = 18) -> Path:
+    """Exports for inputs of height x width (the example size); the graph is traced at that size."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wrapper = _FlatOutputs(model.eval().cpu().float())
+    example = (
+        torch.zeros(1, 3, height, width),
+        torch.zeros(1, 1, height, width),
+        torch.full((1, 1, height, width), 10.0),
+    )
+    with torch.inference_mode(False), torch.no_grad():
+        torch.onnx.export(
+            wrapper,
+            example,
+            str(path),
+            input_names=INPUT_NAMES,
+            output_names=output_names(),
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+        )
+    return path
