@@ -16,9 +16,10 @@ from depth_panoptic_ros.panoptic.config import PanopticNetConfig
 @pytest.mark.slow
 def test_onnx_export_matches_pytorch(tmp_path: Path) -> None:
     ort = pytest.importorskip("onnxruntime")
+    from test_model import tiny_model
+
     from depth_panoptic_ros.cli import main
     from depth_panoptic_ros.onnx_export import INPUT_NAMES, output_names
-    from test_model import tiny_model
 
     model = tiny_model()
     save_model(tmp_path / "m.safetensors", model)
