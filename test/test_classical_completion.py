@@ -1,0 +1,200 @@
+"""Classical depth completion (package default) and the IP-Basic baseline: synthetic scenes with known
+answers, hand-checked IP-Basic steps, and the real-KITTI comparison on held-out LiDAR points."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from depth_panoptic_ros.bench.completion import (
+    format_table,
+    holdout_split,
+    load_frames,
+    run_completion_benchmark,
+    scan_lines,
+)
+from depth_panoptic_ros.depth.classical import CompletionConfig, complete_depth
+from depth_panoptic_ros.depth.ip_basic import extend_top_upwards, fill_empty, invert_depth, ip_basic_complete
+
+FOCAL, CX, CY, CAMERA_HEIGHT = 500.0, 100.0, 20.0, 1.5
+
+
+def scan_mask(shape: tuple[int, int], first_row: int, row_step: int = 5, col_step: int = 2) -> np.ndarray:
+    """LiDAR-like samples: every col_step-th column of every row_step-th row from first_row on."""
+    rows, cols = np.indices(shape)
+    return (rows >= first_row) & ((rows - first_row) % row_step == 0) & (cols % col_step == 0)
+
+
+def tilted_ground(shape: tuple[int, int]) -> np.ndarray:
+    """Depth of the plane 0.1 x + y + 0.05 z = 1.5 (camera frame): 1/z = (0.1 x/z + y/z + 0.05) / 1.5; 0 where
+    the plane is not in front of the camera (up to 150 m)."""
+    v, u = np.indices(shape, dtype=np.float64)
+    inverse = (0.1 * (u - CX) / FOCAL + (v - CY) / FOCAL + 0.05) / CAMERA_HEIGHT
+    return np.divide(1, inverse, out=np.zeros(shape), where=inverse > 1 / 150).astype(np.float32)
+
+
+def test_plane_from_scan_lines_is_recovered_exactly() -> None:
+    shape = (120, 200)
+    truth = tilted_ground(shape)
+    assert 5 < truth[30:].min() and truth[30:].max() < 31  # a ground-like range of depths
+    mask = scan_mask(shape, first_row=30)
+    sparse = np.where(mask, truth, 0).astype(np.float32)
+    rows = np.flatnonzero(mask.any(axis=1))
+    inside = (slice(rows[0] + 1, rows[-1] - 1), slice(0, 199))  # between the first / last line and sample
+    for rgb in (None, np.full((*shape, 3), 128, np.uint8)):
+        dense = complete_depth(sparse, rgb)
+        np.testing.assert_allclose(dense[inside], truth[inside], rtol=2e-6)
+
+
+def test_measured_points_are_returned_unchanged() -> None:
+    rng = np.random.default_rng(3)
+    sparse = np.where(rng.random((80, 120)) < 0.05, rng.uniform(0.5, 90, (80, 120)), 0).astype(np.float32)
+    dense = complete_depth(sparse, rng.integers(0, 256, (80, 120, 3), dtype=np.uint8))
+    measured = sparse > 0
+    assert np.array_equal(dense[measured], sparse[measured])
+    assert dense.dtype == np.float32 and dense.shape == sparse.shape
+    assert (dense > 0).mean() > 0.5  # it did fill
+
+
+def box_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A 5 m box (columns 101-149, rows 10-49) in front of a 20 m wall, sampled every 4th column / 5th row."""
+    truth = np.full((60, 200), 20.0, np.float32)
+    truth[10:50, 101:150] = 5.0
+    rgb = np.full((60, 200, 3), 90, np.uint8)
+    rgb[10:50, 101:150] = (200, 30, 30)
+    sparse = np.where(scan_mask(truth.shape, first_row=0, col_step=4), truth, 0).astype(np.float32)
+    return truth, rgb, sparse
+
+
+def test_box_edges_stay_sharp_and_follow_the_image() -> None:
+    truth, rgb, sparse = box_scene()
+    with_image, without_image = complete_depth(sparse, rgb), complete_depth(sparse)
+    for dense in (with_image, without_image):  # one side's depth at every discontinuity, never a blend
+        region = dense[:55, :197]
+        assert np.all(np.isclose(region, 5.0, rtol=1e-6) | np.isclose(region, 20.0, rtol=1e-6))
+    box_rows = slice(10, 46)  # between the first and last scan line on the box: vertical edges only
+    np.testing.assert_allclose(with_image[box_rows, :197], truth[box_rows, :197], rtol=1e-6)
+    # Without the image the boundary goes half-way between the samples at 100 (wall) and 104 (box), and
+    # between 148 (box) and 152 (wall): 101, 102 and 150 land on the wrong side.
+    assert np.allclose(without_image[box_rows, [101, 102]], 20.0) and np.allclose(without_image[box_rows, 150], 5.0)
+
+
+def test_sky_above_the_top_line_stays_empty() -> None:
+    shape = (120, 200)
+    truth = tilted_ground(shape)
+    mask = scan_mask(shape, first_row=20, col_step=1)
+    mask[:60, 100:] = False  # the right half's top line is row 60, the left half's row 20
+    sparse = np.where(mask, truth, 0).astype(np.float32)
+    config = CompletionConfig()
+    right = slice(100 + config.along_gap_px + 1, 200)  # beyond the left half's lines, carried along their rows
+    dense = complete_depth(sparse, config=config)
+    assert not dense[: 60 - config.extend_px, right].any() and not dense[: 20 - config.extend_px].any()
+    extended = dense[60 - config.extend_px : 60, right]
+    np.testing.assert_allclose(extended, np.broadcast_to(truth[60, right], extended.shape), rtol=1e-6)
+    assert not complete_depth(sparse, config=CompletionConfig(extend_px=0))[:60, right].any()
+
+
+def test_empty_and_invalid_input_give_empty_output() -> None:
+    for sparse in (np.zeros((30, 40), np.float32), np.full((30, 40), np.nan), np.full((30, 40), np.inf)):
+        dense = complete_depth(sparse)
+        assert dense.dtype == np.float32 and dense.shape == (30, 40) and not dense.any()
+    sparse = np.zeros((30, 40))  # float64 is accepted; NaN / inf / negative samples count as no return
+    sparse[10, 10:20:2], sparse[10, 11], sparse[10, 13], sparse[10, 15] = 8.0, np.nan, np.inf, -3.0
+    dense = complete_depth(sparse)
+    assert dense.dtype == np.float32
+    np.testing.assert_allclose(dense[10, 10:19], 8.0)
+
+
+@pytest.mark.parametrize(
+    ("sparse", "rgb", "message"),
+    [
+        (np.zeros((4, 5, 1), np.float32), None, "sparse depth: expected a non-empty"),
+        (np.zeros((0, 5), np.float32), None, "sparse depth: expected a non-empty"),
+        (np.zeros((4, 5), np.uint16), None, "expected float metres"),
+        (np.zeros((4, 5), np.float32), np.zeros((4, 6, 3), np.uint8), r"rgb: expected uint8 of shape \(4, 5, 3\)"),
+        (np.zeros((4, 5), np.float32), np.zeros((4, 5, 3), np.float32), "rgb: expected uint8"),
+        (np.zeros((4, 5), np.float32), np.zeros((4, 5), np.uint8), "rgb: expected uint8"),
+    ],
+)
+def test_bad_input_is_refused_with_a_clear_error(sparse: np.ndarray, rgb: np.ndarray | None, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        complete_depth(sparse, rgb)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"along_gap_px": -1}, {"across_gap_px": 2.5}, {"extend_px": -3}, {"same_surface_rel": -0.1}]
+)
+def test_bad_config_is_refused(kwargs: dict) -> None:
+    with pytest.raises(ValueError, match=f"CompletionConfig.{next(iter(kwargs))}"):
+        CompletionConfig(**kwargs)
+
+
+def test_ip_basic_inversion_drops_what_it_cannot_invert() -> None:
+    sparse = np.array([[0.0, 10.0, 150.0, np.nan, 0.05, 99.5]], np.float32)
+    np.testing.assert_array_equal(invert_depth(sparse, 100.0), [[0, 90, 0, 0, 0, 0.5]])
+
+
+def test_ip_basic_extends_each_top_value_upwards() -> None:
+    image = np.array([[0, 0, 0], [0, 5, 0], [7, 0, 0], [0, 3, 0]], np.float32)
+    expected = np.array([[7, 5, 0], [7, 5, 0], [7, 0, 0], [0, 3, 0]], np.float32)
+    np.testing.assert_array_equal(extend_top_upwards(image), expected)
+
+
+def test_ip_basic_fills_only_empty_pixels_with_the_window_maximum() -> None:
+    image = np.array([[0, 0, 0, 0], [0, 4, 0, 0], [0, 0, 0, 9]], np.float32)
+    expected = np.array([[4, 4, 4, 0], [4, 4, 9, 9], [4, 4, 9, 9]], np.float32)
+    np.testing.assert_array_equal(fill_empty(image, np.ones((3, 3), np.uint8)), expected)
+
+
+def test_ip_basic_keeps_a_constant_scene_and_prefers_the_near_side() -> None:
+    sparse = np.zeros((30, 30), np.float32)
+    sparse[::3, ::3] = 10.0
+    dense = ip_basic_complete(sparse)
+    np.testing.assert_allclose(dense, 10.0, rtol=1e-6)  # extrapolation fills the whole image
+    sparse[:, 15:] = np.where(sparse[:, 15:] > 0, 40.0, 0)  # a 10 m surface (columns <= 12) left of a 40 m one
+    dense = ip_basic_complete(sparse, blur="bilateral")
+    np.testing.assert_allclose(dense[5:25, 13:15], 10.0, rtol=1e-5)  # the near side takes the pixels between
+    np.testing.assert_allclose(dense[5:25, 16:], 40.0, rtol=1e-5)
+    with pytest.raises(ValueError, match="blur"):
+        ip_basic_complete(sparse, blur="box")
+
+
+def test_holdout_split_partitions_the_measurements() -> None:
+    rng = np.random.default_rng(0)
+    depth = np.where(rng.random((100, 100)) < 0.3, 5.0, 0).astype(np.float32)
+    sparse, hidden = holdout_split(depth, 0.2, np.random.default_rng(1))
+    assert not np.any((sparse > 0) & (hidden > 0))
+    np.testing.assert_array_equal(sparse + hidden, depth)
+    assert 0.17 < (hidden > 0).sum() / (depth > 0).sum() < 0.23
+    lines = scan_lines(depth, np.random.default_rng(2))
+    assert np.count_nonzero(lines.any(axis=1)) == 20
+    with pytest.raises(ValueError, match="holdout"):
+        holdout_split(depth, 1.0, rng)
+
+
+def test_beats_ip_basic_on_held_out_kitti_measurements(kitti_object) -> None:
+    frames = load_frames(kitti_object.parent)
+    assert {"object/000000", "object/000001"} <= set(frames)
+    for name, (rgb, depth, is_lidar) in frames.items():
+        rng = np.random.default_rng(0)
+        sparse, hidden = holdout_split(depth, 0.2, rng)
+        if not is_lidar:
+            sparse = scan_lines(sparse, rng)
+        scored = hidden > 0
+        rmse = {
+            method: np.sqrt(np.mean((dense[scored] - hidden[scored]) ** 2))
+            for method, dense in (("ours", complete_depth(sparse, rgb)), ("ip_basic", ip_basic_complete(sparse)))
+        }
+        assert rmse["ours"] < 0.9 * rmse["ip_basic"], (name, rmse)
+
+
+def test_benchmark_reports_every_method_and_frame(kitti_object) -> None:
+    result = run_completion_benchmark(kitti_object.parent, seeds=(0,))
+    assert set(result["frames"]) >= {"object/000000", "object/000001"}
+    assert result["frames"]["object/000001"] == "375x1242"
+    table = format_table(result)
+    for name, row in result["methods"].items():
+        assert set(row["frames"]) == set(result["frames"])
+        assert row["rmse_mm"] > row["mae_mm"] > 0 and row["median_ms"] > 0
+        assert name in table
+    assert result["methods"]["classical"]["rmse_mm"] < result["methods"]["IP-Basic (paper config)"]["rmse_mm"]
