@@ -185,6 +185,15 @@ def test_instance_depth_view_colours_things_by_depth_and_dims_stuff() -> None:
     assert (image[10:13, 10:14] == image[10, 10]).all()  # no label on a 20-pixel car
 
 
+def test_instance_depth_view_without_any_thing_depth_shows_things_unlabelled() -> None:
+    ids, depth = panoptic_scene()
+    depth[ids // 1000 == CAR] = 0.0  # e.g. cars beyond the LiDAR's reach
+    table = instance_depth(ids, depth, CameraModel.from_matrices(300, 200, np.diag([200.0, 200.0, 1.0])), CITYSCAPES)
+    image = depth_colormap_panoptic(ids, table, CITYSCAPES)
+    assert image.shape == (200, 300, 3)
+    np.testing.assert_allclose(image[120, 5], COLOR[ROAD] * STUFF_BRIGHTNESS, atol=1)
+
+
 def test_instance_depth_view_blends_over_the_image() -> None:
     ids, depth = panoptic_scene()
     table = instance_depth(ids, depth, CameraModel.from_matrices(300, 200, np.diag([200.0, 200.0, 1.0])), CITYSCAPES)

@@ -107,6 +107,8 @@ def depth_colormap_panoptic(
 
 def _near_to_far_colors(depth: np.ndarray, near: float, far: float) -> np.ndarray:
     """(N, 3) uint8 RGB along the hue circle from red (near) over green to blue (far), full brightness."""
+    if depth.size == 0:  # cv2.cvtColor rejects empty images
+        return np.zeros((0, 3), np.uint8)
     hue = 120.0 * (1.0 - nearness(depth, near, far))  # OpenCV's 8-bit hue is degrees / 2: 0 red, 60 green, 120 blue
     hsv = np.stack([np.rint(hue), np.full_like(hue, 255), np.full_like(hue, 255)], axis=-1).astype(np.uint8)
     return cv2.cvtColor(hsv[None], cv2.COLOR_HSV2RGB)[0]
