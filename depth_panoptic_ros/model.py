@@ -127,7 +127,10 @@ class DepthPanopticModel(nn.Module):
         """One frame of numpy arrays (H x W x 3 uint8 RGB, H x W metres) -> dense depth and panoptic result."""
         device = self.rgb_mean.device
         height, width = rgb.shape[:2]
-        to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+
+        def to_t(a: np.ndarray) -> torch.Tensor:  # decoded ROS images are read-only views: copy only those
+            return torch.from_numpy(np.require(a, requirements=("C", "W"))).to(device)
+
         rgb_t = self.normalize_rgb(to_t(rgb).permute(2, 0, 1)[None])
         if device.type == "cuda":
             rgb_t = rgb_t.contiguous(memory_format=torch.channels_last)

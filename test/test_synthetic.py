@@ -417,7 +417,7 @@ def test_export_matches_cityscapesscripts_panoptic_conversion(tmp_path) -> None:
 
 def test_cli_writes_a_dataset_and_reports_bad_input(tmp_path, capsys) -> None:
     out = tmp_path / "synth"
-    assert main(["synth", "--out", str(out), "--frames", "1", "--size", "160x64", "--no-stereo", "--no-lidar"]) == 0
+    assert main(["synth", "--out", str(out), "--frames", "1", "--size", "64x160", "--no-stereo", "--no-lidar"]) == 0
     assert (out / "leftImg8bit/train/synth/synth_000000_000000_leftImg8bit.png").exists()
     assert not (out / "rightImg8bit").exists() and not (out / "kitti").exists()
     assert main(["synth", "--out", str(out), "--frames", "0"]) == 2

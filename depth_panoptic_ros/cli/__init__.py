@@ -10,11 +10,22 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("infer", "pq", "evaluate", "bench", "synth", "bag", "export")
+SUBCOMMANDS = ("infer", "pq", "evaluate", "bench", "export", "synth", "synth_bag", "bag", "demo")
 
 
 class CliError(Exception):
     """A problem with the user's input (file, calibration, option): reported as one line."""
+
+
+def image_size(text: str) -> tuple[int, int]:
+    """argparse type for HEIGHTxWIDTH, rows first as in "375x1242" (KITTI) or "512x1024"."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 375x1242, got {text!r}") from None
+    if height <= 0 or width <= 0:
+        raise argparse.ArgumentTypeError(f"image size must be positive, got {text!r}")
+    return height, width
 
 
 def build_parser() -> argparse.ArgumentParser:

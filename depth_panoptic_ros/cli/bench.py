@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from depth_panoptic_ros.cli import image_size
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks (results for BENCHMARKS.md)")
@@ -21,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     comp.add_argument("--json", action="store_true")
     comp.set_defaults(func=_completion)
     model = which.add_parser("model", help="per-stage network times, peak memory, parameters")
-    model.add_argument("--size", default="512x1024", help="HxW of the input")
+    model.add_argument("--size", type=image_size, default=(512, 1024), help="HEIGHTxWIDTH of the input")
     model.add_argument("--backbone", default="r18", choices=("r18", "r34", "r50"))
     model.add_argument("--fusion", default="mean", choices=("mean", "concat", "none"))
     model.add_argument("--device", default="cpu")
@@ -52,12 +54,6 @@ def _completion(args: argparse.Namespace) -> int:
 
 def _model(args: argparse.Namespace) -> int:
     from depth_panoptic_ros.bench.model import format_table, run_model_benchmark
-    from depth_panoptic_ros.cli import CliError
-
-    try:
-        height, width = (int(v) for v in args.size.lower().split("x"))
-    except ValueError as exc:
-        raise CliError(f"--size must look like 512x1024, got {args.size!r}") from exc
-    result = run_model_benchmark((height, width), args.backbone, args.device, args.precision, args.fusion, args.repeats)
+    result = run_model_benchmark(args.size, args.backbone, args.device, args.precision, args.fusion, args.repeats)
     print(json.dumps(result, indent=1) if args.json else format_table(result))
     return 0

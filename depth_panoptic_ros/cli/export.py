@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from depth_panoptic_ros.cli import CliError
+from depth_panoptic_ros.cli import CliError, image_size
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export the networks to ONNX")
     p.add_argument("--onnx", required=True, type=Path, help="output .onnx file")
     p.add_argument("--model", help="model .safetensors (default: the shipped model)")
-    p.add_argument("--size", default="384x1248", help="HxW input size the graph is built for")
+    p.add_argument("--size", type=image_size, default=(384, 1248), help="HEIGHTxWIDTH the graph is built for")
     p.set_defaults(func=run)
 
 
@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from depth_panoptic_ros.resources import default_model_path, resolve_path
 
     try:
-        height, width = (int(v) for v in args.size.lower().split("x"))
+        height, width = args.size
         model = load_model(resolve_path(args.model) if args.model else default_model_path())
     except ValueError as exc:
         raise CliError(str(exc)) from exc

@@ -5,16 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from depth_panoptic_ros.cli import CliError
+from depth_panoptic_ros.cli import CliError, image_size
 from depth_panoptic_ros.data.synthetic.presets import PRESETS
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1242x375, got {text!r}") from None
-    return width, height
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +14,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--frames", type=int, required=True, help="number of frames")
     parser.add_argument("--preset", choices=PRESETS, default="kitti", help="camera rig (default: kitti)")
-    parser.add_argument("--size", type=_size, help="image size WIDTHxHEIGHT (default: the preset's)")
+    parser.add_argument("--size", type=image_size, help="image size HEIGHTxWIDTH (default: the preset's)")
     parser.add_argument("--seed", type=int, default=0, help="data set seed (default: 0)")
     parser.add_argument("--split", default="train", help="split name (default: train)")
     parser.add_argument("--stereo", action=argparse.BooleanOptionalAction, default=True, help="render the right view")
@@ -36,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = SyntheticConfig(
-            preset=args.preset, size=args.size, seed=args.seed, stereo=args.stereo, lidar=args.lidar
+            preset=args.preset, size=args.size and args.size[::-1], seed=args.seed, stereo=args.stereo, lidar=args.lidar
         )
         out = export_cityscapes(args.out, config, args.frames, args.split, progress=True)
     except ValueError as exc:

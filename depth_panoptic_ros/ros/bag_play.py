@@ -1,0 +1,152 @@
+"""`bag play`: a rosbag2 published to ROS 2 with its recorded timing, for machines without the ros2 CLI.
+
+Messages go out as their recorded CDR bytes (no decoding), at their record times scaled by the rate, like
+`ros2 bag play`. QoS also follows it: reliable, volatile, keep last 10 (reliable publishers serve reliable and
+best-effort subscribers alike), except that a topic recorded with transient-local durability (/tf_static, the
+class table) is re-offered transient local so that late subscribers still get it. With ``clock`` the playback
+time goes out on /clock (reliable, keep last 1) between messages and right before each, for nodes that run
+with use_sim_time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from rclpy.node import Node
+from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
+from rosbags.interfaces import QosDurability
+from rosgraph_msgs.msg import Clock
+
+from .bag_io import TF_STATIC, describe_topics, message_class, open_bag, topic_types
+from .qos import transient_local_qos
+
+CLOCK_TOPIC = "/clock"
+DEFAULT_CLOCK_HZ = 40.0  # ros2 bag play --clock's default
+PLAY_QUEUE_DEPTH = 10
+NS_PER_S = 1_000_000_000
+
+_log = logging.getLogger(__name__)
+
+
+def playback_qos() -> QoSProfile:
+    return QoSProfile(
+        history=QoSHistoryPolicy.KEEP_LAST,
+        depth=PLAY_QUEUE_DEPTH,
+        reliability=QoSReliabilityPolicy.RELIABLE,
+        durability=QoSDurabilityPolicy.VOLATILE,
+    )
+
+
+class BagPlayer:
+    """Publishers for the chosen topics of a bag (all by default), created on ``node``.
+
+    Topics whose message package is not installed (e.g. tf2_msgs among the ROS 2 wheels) cannot be published
+    from Python; they are left out with a warning and listed in ``skipped``.
+    """
+
+    def __init__(self, node: Node, path: str | Path, topics: Sequence[str] | None = None) -> None:
+        self.node = node
+        self.path = Path(path)
+        with open_bag(path) as reader:
+            types = topic_types(reader)
+            latched = {
+                c.topic
+                for c in reader.connections
+                if c.topic == TF_STATIC
+                or any(q.durability == QosDurability.TRANSIENT_LOCAL for q in c.ext.offered_qos_profiles)
+            }
+        chosen = list(topics or types)
+        unknown = [t for t in chosen if t not in types]
+        if unknown:
+            raise ValueError(f"topic(s) {unknown} not in bag {path}; it holds: {describe_topics(types)}")
+        self.publishers = {}
+        self.skipped: list[str] = []
+        for topic in chosen:
+            cls = message_class(types[topic])
+            if cls is None:
+                self.skipped.append(topic)
+                _log.warning("%s: message type %s is not installed here; not played", topic, types[topic])
+                continue
+            qos = transient_local_qos() if topic in latched else playback_qos()
+            self.publishers[topic] = node.create_publisher(cls, topic, qos)
+        if not self.publishers:
+            raise ValueError(f"none of the topics {chosen} of bag {path} can be published here")
+        self._clock = None  # created on the first play with clock: a /clock publisher changes other nodes' time
+
+    def wait_for_subscribers(self, timeout_s: float, topics: Iterable[str] | None = None) -> list[str]:
+        """Waits until each topic (default: all played) has a subscriber, at most ``timeout_s``; returns those
+        still without one. Volatile messages published before discovery completes are lost to a subscriber."""
+        topics = list(self.publishers if topics is None else topics)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            missing = [t for t in topics if self.publishers[t].get_subscription_count() == 0]
+            if not missing or time.monotonic() >= deadline:
+                return missing
+            time.sleep(0.05)
+
+    def play(
+        self,
+        *,
+        rate: float = 1.0,
+        loop: bool = False,
+        clock: bool = False,
+        clock_hz: float = DEFAULT_CLOCK_HZ,
+        on_publish: Callable[[str, int], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> int:
+        """Publishes the bag (again and again with ``loop``) until its end or ``stop``; returns the messages sent.
+
+        ``on_publish(topic, record_time_ns)`` runs right after each message is published.
+        """
+        if not rate > 0:
+            raise ValueError(f"rate: expected > 0, got {rate}")
+        if not clock_hz > 0:
+            raise ValueError(f"clock rate: expected > 0 Hz, got {clock_hz}")
+        if clock and self._clock is None:
+            self._clock = self.node.create_publisher(Clock, CLOCK_TOPIC, QoSProfile(depth=1))
+        stop = stop or threading.Event()
+        sent = 0
+        while not stop.is_set():
+            sent += self._play_once(rate, clock, 1.0 / clock_hz, on_publish, stop)
+            if not loop:
+                break
+        return sent
+
+    def _play_once(
+        self,
+        rate: float,
+        clock: bool,
+        clock_period_s: float,
+        on_publish: Callable[[str, int], None] | None,
+        stop: threading.Event,
+    ) -> int:
+        sent = 0
+        start_ns = wall_start = None
+        with open_bag(self.path) as reader:
+            connections = [c for c in reader.connections if c.topic in self.publishers]
+            for connection, time_ns, raw in reader.messages(connections=connections):
+                if start_ns is None:
+                    start_ns, wall_start = time_ns, time.monotonic()
+                due = wall_start + (time_ns - start_ns) / NS_PER_S / rate
+                while (left := due - time.monotonic()) > 0:
+                    if stop.wait(min(left, clock_period_s)):
+                        return sent
+                    if clock:
+                        elapsed = time.monotonic() - wall_start
+                        self._publish_clock(start_ns + min(round(elapsed * rate * NS_PER_S), time_ns - start_ns))
+                if clock:
+                    self._publish_clock(time_ns)
+                self.publishers[connection.topic].publish(bytes(raw))
+                sent += 1
+                if on_publish is not None:
+                    on_publish(connection.topic, time_ns)
+        return sent
+
+    def _publish_clock(self, time_ns: int) -> None:
+        msg = Clock()
+        msg.clock.sec, msg.clock.nanosec = divmod(time_ns, NS_PER_S)
+        self._clock.publish(msg)

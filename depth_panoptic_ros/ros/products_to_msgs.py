@@ -1,0 +1,110 @@
+"""Pipeline Products -> the per-frame output messages, in one place so that the node and `bag process` publish
+the same topics with the same contents.
+
+Every message carries the input image's header (REP 103: outputs keep the input stamp and optical frame).
+Topics whose product does not exist (no model: no panoptic ids, instances or labels) are left out, so a
+depth-only pipeline still fills panoptic/depth, its camera_info and panoptic/points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from typing import Any
+
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import Header
+from visualization_msgs.msg import MarkerArray
+
+from ..classes import ClassTable
+from ..frame import SensorFrame
+from ..geometry.pointcloud2 import pack_cloud
+from ..msg import ClassTable as ClassTableMsg
+from ..msg import InstanceDepthArray
+from ..pipeline import Products
+from ..products.depth_colormap import depth_colormap_panoptic
+from ..products.palette import colorize_panoptic, overlay
+from .camera_info import camera_info_from_model
+from .cloud_codec import cloud_to_msg
+from .image_codec import depth_to_msg, image_to_msg
+from .panoptic_msgs import instances_to_msg, markers_from_instances
+
+PANOPTIC_IDS = "panoptic/ids"
+PANOPTIC_COLOR = "panoptic/color"
+DEPTH_COLOR = "panoptic/depth_color"
+DEPTH = "panoptic/depth"
+DEPTH_CAMERA_INFO = "panoptic/depth/camera_info"
+INSTANCES = "panoptic/instances"
+POINTS = "panoptic/points"
+MARKERS = "panoptic/markers"
+CLASSES = "panoptic/classes"  # published once (transient local), not per frame: see class_table_to_msg
+
+# Per-frame output topic -> (message type, pipeline outputs it is made from).
+FRAME_TOPICS: dict[str, tuple[type, frozenset[str]]] = {
+    PANOPTIC_IDS: (Image, frozenset({"panoptic"})),
+    PANOPTIC_COLOR: (Image, frozenset({"panoptic"})),
+    DEPTH_COLOR: (Image, frozenset({"panoptic", "instances"})),
+    DEPTH: (Image, frozenset({"depth"})),
+    DEPTH_CAMERA_INFO: (CameraInfo, frozenset({"depth"})),
+    INSTANCES: (InstanceDepthArray, frozenset({"panoptic", "instances"})),
+    POINTS: (PointCloud2, frozenset({"cloud"})),
+    MARKERS: (MarkerArray, frozenset({"panoptic", "instances"})),
+}
+CLASSES_TYPE = ClassTableMsg
+
+
+def _check_topics(wanted: Iterable[str]) -> set[str]:
+    wanted = set(wanted)
+    unknown = wanted - FRAME_TOPICS.keys()
+    if unknown:
+        raise ValueError(f"unknown output topic(s) {sorted(unknown)}; per-frame outputs are {sorted(FRAME_TOPICS)}")
+    return wanted
+
+
+def pipeline_outputs(wanted: Iterable[str]) -> set[str]:
+    """The Pipeline.run outputs that the wanted topics need (so that nothing unwanted is computed)."""
+    needed: set[str] = set()
+    for topic in _check_topics(wanted):
+        needed |= FRAME_TOPICS[topic][1]
+    return needed
+
+
+def build_output_messages(
+    products: Products,
+    frame: SensorFrame,
+    header: Header,
+    class_table: ClassTable | None,
+    wanted: Collection[str],
+    *,
+    marker_lifetime_s: float = 0.0,
+) -> dict[str, Any]:
+    """{topic: message} for each wanted per-frame topic whose product exists, stamped with ``header``.
+
+    ``marker_lifetime_s`` = 0 keeps labels until the next frame's DELETEALL replaces them (RViz semantics).
+    """
+    wanted = _check_topics(wanted)
+    out: dict[str, Any] = {}
+    if DEPTH in wanted:
+        out[DEPTH] = depth_to_msg(products.depth, header)
+    if DEPTH_CAMERA_INFO in wanted:
+        out[DEPTH_CAMERA_INFO] = camera_info_from_model(frame.camera, header)
+    if POINTS in wanted and products.cloud is not None:
+        out[POINTS] = cloud_to_msg(pack_cloud(products.cloud), header)
+    if products.panoptic is None or class_table is None:
+        return out
+    ids = products.panoptic.ids
+    if PANOPTIC_IDS in wanted:
+        out[PANOPTIC_IDS] = image_to_msg(ids.astype("int32", copy=False), "32SC1", header)
+    if PANOPTIC_COLOR in wanted:
+        color = overlay(frame.rgb, colorize_panoptic(ids, class_table), panoptic_ids=ids)
+        out[PANOPTIC_COLOR] = image_to_msg(color, "rgb8", header)
+    table = products.instances
+    if table is None:
+        return out
+    if DEPTH_COLOR in wanted:
+        image = depth_colormap_panoptic(ids, table, class_table, rgb=frame.rgb)
+        out[DEPTH_COLOR] = image_to_msg(image, "rgb8", header)
+    if INSTANCES in wanted:
+        out[INSTANCES] = instances_to_msg(table, class_table, header)
+    if MARKERS in wanted:
+        out[MARKERS] = markers_from_instances(table, class_table, header, marker_lifetime_s)
+    return out
