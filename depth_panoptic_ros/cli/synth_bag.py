@@ -25,10 +25,10 @@ def run(args: argparse.Namespace) -> int:
     from depth_panoptic_ros.ros.synthetic_bag import write_synthetic_bag
 
     try:
+        size = args.size and args.size[::-1]  # the generator takes (width, height)
         bag = write_synthetic_bag(
-            args.out, args.frames, preset=args.preset, stereo=args.stereo, rate_hz=args.rate, size=args.size and args.size[::-1],
-            seed=args.seed,
-        )  # fmt: skip
+            args.out, args.frames, preset=args.preset, stereo=args.stereo, rate_hz=args.rate, size=size, seed=args.seed
+        )
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     except OSError as exc:
