@@ -38,7 +38,6 @@ from depth_panoptic_ros.ros.bag_io import (  # noqa: E402
     BagWriter,
     open_bag,
     read_messages,
-    rotation_to_quaternion,
     tf_message,
     topic_types,
 )
@@ -73,7 +72,10 @@ from depth_panoptic_ros.ros.synthetic_bag import (  # noqa: E402
     lidar_to_msg,
     write_synthetic_bag,
 )
-from depth_panoptic_ros.ros.transforms import quaternion_to_rotation  # noqa: E402
+from depth_panoptic_ros.ros.transforms import (
+    quaternion_to_rotation,  # noqa: E402
+    rotation_to_quaternion,  # noqa: E402
+)
 
 pytestmark = pytest.mark.ros
 

@@ -23,7 +23,8 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
-from ..resources import PACKAGE, share_dir
+from depth_panoptic_ros.resources import PACKAGE, share_dir
+from depth_panoptic_ros.ros.transforms import rotation_to_quaternion
 
 TF_STATIC = "/tf_static"
 TF = "/tf"
@@ -168,24 +169,6 @@ class BagWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def rotation_to_quaternion(rotation: np.ndarray) -> tuple[float, float, float, float]:
-    """(x, y, z, w) of a 3x3 rotation (Shepperd's method: divide by the largest of the four candidates)."""
-    m = np.asarray(rotation, dtype=np.float64)
-    trace = np.trace(m)
-    candidates = [trace, m[0, 0], m[1, 1], m[2, 2]]
-    k = int(np.argmax(candidates))
-    if k == 0:
-        s = 2.0 * np.sqrt(1.0 + trace)
-        q = (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, 0.25 * s
-    else:
-        i, j, l = k - 1, k % 3, (k + 1) % 3
-        s = 2.0 * np.sqrt(1.0 + m[i, i] - m[j, j] - m[l, l])
-        v = np.empty(3)
-        v[i], v[j], v[l] = 0.25 * s, (m[j, i] + m[i, j]) / s, (m[l, i] + m[i, l]) / s
-        q = v[0], v[1], v[2], (m[l, j] - m[j, l]) / s
-    return tuple(float(c) for c in q)
 
 
 def tf_message(transforms: Sequence[tuple[str, str, np.ndarray]], stamp_ns: int) -> Any:

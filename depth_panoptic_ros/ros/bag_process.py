@@ -17,16 +17,24 @@ from typing import Any
 import numpy as np
 from rosbags.rosbag2 import Reader
 
-from ..frame import SensorFrame
-from ..pipeline import Pipeline, Products
-from .bag_io import TF, TF_STATIC, BagWriter, describe_topics, open_bag, read_messages, topic_types
-from .camera_info import camera_model_from_info
-from .cloud_codec import cloud_to_xyz
-from .image_codec import decode_compressed_image, decode_image
-from .panoptic_msgs import class_table_to_msg
-from .products_to_msgs import CLASSES, FRAME_TOPICS, build_output_messages, pipeline_outputs
-from .sync import make_synchronizer, stamp_ns
-from .transforms import transform_to_matrix
+from depth_panoptic_ros.frame import SensorFrame
+from depth_panoptic_ros.pipeline import Pipeline, Products
+from depth_panoptic_ros.ros.bag_io import (
+    TF,
+    TF_STATIC,
+    BagWriter,
+    describe_topics,
+    open_bag,
+    read_messages,
+    topic_types,
+)
+from depth_panoptic_ros.ros.camera_info import camera_model_from_info
+from depth_panoptic_ros.ros.cloud_codec import cloud_to_xyz
+from depth_panoptic_ros.ros.image_codec import decode_compressed_image, decode_image
+from depth_panoptic_ros.ros.panoptic_msgs import class_table_to_msg
+from depth_panoptic_ros.ros.products_to_msgs import CLASSES, FRAME_TOPICS, build_output_messages, pipeline_outputs
+from depth_panoptic_ros.ros.sync import make_synchronizer, stamp_ns
+from depth_panoptic_ros.ros.transforms import transform_to_matrix
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"

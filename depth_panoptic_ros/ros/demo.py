@@ -28,13 +28,22 @@ from typing import Any
 
 import numpy as np
 
-from ..geometry.backproject import PanopticCloud
-from .bag_io import BagWriter, open_bag, read_messages
-from .bag_process import MONO_TOPICS, read_transform_tree
-from .byte_buffers import message_bytes
-from .products_to_msgs import CLASSES, CLASSES_TYPE, DEPTH, DEPTH_COLOR, FRAME_TOPICS, INSTANCES, PANOPTIC_COLOR, POINTS
-from .sync import stamp_ns
-from .synthetic_bag import write_synthetic_bag
+from depth_panoptic_ros.geometry.backproject import PanopticCloud
+from depth_panoptic_ros.ros.bag_io import BagWriter, open_bag, read_messages
+from depth_panoptic_ros.ros.bag_process import MONO_TOPICS, read_transform_tree
+from depth_panoptic_ros.ros.byte_buffers import message_bytes
+from depth_panoptic_ros.ros.products_to_msgs import (
+    CLASSES,
+    CLASSES_TYPE,
+    DEPTH,
+    DEPTH_COLOR,
+    FRAME_TOPICS,
+    INSTANCES,
+    PANOPTIC_COLOR,
+    POINTS,
+)
+from depth_panoptic_ros.ros.sync import stamp_ns
+from depth_panoptic_ros.ros.synthetic_bag import write_synthetic_bag
 
 DEMO_SIZE = (640, 192)  # KITTI's aspect ratio at about half its size: seconds per frame on one CPU core at most
 DEMO_RATE_HZ = 2.0  # camera rate of the demo bag, so that a CPU-only node keeps up with most frames

@@ -15,18 +15,18 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
-from ..classes import ClassTable
-from ..frame import SensorFrame
-from ..geometry.pointcloud2 import pack_cloud
-from ..msg import ClassTable as ClassTableMsg
-from ..msg import InstanceDepthArray
-from ..pipeline import Products
-from ..products.depth_colormap import depth_colormap_panoptic
-from ..products.palette import colorize_panoptic, overlay
-from .camera_info import camera_info_from_model
-from .cloud_codec import cloud_to_msg
-from .image_codec import depth_to_msg, image_to_msg
-from .panoptic_msgs import instances_to_msg, markers_from_instances
+from depth_panoptic_ros.classes import ClassTable
+from depth_panoptic_ros.frame import SensorFrame
+from depth_panoptic_ros.geometry.pointcloud2 import pack_cloud
+from depth_panoptic_ros.msg import ClassTable as ClassTableMsg
+from depth_panoptic_ros.msg import InstanceDepthArray
+from depth_panoptic_ros.pipeline import Products
+from depth_panoptic_ros.products.depth_colormap import depth_colormap_panoptic
+from depth_panoptic_ros.products.palette import colorize_panoptic, overlay
+from depth_panoptic_ros.ros.camera_info import camera_info_from_model
+from depth_panoptic_ros.ros.cloud_codec import cloud_to_msg
+from depth_panoptic_ros.ros.image_codec import depth_to_msg, image_to_msg
+from depth_panoptic_ros.ros.panoptic_msgs import instances_to_msg, markers_from_instances
 
 PANOPTIC_IDS = "panoptic/ids"
 PANOPTIC_COLOR = "panoptic/color"

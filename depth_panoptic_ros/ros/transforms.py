@@ -35,6 +35,24 @@ def quaternion_to_rotation(x: float, y: float, z: float, w: float) -> np.ndarray
     )
 
 
+def rotation_to_quaternion(rotation: np.ndarray) -> tuple[float, float, float, float]:
+    """(x, y, z, w) of a 3x3 rotation (Shepperd's method: divide by the largest of the four candidates)."""
+    m = np.asarray(rotation, dtype=np.float64)
+    trace = np.trace(m)
+    candidates = [trace, m[0, 0], m[1, 1], m[2, 2]]
+    k = int(np.argmax(candidates))
+    if k == 0:
+        s = 2.0 * np.sqrt(1.0 + trace)
+        q = (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, 0.25 * s
+    else:
+        i, j, l = k - 1, k % 3, (k + 1) % 3
+        s = 2.0 * np.sqrt(1.0 + m[i, i] - m[j, j] - m[l, l])
+        v = np.empty(3)
+        v[i], v[j], v[l] = 0.25 * s, (m[j, i] + m[i, j]) / s, (m[l, i] + m[i, l]) / s
+        q = v[0], v[1], v[2], (m[l, j] - m[j, l]) / s
+    return tuple(float(c) for c in q)
+
+
 def transform_to_matrix(transform: Transform) -> np.ndarray:
     """(4, 4) homogeneous matrix of a geometry_msgs/Transform (maps child-frame points into the parent frame)."""
     r, t = transform.rotation, transform.translation
