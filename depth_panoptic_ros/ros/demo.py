@@ -77,7 +77,7 @@ class Recorder:
     def __init__(self, node: Any, writer: BagWriter) -> None:
         from rclpy.qos import QoSProfile
 
-        from .qos import transient_local_qos
+        from depth_panoptic_ros.ros.qos import transient_local_qos
 
         self.writer = writer
         self.lock = threading.Lock()
@@ -111,8 +111,8 @@ def run_demo(out: str | Path, frames: int = 12, *, size: tuple[int, int] = DEMO_
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    from ..resources import default_model_path
-    from .bag_play import BagPlayer
+    from depth_panoptic_ros.resources import default_model_path
+    from depth_panoptic_ros.ros.bag_play import BagPlayer
 
     out = Path(out)
     for old in (out / "input", out / "outputs"):
@@ -167,7 +167,7 @@ def run_demo(out: str | Path, frames: int = 12, *, size: tuple[int, int] = DEMO_
 
 def _synthetic_extrinsic(bag: Path) -> np.ndarray:
     """camera_T_lidar from the bag's /tf_static: the node gets it as a parameter (no tf2_ros in the wheels)."""
-    from .synthetic_bag import CAMERA_FRAME, LIDAR_FRAME
+    from depth_panoptic_ros.ros.synthetic_bag import CAMERA_FRAME, LIDAR_FRAME
 
     with open_bag(bag) as reader:
         return read_transform_tree(reader).lookup(CAMERA_FRAME, LIDAR_FRAME)
@@ -227,11 +227,11 @@ def _node_process(T_cam_lidar: np.ndarray, model: str, log_path: Path) -> Iterat
 def write_previews(outputs: Path, inputs: Path, out: Path) -> list[str]:
     """Previews of the last frame that has outputs: input.png, panoptic.png (overlay), depth_color.png,
     depth.png, contact_sheet.png (input | panoptic | depth colour map), points.ply, instances.json."""
-    from ..data.images import write_rgb
-    from ..data.ply import write_ply
-    from ..products.canvas import contact_sheet
-    from ..products.depth_colormap import colorize_depth
-    from .image_codec import decode_depth, decode_image
+    from depth_panoptic_ros.data.images import write_rgb
+    from depth_panoptic_ros.data.ply import write_ply
+    from depth_panoptic_ros.products.canvas import contact_sheet
+    from depth_panoptic_ros.products.depth_colormap import colorize_depth
+    from depth_panoptic_ros.ros.image_codec import decode_depth, decode_image
 
     shown = [f"/{t}" for t in (DEPTH, PANOPTIC_COLOR, DEPTH_COLOR, POINTS, INSTANCES)]
     with open_bag(outputs) as reader:

@@ -85,7 +85,7 @@ def write_synthetic_bag(
 
     Stamps start at the current time; each message is recorded at its header stamp.
     """
-    from ..data.synthetic import SyntheticConfig, camera_preset, generate_frame
+    from depth_panoptic_ros.data.synthetic import SyntheticConfig, camera_preset, generate_frame
 
     if frames < 1:
         raise ValueError(f"frames: expected >= 1, got {frames}")
