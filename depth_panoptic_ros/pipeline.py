@@ -155,12 +155,20 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
     timings[stage] = (time.perf_counter() - start) * 1e3
 
 
-def load_pipeline(config_path: str | Path | None, model_path: str | None, device: str = "cpu") -> Pipeline:
-    """The pipeline of a config file and a model: None = the shipped default model when installed, '' = none."""
-    from depth_panoptic_ros.resources import default_model_path, resolve_path
+def load_pipeline_config(path: str | Path | None) -> PipelineConfig:
+    """The pipeline config of a YAML file (None = defaults); unknown keys are errors naming the key."""
     from depth_panoptic_ros.typed_config import from_dict, load_yaml
 
-    config = from_dict(PipelineConfig, load_yaml(config_path) if config_path else {}, "pipeline")
+    return from_dict(PipelineConfig, load_yaml(path) if path else {}, "pipeline")
+
+
+def load_pipeline(
+    config_path: str | Path | None, model_path: str | None, device: str = "cpu", precision: str = "fp32"
+) -> Pipeline:
+    """The pipeline of a config file and a model: None = the shipped default model when installed, '' = none."""
+    from depth_panoptic_ros.resources import default_model_path, resolve_path
+
+    config = load_pipeline_config(config_path)
     if model_path is None:
         path = default_model_path()
         path = path if path.is_file() else None
@@ -170,4 +178,4 @@ def load_pipeline(config_path: str | Path | None, model_path: str | None, device
         return Pipeline(config)
     from depth_panoptic_ros.model import load_model
 
-    return Pipeline(config, load_model(path, device=device))
+    return Pipeline(config, load_model(path, device=device, precision=precision))

@@ -1,1 +1,1 @@
-"""Camera models, LiDAR projection, stereo depth, back-projection and point-cloud memory layouts (numpy/OpenCV, no ROS)."""
+"""Camera models, LiDAR projection, stereo depth, back-projection, PointCloud2 memory layout (numpy/OpenCV, no ROS)."""

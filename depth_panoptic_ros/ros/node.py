@@ -1,0 +1,403 @@
+"""depth_panoptic_node: camera (mono or stereo) + LiDAR in, depth-aware panoptic products out.
+
+A thin adapter over Pipeline. Subscription callbacks only synchronise and hand the newest set to one worker
+thread (older unprocessed sets are dropped and counted), so latency stays bounded when the input outpaces the
+model and the executor never waits for inference. Every output keeps the input image's header. Outputs
+without subscribers are not computed. Bad input skips the frame with a throttled log naming the input; the
+node never stops serving later frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import threading
+import time
+import traceback
+from functools import partial
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.impl.rcutils_logger import RcutilsLogger
+from rclpy.node import Node
+from rclpy.time import Time
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import Header
+
+from depth_panoptic_ros.frame import SensorFrame
+from depth_panoptic_ros.geometry.camera import CameraModel
+from depth_panoptic_ros.msg import FrameTiming
+from depth_panoptic_ros.pipeline import Pipeline, load_pipeline_config
+from depth_panoptic_ros.resources import resolve_path
+from depth_panoptic_ros.ros.camera_info import camera_model_from_info
+from depth_panoptic_ros.ros.cloud_codec import cloud_to_xyz
+from depth_panoptic_ros.ros.diagnostics import FrameStatistics, ModelState, diagnostic_status
+from depth_panoptic_ros.ros.image_codec import decode_compressed_image, decode_image
+from depth_panoptic_ros.ros.latest_slot import LatestSlot
+from depth_panoptic_ros.ros.panoptic_msgs import class_table_to_msg
+from depth_panoptic_ros.ros.parameters import NodeParameters, declare_parameters
+from depth_panoptic_ros.ros.products_to_msgs import (
+    CLASSES,
+    CLASSES_TYPE,
+    DEPTH,
+    DEPTH_CAMERA_INFO,
+    DEPTH_COLOR,
+    FRAME_TOPICS,
+    INSTANCES,
+    MARKERS,
+    PANOPTIC_COLOR,
+    PANOPTIC_IDS,
+    POINTS,
+    build_output_messages,
+    pipeline_outputs,
+)
+from depth_panoptic_ros.ros.qos import incompatible_qos_callbacks, qos_overrides, sensor_qos, transient_local_qos
+from depth_panoptic_ros.ros.sync import NS_PER_S, make_synchronizer
+from depth_panoptic_ros.ros.transforms import LidarToCamera
+
+NODE_NAME = "depth_panoptic_node"
+TIMING = "~/timing"
+DIAGNOSTICS = "/diagnostics"
+OUTPUT_QUEUE_DEPTH = 5  # reliable, keep last: compatible with best-effort and reliable subscribers
+LOG_THROTTLE_S = 2.0
+REPORT_PERIOD_S = 1.0
+WORKER_JOIN_TIMEOUT_S = 10.0
+# outputs.<switch> parameter -> the per-frame topics it creates
+SWITCHED_TOPICS: dict[str, tuple[str, ...]] = {
+    "ids": (PANOPTIC_IDS,),
+    "color": (PANOPTIC_COLOR,),
+    "depth_color": (DEPTH_COLOR,),
+    "depth": (DEPTH, DEPTH_CAMERA_INFO),
+    "instances": (INSTANCES,),
+    "points": (POINTS,),
+    "markers": (MARKERS,),
+}
+MODEL_FREE_OUTPUTS = frozenset({"depth", "cloud"})  # pipeline outputs that exist without a model
+# Child loggers: throttling one kind of problem must never hide another.
+LOG_SOURCES = ("image", "camera_info", "lidar", "tf", "pipeline", "sync")
+
+
+class FrameSkipped(Exception):
+    """An input set that cannot be processed; ``source`` (one of LOG_SOURCES) picks the throttled logger."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(reason)
+        self.source = source
+
+
+@dataclasses.dataclass(frozen=True)
+class InputTopics:
+    """Relative input names of a mode; a set is the images (left first) followed by the LiDAR cloud."""
+
+    images: tuple[str, ...]
+    camera_infos: tuple[str, ...]
+    lidar: str | None
+
+    @classmethod
+    def of(cls, params: NodeParameters) -> InputTopics:
+        cameras = ("",) if params.mode == "mono" else ("left/", "right/")
+        return cls(
+            images=tuple(f"{c}image" for c in cameras),
+            camera_infos=tuple(f"{c}camera_info" for c in cameras),
+            lidar="lidar" if params.use_lidar else None,
+        )
+
+
+def load_node_pipeline(params: NodeParameters, logger: RcutilsLogger) -> tuple[Pipeline, ModelState]:
+    """The pipeline of the parameters. A bad pipeline_config raises; a model that cannot be loaded is logged
+    once and leaves a depth-only pipeline, so the node still serves depth and the cloud."""
+    config = dataclasses.replace(load_pipeline_config(params.pipeline_config), cloud=params.cloud)
+    if not params.model_path:
+        return Pipeline(config), ModelState("none: model_path is empty (classical depth only)")
+    try:
+        from depth_panoptic_ros.model import load_model
+
+        path = resolve_path(params.model_path)
+        model = load_model(path, device=params.device, precision=params.precision)
+    except Exception as exc:  # file, format, device or torch problem alike: keep the depth path running
+        logger.error(f"cannot load model_path {params.model_path!r}: {exc}; running classical depth only")
+        return Pipeline(config), ModelState(f"failed to load {params.model_path}: {exc}", failed=True)
+    return Pipeline(config, model), ModelState(f"loaded {path} ({params.device}, {params.precision})")
+
+
+class DepthPanopticNode(Node):
+    def __init__(self, **node_options: Any) -> None:
+        super().__init__(NODE_NAME, **node_options)
+        # First, so that destroy_node works on a node whose set-up failed (rclpy's context destroys it too).
+        self._slot: LatestSlot[tuple[Any, ...]] = LatestSlot()
+        self._worker = threading.Thread(target=self._work, name="depth_panoptic_worker", daemon=True)
+        self._params = params = declare_parameters(self)
+        self._pipeline, self._model_state = load_node_pipeline(params, self.get_logger())
+        self._extrinsic = self._lidar_to_camera() if params.use_lidar else None
+        self._loggers = {source: self.get_logger().get_child(source) for source in LOG_SOURCES}
+        self._stats = FrameStatistics()
+
+        inputs = InputTopics.of(params)
+        image_type = CompressedImage if params.use_compressed else Image
+        self._decode = decode_compressed_image if params.use_compressed else decode_image
+        suffix = "/compressed" if params.use_compressed else ""
+        self._image_topics = [self.resolve_topic_name(t) + suffix for t in inputs.images]
+        self._info_topics = [self.resolve_topic_name(t) for t in inputs.camera_infos]
+        lidar_topics = [self.resolve_topic_name(inputs.lidar)] if inputs.lidar else []
+        self._cameras: list[CameraModel | None] = [None] * len(self._info_topics)
+        self._camera_errors = [""] * len(self._info_topics)
+        self._info_counts = [0] * len(self._info_topics)
+
+        self._create_outputs()
+        self._sync = make_synchronizer(
+            self._image_topics + lidar_topics,
+            params.sync_queue_size,
+            params.sync_slop,
+            self._on_set,
+            on_time_jump=self._on_time_jump,
+            warn=self._loggers["sync"].warning,
+        )
+        msg_types = [image_type] * len(self._image_topics) + [PointCloud2] * len(lidar_topics)
+        for index, (topic, msg_type) in enumerate(zip(self._sync.topics, msg_types, strict=True)):
+            self._subscribe(msg_type, topic, partial(self._sync.add, index))
+        for index, topic in enumerate(self._info_topics):
+            self._subscribe(CameraInfo, topic, partial(self._on_camera_info, index))
+
+        self._started_ns = time.monotonic_ns()
+        self._last_report = (self._started_ns, self._stats.snapshot())
+        # Steady clock: diagnostics and the no-input warning keep running while a replayed bag is paused.
+        self.create_timer(REPORT_PERIOD_S, self._report, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._worker.start()
+        outputs = sorted(self.resolve_topic_name(t) for t in self._frame_publishers)
+        self.get_logger().info(
+            f"{params.mode}: inputs {', '.join(self._sync.topics + self._info_topics)}; "
+            f"model {self._model_state.description}; outputs {', '.join(outputs)}"
+        )
+
+    # -- set-up ------------------------------------------------------------------------------------------------
+    def _lidar_to_camera(self) -> LidarToCamera:
+        """TF when asked for and installed, else the fixed lidar_to_camera (ValueError when that is empty)."""
+        params = self._params
+        use_tf = params.use_tf and importlib.util.find_spec("tf2_ros") is not None
+        if params.use_tf and not use_tf:
+            self.get_logger().info("use_tf: tf2_ros is not installed, using the lidar_to_camera parameter")
+        return LidarToCamera(self, () if use_tf else params.lidar_to_camera, params.tf_timeout)
+
+    def _create_outputs(self) -> None:
+        """Publishers of the switched-on outputs that this pipeline can fill (no panoptic ones without a model)."""
+        has_model = self._pipeline.model is not None
+        switches = dataclasses.asdict(self._params.outputs)
+        self._frame_publishers = {
+            topic: self.create_publisher(
+                FRAME_TOPICS[topic][0], topic, OUTPUT_QUEUE_DEPTH, qos_overriding_options=qos_overrides()
+            )
+            for switch, topics in SWITCHED_TOPICS.items()
+            if switches[switch]
+            for topic in topics
+            if has_model or FRAME_TOPICS[topic][1] <= MODEL_FREE_OUTPUTS
+        }
+        self._timing = self.create_publisher(FrameTiming, TIMING, OUTPUT_QUEUE_DEPTH) if switches["timing"] else None
+        self._diagnostics = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
+        class_table = self._pipeline.class_table
+        if class_table is not None:
+            classes = self.create_publisher(CLASSES_TYPE, CLASSES, transient_local_qos())
+            classes.publish(class_table_to_msg(class_table, Header(stamp=self.get_clock().now().to_msg())))
+
+    def _subscribe(self, msg_type: type, topic: str, callback: Any) -> None:
+        self.create_subscription(
+            msg_type,
+            topic,
+            callback,
+            sensor_qos(),
+            qos_overriding_options=qos_overrides(),
+            event_callbacks=incompatible_qos_callbacks(self, topic),
+        )
+
+    # -- callbacks (executor thread): cheap, never wait for inference -------------------------------------------
+    def _on_set(self, *msgs: Any) -> None:
+        self._stats.count_set()
+        self._slot.put(msgs)
+
+    def _on_camera_info(self, index: int, msg: CameraInfo) -> None:
+        self._info_counts[index] += 1
+        try:
+            self._cameras[index] = camera_model_from_info(msg)
+        except ValueError as exc:
+            self._cameras[index], self._camera_errors[index] = None, str(exc)
+            self._loggers["camera_info"].error(
+                f"{self._info_topics[index]}: {exc}; frames are skipped until a valid CameraInfo arrives",
+                throttle_duration_sec=LOG_THROTTLE_S,
+            )
+
+    def _on_time_jump(self, topic: str, previous_ns: int, stamp_ns: int) -> None:
+        if self._extrinsic is not None:
+            self._extrinsic.clear()  # transforms of the old timeline lie in the future of the new one
+
+    def _report(self) -> None:
+        now_ns = time.monotonic_ns()
+        problem = self._sync_problem(now_ns)
+        if problem:
+            self._loggers["sync"].warning(problem, throttle_duration_sec=self._params.no_sync_warning_s)
+        last_ns, before = self._last_report
+        snapshot = self._stats.snapshot()
+        self._last_report = (now_ns, snapshot)
+        status = diagnostic_status(
+            f"{self.get_fully_qualified_name()}: pipeline",
+            self._params.device,
+            snapshot,
+            before,
+            max((now_ns - last_ns) / NS_PER_S, 1e-3),
+            self._model_state,
+            self._slot.dropped,
+            self._receive_counts(),
+            problem,
+        )
+        header = Header(stamp=self.get_clock().now().to_msg())
+        self._diagnostics.publish(DiagnosticArray(header=header, status=[status]))
+
+    def _receive_counts(self) -> dict[str, int]:
+        topics = self._sync.topics + self._info_topics
+        return dict(zip(topics, self._sync.receive_counts + self._info_counts, strict=True))
+
+    def _sync_problem(self, now_ns: int) -> str | None:
+        """Why no synchronised set came for no_sync_warning_s: the silent inputs, or stamps too far apart."""
+        timeout = self._params.no_sync_warning_s
+        waiting_ns = now_ns - (self._sync.last_set_ns or self._started_ns)
+        if waiting_ns < timeout * NS_PER_S:
+            return None
+        received = ", ".join(f"{topic} {n}" for topic, n in self._receive_counts().items())
+        silent = self._sync.silent_topics(now_ns, timeout)
+        if silent:
+            why = f"nothing received for {timeout:g} s on {', '.join(silent)}"
+        else:
+            stamps = ", ".join(f"{s / NS_PER_S:.3f}" for s in self._sync.newest_stamps if s is not None)
+            why = f"stamps never within sync_slop {self._params.sync_slop:g} s of each other (newest {stamps})"
+        return f"no synchronised input for {waiting_ns / NS_PER_S:.1f} s (messages received: {received}); {why}"
+
+    # -- worker thread -----------------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while (msgs := self._slot.take()) is not None:
+            try:
+                self._process(msgs)
+            except FrameSkipped as skip:
+                stamp = msgs[0].header.stamp
+                reason = f"frame {stamp.sec}.{stamp.nanosec:09d} skipped: {skip}"
+                self._stats.count_skipped(reason)
+                self._loggers[skip.source].warning(reason, throttle_duration_sec=LOG_THROTTLE_S)
+            except Exception as exc:  # a bug must not silently end the worker: report it and serve the next set
+                if not self.context.ok():
+                    return  # shutting down: publishers are going away under us
+                self._stats.count_skipped(f"internal error: {exc!r}")
+                self.get_logger().error(
+                    f"frame failed: {exc!r}\n{traceback.format_exc()}", throttle_duration_sec=LOG_THROTTLE_S
+                )
+
+    def _process(self, msgs: tuple[Any, ...]) -> None:
+        start = time.perf_counter()
+        wanted = {topic for topic, pub in self._frame_publishers.items() if pub.get_subscription_count() > 0}
+        if not wanted:
+            self._stats.count_idle()
+            return
+        header = msgs[0].header
+        frame = self._sensor_frame(msgs)
+        inputs_ms = (time.perf_counter() - start) * 1e3
+        try:
+            products = self._pipeline.run(frame, pipeline_outputs(wanted))
+        except ValueError as exc:
+            raise FrameSkipped("pipeline", str(exc)) from exc
+        publish_start = time.perf_counter()
+        messages = build_output_messages(products, frame, header, self._pipeline.class_table, wanted)
+        for topic, msg in messages.items():
+            self._frame_publishers[topic].publish(msg)
+        end = time.perf_counter()
+        processing_ms = (end - start) * 1e3
+        latency_ms = (self.get_clock().now() - Time.from_msg(header.stamp)).nanoseconds / 1e6
+        self._stats.count_processed(processing_ms, latency_ms)
+        if self._timing is not None:
+            stages = {"inputs": inputs_ms, **products.timings_ms, "messages": (end - publish_start) * 1e3}
+            self._timing.publish(
+                FrameTiming(
+                    header=header,
+                    processing_ms=processing_ms,
+                    latency_ms=latency_ms,
+                    stages=list(stages),
+                    stage_ms=list(stages.values()),
+                    dropped_total=self._slot.dropped,
+                )
+            )
+
+    def _sensor_frame(self, msgs: tuple[Any, ...]) -> SensorFrame:
+        """Decoded, validated arrays of one set; FrameSkipped names the input at fault."""
+        n = len(self._image_topics)
+        rgbs = []
+        for msg, topic in zip(msgs[:n], self._image_topics, strict=True):
+            try:
+                rgbs.append(self._decode(msg))
+            except ValueError as exc:
+                raise FrameSkipped("image", f"{topic}: {exc}") from exc
+        cameras = [self._camera(i) for i in range(n)]
+        points = T_cam_lidar = None
+        if self._extrinsic is not None:
+            points, T_cam_lidar = self._lidar(msgs[n], msgs[0].header.frame_id)
+        return SensorFrame(
+            rgb=rgbs[0],
+            camera=cameras[0],
+            points=points,
+            T_cam_lidar=T_cam_lidar,
+            right_rgb=rgbs[1] if n > 1 else None,
+            right_camera=cameras[1] if n > 1 else None,
+        )
+
+    def _camera(self, index: int) -> CameraModel:
+        camera = self._cameras[index]
+        if camera is None:
+            topic, error = self._info_topics[index], self._camera_errors[index]
+            detail = f"the last one was invalid: {error}" if error else f"{self._info_counts[index]} received"
+            raise FrameSkipped("camera_info", f"no valid CameraInfo on {topic} yet ({detail})")
+        return camera
+
+    def _lidar(self, msg: PointCloud2, camera_frame: str) -> tuple[np.ndarray, np.ndarray]:
+        topic = self._sync.topics[-1]
+        try:
+            points = cloud_to_xyz(msg)
+        except ValueError as exc:
+            raise FrameSkipped("lidar", f"{topic}: {exc}") from exc
+        if not np.isfinite(points).all(axis=1).any():
+            raise FrameSkipped("lidar", f"{topic}: none of its {len(points)} points is finite")
+        try:
+            T_cam_lidar = self._extrinsic.lookup(camera_frame, msg.header.frame_id, msg.header.stamp)
+        except LookupError as exc:
+            raise FrameSkipped("tf", str(exc)) from exc
+        return points, T_cam_lidar
+
+    def destroy_node(self) -> None:
+        """Stops the worker before the publishers it uses go away."""
+        self._slot.close()
+        if self._worker.ident is not None:  # started
+            self._worker.join(WORKER_JOIN_TIMEOUT_S)
+        if self._worker.is_alive():
+            self.get_logger().warning(f"worker still busy after {WORKER_JOIN_TIMEOUT_S:g} s; leaving it behind")
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of scripts/depth_panoptic_node and `python -m depth_panoptic_ros.ros.node --ros-args ...`."""
+    rclpy.init(args=args)
+    try:
+        node = DepthPanopticNode()
+    except (ValueError, ParameterException) as exc:
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
+        rclpy.try_shutdown()
+        return 1
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

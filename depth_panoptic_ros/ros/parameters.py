@@ -1,0 +1,177 @@
+"""The node's ROS parameters: one typed dataclass holds the defaults, a table holds what `ros2 param describe`
+shows (description, range, allowed values), and both are checked against config/depth_panoptic.yaml by the tests.
+
+Nested dataclasses become dotted parameter names (``cloud.stride``, ``outputs.points``), which YAML writes as
+nested mappings. Every parameter is read-only: the node reads them once at start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from depth_panoptic_ros.pipeline import CloudConfig
+from depth_panoptic_ros.resources import DEFAULT_MODEL, PACKAGE
+from depth_panoptic_ros.typed_config import from_dict
+
+MODES = ("mono", "stereo")
+PRECISIONS = ("fp32", "fp16", "bf16")
+DEFAULT_MODEL_PATH = f"package://{PACKAGE}/{DEFAULT_MODEL}"
+_DEVICE = re.compile(r"cpu|cuda(:\d+)?")
+
+
+@dataclass(frozen=True)
+class OutputSwitches:
+    """Which output topics exist at all; an existing one is still only computed while it has subscribers."""
+
+    ids: bool = True
+    color: bool = True
+    depth_color: bool = True
+    depth: bool = True
+    instances: bool = True
+    points: bool = True
+    markers: bool = True
+    timing: bool = True
+
+
+@dataclass(frozen=True)
+class NodeParameters:
+    mode: str = "mono"
+    model_path: str = DEFAULT_MODEL_PATH
+    device: str = "cpu"
+    precision: str = "fp32"
+    pipeline_config: str = ""
+    use_lidar: bool = True
+    lidar_to_camera: tuple[float, ...] = ()
+    use_tf: bool = True
+    tf_timeout: float = 0.1
+    sync_queue_size: int = 10
+    sync_slop: float = 0.05
+    use_compressed: bool = False
+    no_sync_warning_s: float = 5.0
+    cloud: CloudConfig = field(default_factory=CloudConfig)
+    outputs: OutputSwitches = field(default_factory=OutputSwitches)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision: expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if not _DEVICE.fullmatch(self.device):
+            raise ValueError(f"device: expected cpu, cuda or cuda:N, got {self.device!r}")
+        if self.mode == "mono" and not self.use_lidar:
+            raise ValueError("use_lidar: mono mode needs the LiDAR (its only depth source), got use_lidar false")
+        if self.use_lidar and not self.use_tf and not self.lidar_to_camera:
+            raise ValueError("lidar_to_camera: use_tf is false, so the LiDAR -> camera transform must be given")
+
+
+@dataclass(frozen=True)
+class Doc:
+    """What a parameter means; ``limits`` is an inclusive (min, max) range, ``choices`` the allowed strings."""
+
+    text: str
+    limits: tuple[float, float] | None = None
+    choices: tuple[str, ...] = ()
+
+
+DOCS: dict[str, Doc] = {
+    "mode": Doc("mono: image + camera_info + lidar; stereo: left/ and right/ image + camera_info", choices=MODES),
+    "model_path": Doc(
+        "model .safetensors: absolute, relative to the working directory or package://depth_panoptic_ros/...; "
+        "empty = classical depth only (no panoptic outputs). A missing or broken file is logged and the node "
+        "runs depth-only"
+    ),
+    "device": Doc("torch device of the model: cpu, cuda or cuda:N"),
+    "precision": Doc("inference precision of the model (fp16/bf16 run under torch.autocast)", choices=PRECISIONS),
+    "pipeline_config": Doc(
+        "optional YAML of PipelineConfig (completion, stereo matching, LiDAR ranges); the cloud.* parameters "
+        "replace its cloud section"
+    ),
+    "use_lidar": Doc("stereo mode: also subscribe to lidar and merge it with stereo depth (mono always uses it)"),
+    "lidar_to_camera": Doc(
+        "16 row-major doubles of the 4x4 transform LiDAR frame -> camera optical frame (e.g. KITTI Tr_velo_to_cam); "
+        "used when use_tf is false or tf2_ros is not installed"
+    ),
+    "use_tf": Doc("look up LiDAR -> camera in TF at the LiDAR stamp (falls back to lidar_to_camera without tf2_ros)"),
+    "tf_timeout": Doc("seconds to wait for a TF transform before the frame is skipped", limits=(0.0, 10.0)),
+    "sync_queue_size": Doc("messages kept per input for approximate-time matching", limits=(1, 1000)),
+    "sync_slop": Doc("largest stamp difference (s) within one synchronised set", limits=(0.001, 10.0)),
+    "use_compressed": Doc("subscribe to <image topic>/compressed (jpeg/png) instead of raw images"),
+    "no_sync_warning_s": Doc(
+        "warn (naming the silent inputs) when no synchronised set arrived for this many seconds", limits=(0.5, 3600.0)
+    ),
+    "cloud.stride": Doc("panoptic/points takes every stride-th pixel in both directions", limits=(1, 64)),
+    "cloud.max_range": Doc("panoptic/points drops points farther than this (m)", limits=(0.1, 1000.0)),
+    "cloud.organised": Doc("panoptic/points as an organised H x W cloud with NaN for invalid points"),
+    **{
+        f"outputs.{name}": Doc(f"create {topics} (computed only while subscribed)")
+        for name, topics in {
+            "ids": "panoptic/ids",
+            "color": "panoptic/color",
+            "depth_color": "panoptic/depth_color",
+            "depth": "panoptic/depth and panoptic/depth/camera_info",
+            "instances": "panoptic/instances",
+            "points": "panoptic/points",
+            "markers": "panoptic/markers",
+            "timing": "~/timing",
+        }.items()
+    },
+}
+
+
+def flatten(params: Any, prefix: str = "") -> dict[str, Any]:
+    """{dotted name: value} of a dataclass instance, nested dataclasses included (tuples become lists)."""
+    flat: dict[str, Any] = {}
+    for f in dataclasses.fields(params):
+        value = getattr(params, f.name)
+        if dataclasses.is_dataclass(value):
+            flat.update(flatten(value, f"{prefix}{f.name}."))
+        else:
+            flat[f"{prefix}{f.name}"] = list(value) if isinstance(value, tuple) else value
+    return flat
+
+
+def descriptor(name: str) -> ParameterDescriptor:
+    doc = DOCS[name]
+    desc = ParameterDescriptor(description=doc.text, read_only=True)
+    if doc.choices:
+        desc.additional_constraints = f"one of: {', '.join(doc.choices)}"
+    if doc.limits is not None:
+        low, high = doc.limits
+        if isinstance(low, int) and isinstance(high, int):
+            desc.integer_range = [IntegerRange(from_value=low, to_value=high, step=1)]
+        else:
+            desc.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high))]
+    return desc
+
+
+def declare_parameters(node: Node) -> NodeParameters:
+    """Declares every parameter on ``node`` and returns their values.
+
+    rclpy checks types and ranges (ParameterException); the dataclass checks the rest (ValueError).
+    """
+    values: dict[str, Any] = {}
+    for name, default in flatten(NodeParameters()).items():
+        # rclpy cannot infer a type from an empty list, and leaves an array parameter set to [] unset (None).
+        declared = Parameter.Type.DOUBLE_ARRAY if default == [] else default
+        values[name] = node.declare_parameter(name, declared, descriptor(name)).value
+        if values[name] is None:
+            values[name] = []
+    return from_dict(NodeParameters, _nest(values), "parameters")
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for name, value in flat.items():
+        *groups, leaf = name.split(".")
+        target = nested
+        for group in groups:
+            target = target.setdefault(group, {})
+        target[leaf] = value
+    return nested

@@ -1,0 +1,804 @@
+"""depth_panoptic_node: end to end in its own process (mono with a tiny model, stereo, QoS trouble), and
+unit-level checks of parameters, output selection, diagnostics, the latest-only hand-off and the launch files.
+
+The node is fed synthetic scenes built by hand in node_fixtures; values are checked against independent
+computations (hand projection of the LiDAR points, back-projection, counts over the published id image).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import py_compile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+rclpy = pytest.importorskip("rclpy")
+pkg_msgs = pytest.importorskip("depth_panoptic_ros.msg")
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from node_fixtures import (  # noqa: E402
+    CAMERA_FRAME,
+    FOCAL,
+    HEIGHT,
+    WIDTH,
+    MonoSession,
+    NodeProcess,
+    Peer,
+    camera_info_msg,
+    cloud_fields,
+    cloud_msg,
+    header_of,
+    image_array,
+    image_msg,
+    intrinsics,
+    lidar_points,
+    projected_depth,
+    stamp_msg,
+    stamp_of,
+    textured_rgb,
+)
+from rclpy.exceptions import ParameterException  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2  # noqa: E402
+from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
+
+from depth_panoptic_ros.bench.geometry import T_CAM_LIDAR  # noqa: E402
+from depth_panoptic_ros.classes import ClassTable  # noqa: E402
+from depth_panoptic_ros.pipeline import Pipeline  # noqa: E402
+from depth_panoptic_ros.ros import diagnostics as diag  # noqa: E402
+from depth_panoptic_ros.ros.latest_slot import LatestSlot  # noqa: E402
+from depth_panoptic_ros.ros.parameters import DOCS, NodeParameters, declare_parameters, flatten  # noqa: E402
+from depth_panoptic_ros.ros.transforms import LidarToCamera  # noqa: E402
+
+pytestmark = pytest.mark.ros
+
+REPO = Path(__file__).resolve().parents[1]
+P_MONO = np.hstack([intrinsics(), np.zeros((3, 1))])
+
+
+def matrix_parameter(matrix: np.ndarray) -> str:
+    """A double-array parameter value for --ros-args (every value with a decimal point)."""
+    return "[" + ", ".join(repr(float(v)) for v in np.ravel(matrix)) + "]"
+
+
+T_PARAM = matrix_parameter(T_CAM_LIDAR)
+LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+TIMING = "depth_panoptic_node/timing"  # ~/timing, relative to the namespace
+FRAME_OUTPUTS = {
+    "panoptic/ids": Image,
+    "panoptic/color": Image,
+    "panoptic/depth_color": Image,
+    "panoptic/depth": Image,
+    "panoptic/depth/camera_info": CameraInfo,
+    "panoptic/instances": pkg_msgs.InstanceDepthArray,
+    "panoptic/points": PointCloud2,
+    "panoptic/markers": MarkerArray,
+    TIMING: pkg_msgs.FrameTiming,
+}
+
+
+@pytest.fixture(scope="module")
+def context() -> Iterator[rclpy.Context]:
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    yield ctx
+    rclpy.shutdown(context=ctx)
+
+
+@pytest.fixture(scope="module")
+def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real, untrained checkpoint; without learned completion the LiDAR depth reaches the outputs unchanged."""
+    torch = pytest.importorskip("torch")
+    from test_model import tiny_config
+
+    from depth_panoptic_ros.model import DepthPanopticModel, save_model
+
+    torch.manual_seed(0)
+    config = dataclasses.replace(tiny_config(), completion=None)
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_model(path, DepthPanopticModel(config, ClassTable.cityscapes()).eval())
+    return path
+
+
+@pytest.fixture(scope="module")
+def mono(
+    context: rclpy.Context, tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MonoSession]:
+    parameters = {
+        "model_path": str(tiny_model_path),
+        "use_tf": "false",
+        "lidar_to_camera": T_PARAM,
+        "cloud.organised": "true",
+        "cloud.stride": "2",
+    }
+    node = NodeProcess(tmp_path_factory.mktemp("mono") / "node.log", "mono", parameters)
+    peer = Peer(context, "mono")
+    peer.publisher(CameraInfo, "camera_info")
+    peer.publisher(Image, "image")
+    peer.publisher(PointCloud2, "lidar")
+    for topic, msg_type in FRAME_OUTPUTS.items():
+        peer.subscribe(msg_type, topic)
+    peer.subscribe(pkg_msgs.ClassTable, "panoptic/classes", LATCHED)
+    peer.subscribe(DiagnosticArray, "/diagnostics")
+    try:
+        peer.wait_for_node(node, FRAME_OUTPUTS)
+        yield MonoSession(node, peer)
+    finally:
+        peer.close()
+        node.stop()
+
+
+# -- mono end to end -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_every_output_keeps_the_input_header_and_agrees_with_the_inputs(mono: MonoSession) -> None:
+    stamp = mono.good_frame("panoptic/points")
+    mono.peer.spin_until(
+        lambda: all(mono.output(t, stamp) for t in FRAME_OUTPUTS), 10, "every output of one frame"
+    )
+    out = {topic: mono.output(topic, stamp) for topic in FRAME_OUTPUTS}
+    assert all(header_of(msg).frame_id == CAMERA_FRAME for msg in out.values())  # output() matched the stamps
+    markers = out["panoptic/markers"].markers
+    assert all((m.header.stamp, m.header.frame_id) == (stamp_msg(stamp), CAMERA_FRAME) for m in markers)
+
+    # panoptic/depth: REP 118 32FC1, NaN invalid; LiDAR pixels hold exactly the projected depth
+    depth_msg = out["panoptic/depth"]
+    assert (depth_msg.encoding, depth_msg.height, depth_msg.width) == ("32FC1", HEIGHT, WIDTH)
+    depth = image_array(depth_msg)
+    assert not (depth <= 0).any() and np.isnan(depth).any() and np.isfinite(depth).mean() > 0.3
+    lidar = projected_depth(mono.points, T_CAM_LIDAR, P_MONO, (HEIGHT, WIDTH))
+    hit = lidar > 0
+    assert hit.sum() > 500
+    np.testing.assert_allclose(depth[hit], lidar[hit], rtol=1e-5)
+
+    info = out["panoptic/depth/camera_info"]
+    assert (info.width, info.height) == (WIDTH, HEIGHT)
+    np.testing.assert_allclose(np.reshape(info.k, (3, 3)), mono.K)
+    np.testing.assert_allclose(np.reshape(info.p, (3, 4)), np.hstack([mono.K, np.zeros((3, 1))]))
+
+    # panoptic/ids: 32SC1 class*1000 + instance over Cityscapes classes
+    ids_msg = out["panoptic/ids"]
+    assert ids_msg.encoding == "32SC1"
+    ids = image_array(ids_msg)
+    table = ClassTable.cityscapes()
+    assert set(np.unique(ids // 1000).tolist()) <= set(table.ids.tolist()) | {0}
+    for topic in ("panoptic/color", "panoptic/depth_color"):
+        assert (out[topic].encoding, out[topic].height, out[topic].width) == ("rgb8", HEIGHT, WIDTH)
+
+    # panoptic/instances: one entry per segment of the id image, statistics over the published depth
+    instances = {i.panoptic_id: i for i in out["panoptic/instances"].instances}
+    segments, counts = np.unique(ids[ids > 0], return_counts=True)
+    assert sorted(instances) == segments.tolist()
+    for segment, count in zip(segments.tolist(), counts.tolist(), strict=True):
+        entry, inside = instances[segment], ids == segment
+        valid = depth[inside & np.isfinite(depth)]
+        assert (entry.pixel_count, entry.valid_depth_count) == (count, valid.size)
+        assert entry.class_id == segment // 1000 and entry.class_name == table.names[table.class_index([segment])[0]]
+        if valid.size:
+            assert entry.depth_median == pytest.approx(np.median(valid), rel=1e-5)
+            assert entry.depth_min == pytest.approx(valid.min(), rel=1e-6)
+
+    # panoptic/markers: DELETEALL, then one label per thing with valid depth, at its centroid
+    assert markers[0].action == Marker.DELETEALL
+    things = {k: v for k, v in instances.items() if v.is_thing and v.valid_depth_count > 0}
+    assert sorted(m.id for m in markers[1:]) == sorted(things)
+    for marker in markers[1:]:
+        centroid = things[marker.id].centroid
+        assert (marker.pose.position.x, marker.pose.position.z) == (centroid.x, centroid.z)
+        assert marker.text.endswith(f"{things[marker.id].depth_median:.1f} m")
+
+    # panoptic/points: organised stride-2 cloud; every field read at its declared offset
+    cloud = out["panoptic/points"]
+    assert [(f.name, f.offset) for f in cloud.fields] == [
+        ("x", 0), ("y", 4), ("z", 8), ("rgb", 12), ("label", 16), ("instance", 20)
+    ]
+    assert (cloud.height, cloud.width, cloud.point_step, cloud.is_dense) == (HEIGHT // 2, WIDTH // 2, 24, False)
+    fields = cloud_fields(cloud)
+    z = depth[::2, ::2]
+    np.testing.assert_array_equal(np.isnan(fields["z"]), ~(np.isfinite(z) & (z <= 80.0)))
+    valid = np.isfinite(fields["z"])
+    np.testing.assert_allclose(fields["z"][valid], z[valid], rtol=1e-6)
+    u = np.arange(0, WIDTH, 2)[None, :].repeat(HEIGHT // 2, axis=0)
+    np.testing.assert_allclose(fields["x"][valid], ((u - mono.K[0, 2]) * z / FOCAL)[valid], rtol=1e-4, atol=1e-5)
+    rgb = mono.rgb[::2, ::2].astype(np.uint32)
+    packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    np.testing.assert_array_equal(fields["rgb"].view(np.uint32), packed)
+    np.testing.assert_array_equal(fields["instance"][valid], ids[::2, ::2][valid])
+    np.testing.assert_array_equal(fields["label"][valid], ids[::2, ::2][valid] // 1000)
+
+    timing = out[TIMING]
+    assert {"inputs", "sparse_depth", "completion", "network", "cloud", "messages"} <= set(timing.stages)
+    assert len(timing.stage_ms) == len(timing.stages) and timing.processing_ms >= max(timing.stage_ms)
+
+    mono.peer.spin_until(lambda: mono.peer.received["panoptic/classes"], 10, "the latched class table")
+    classes = mono.peer.received["panoptic/classes"][0]
+    assert classes.label_divisor == 1000
+    assert [(c.id, c.name, c.is_thing) for c in classes.classes] == [(c.id, c.name, c.is_thing) for c in table.classes]
+
+    values = mono.diagnostic_values(lambda v: int(v[diag.PROCESSED]) > 0, 10, "diagnostics with processed frames")
+    assert values[diag.MODEL].startswith("loaded") and int(values["received /mono/image"]) > 0
+
+
+@pytest.mark.slow
+def test_nan_and_inf_lidar_points_are_ignored(mono: MonoSession) -> None:
+    points = mono.points.copy()
+    points[::3, 0] = np.nan
+    points[1::3, 2] = np.inf
+    stamp = mono.next_stamp()
+    mono.publish(stamp, cloud=cloud_msg(points, stamp))
+    mono.peer.spin_until(lambda: mono.output("panoptic/depth", stamp), 30, "the depth of the NaN/inf cloud")
+    depth = image_array(mono.output("panoptic/depth", stamp))
+    lidar = projected_depth(points, T_CAM_LIDAR, P_MONO, (HEIGHT, WIDTH))
+    hit = lidar > 0
+    assert 0 < hit.sum() < (projected_depth(mono.points, T_CAM_LIDAR, P_MONO, (HEIGHT, WIDTH)) > 0).sum()
+    np.testing.assert_allclose(depth[hit], lidar[hit], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_input_faster_than_the_model_drops_old_sets_and_latency_does_not_grow(mono: MonoSession) -> None:
+    mono.good_frame(TIMING)
+    rate_hz, count = 30.0, 90
+    burst = []
+    for _ in range(count):
+        burst.append(mono.publish())
+        mono.peer.spin_for(1 / rate_hz)
+    mono.good_frame(TIMING)  # the burst is over once a later frame is answered
+    wanted = {(stamp_msg(s).sec, stamp_msg(s).nanosec) for s in burst}
+    timings = [t for t in mono.peer.received[TIMING] if stamp_of(t) in wanted]
+    assert 0 < len(timings) < count, f"processed {len(timings)} of {count}"
+    assert timings[-1].dropped_total > timings[0].dropped_total
+    latency = np.array([t.latency_ms for t in timings])
+    quarter = max(len(latency) // 4, 1)
+    first, last = np.median(latency[:quarter]), np.median(latency[-quarter:])
+    assert last <= 2 * first + 1000, f"latency grew from {first:.0f} ms to {last:.0f} ms: {latency.round()}"
+    values = mono.diagnostic_values(lambda v: int(v[diag.DROPPED]) > 0, 10, "diagnostics counting drops")
+    assert int(values[diag.SETS]) >= int(values[diag.PROCESSED]) + int(values[diag.DROPPED])
+
+
+def _bad_encoding(s: MonoSession, stamp: float) -> None:
+    s.publish(stamp, image=image_msg(s.rgb, stamp, encoding="bayer_rggb8"))
+
+
+def _short_step(s: MonoSession, stamp: float) -> None:
+    msg = image_msg(s.rgb, stamp)
+    msg.step = WIDTH * 3 - 1
+    s.publish(stamp, image=msg)
+
+
+def _short_data(s: MonoSession, stamp: float) -> None:
+    msg = image_msg(s.rgb, stamp)
+    msg.data = msg.data[: len(msg.data) // 2]
+    s.publish(stamp, image=msg)
+
+
+def _size_differs_from_camera_info(s: MonoSession, stamp: float) -> None:
+    s.publish(stamp, image=image_msg(s.rgb[:80, :120], stamp))
+
+
+def _zero_focal_length(s: MonoSession, stamp: float) -> None:
+    K = s.K.copy()
+    K[0, 0] = K[1, 1] = 0.0
+    info = camera_info_msg(K, HEIGHT, WIDTH, stamp)
+    info.p = [0.0] * 12
+    s.peer.publishers["camera_info"].publish(info)
+    s.peer.spin_for(0.5)  # the bad info is cached before the set arrives
+    s.publish(stamp, info=info)
+
+
+def _truncated_cloud(s: MonoSession, stamp: float) -> None:
+    msg = cloud_msg(s.points, stamp)
+    msg.data = msg.data[:-8]
+    s.publish(stamp, cloud=msg)
+
+
+def _cloud_without_z(s: MonoSession, stamp: float) -> None:
+    msg = cloud_msg(s.points, stamp)
+    msg.fields[2].name = "ring"
+    s.publish(stamp, cloud=msg)
+
+
+def _empty_cloud(s: MonoSession, stamp: float) -> None:
+    s.publish(stamp, cloud=cloud_msg(s.points[:0], stamp))
+
+
+def _all_points_nan(s: MonoSession, stamp: float) -> None:
+    s.publish(stamp, cloud=cloud_msg(np.full_like(s.points, np.nan), stamp))
+
+
+BAD_INPUTS: dict[str, tuple[Callable[[MonoSession, float], None], str]] = {
+    "unsupported encoding": (_bad_encoding, "unsupported image encoding 'bayer_rggb8'"),
+    "step smaller than a row": (_short_step, "step 479 is smaller than one row"),
+    "image data too short": (_short_data, "data holds 23040 bytes"),
+    "image size differs from camera_info": (_size_differs_from_camera_info, "image is 120x80 but its camera model"),
+    "zero focal length": (_zero_focal_length, "non-positive focal length"),
+    "truncated cloud": (_truncated_cloud, "PointCloud2 data holds"),
+    "cloud without z": (_cloud_without_z, "lacks field(s) ['z']"),
+    "empty cloud": (_empty_cloud, "none of its 0 points is finite"),
+    "all points NaN": (_all_points_nan, "none of its 23040 points is finite"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_skips_the_frame_and_the_node_keeps_answering(mono: MonoSession, case: str) -> None:
+    send_bad, expected = BAD_INPUTS[case]
+    mono.good_frame("panoptic/depth")
+    bad = mono.next_stamp()
+    send_bad(mono, bad)
+    key = stamp_msg(bad)
+    values = mono.diagnostic_values(
+        lambda v: f"frame {key.sec}.{key.nanosec:09d} skipped" in v[diag.LAST_SKIP], 20, f"the skip of {case}"
+    )
+    assert expected in values[diag.LAST_SKIP]
+    later = mono.good_frame("panoptic/depth")
+    assert later > bad and mono.output("panoptic/depth", bad) is None
+    assert mono.node.alive()
+
+
+@pytest.mark.slow
+def test_time_jumping_back_like_a_bag_loop_resets_and_continues(mono: MonoSession) -> None:
+    mono.good_frame("panoptic/depth")
+    restart = time.time() - 100.0
+    stamps = []
+    for k in range(40):
+        stamps.append(mono.publish(stamp=restart + 0.1 * k))
+        mono.peer.spin_for(0.3)
+        if any(mono.output("panoptic/depth", s) for s in stamps):
+            break
+    assert any(mono.output("panoptic/depth", s) for s in stamps), mono.node.log()
+    assert "stamp jumped back" in mono.node.log()
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_busy_joins_the_worker_and_exits_cleanly(mono: MonoSession) -> None:
+    """Stops the module's mono node, so it runs after the other mono tests (file order)."""
+    mono.good_frame(TIMING)
+    mono.publish()
+    mono.peer.spin_for(0.1)  # the node is now inside the ~200 ms of inference of that set
+    before = len(mono.node.log())
+    code = mono.node.stop()
+    log = mono.node.log()[before:]
+    assert code == 0, log
+    assert "Traceback" not in log and "[ERROR]" not in log and "worker still busy" not in log
+
+
+# -- other node processes ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_stereo_compressed_pair_gives_depth_from_disparity(context: rclpy.Context, tmp_path: Path) -> None:
+    import cv2
+
+    disparity, baseline = 8, 0.5
+    config = tmp_path / "pipeline.yaml"
+    config.write_text("stereo:\n  num_disparities: 32\n")
+    parameters = {"mode": "stereo", "use_lidar": "false", "model_path": "''", "use_compressed": "true"}
+    node = NodeProcess(tmp_path / "node.log", "stereo", {**parameters, "pipeline_config": str(config)})
+    peer = Peer(context, "stereo")
+    left = textured_rgb(seed=1)
+    right = np.concatenate([left[:, disparity:], textured_rgb(seed=2)[:, :disparity]], axis=1)
+    for side in ("left", "right"):
+        peer.publisher(CompressedImage, f"{side}/image/compressed")
+        peer.publisher(CameraInfo, f"{side}/camera_info")
+    peer.subscribe(Image, "panoptic/depth")
+    try:
+        peer.wait_for_node(node, ["panoptic/depth"])
+        stamps = []
+        for _ in range(60):
+            stamp = time.time()
+            stamps.append((stamp_msg(stamp).sec, stamp_msg(stamp).nanosec))
+            for side, rgb, b in (("left", left, 0.0), ("right", right, baseline)):
+                peer.publishers[f"{side}/camera_info"].publish(camera_info_msg(intrinsics(), HEIGHT, WIDTH, stamp, b))
+                png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+                msg = CompressedImage(format="rgb8; png compressed bgr8", data=png)
+                msg.header.stamp, msg.header.frame_id = stamp_msg(stamp), CAMERA_FRAME
+                peer.publishers[f"{side}/image/compressed"].publish(msg)
+            peer.spin_for(0.4)
+            if peer.received["panoptic/depth"]:
+                break
+        assert peer.received["panoptic/depth"], node.log()
+    finally:
+        peer.close()
+        node.stop()
+    msg = peer.received["panoptic/depth"][0]
+    assert stamp_of(msg) in stamps and msg.header.frame_id == CAMERA_FRAME
+    depth = image_array(msg)[:, 40:-8]  # SGBM leaves the first num_disparities columns unmatched
+    expected = FOCAL * baseline / disparity
+    assert np.isfinite(depth).mean() > 0.9
+    assert np.nanmedian(depth) == pytest.approx(expected, rel=0.01)
+    assert np.nanmean(np.abs(depth - expected) < 0.03 * expected) > 0.9
+
+
+def _kitti_calibration(path: Path) -> dict[str, np.ndarray]:
+    rows = (line.split(":", 1) for line in path.read_text().splitlines() if ":" in line)
+    return {key: np.array(values.split(), dtype=np.float64) for key, values in rows}
+
+
+@pytest.mark.slow
+def test_real_kitti_frame_depth_matches_the_velodyne_projection(
+    context: rclpy.Context, kitti_object: Path, tmp_path: Path
+) -> None:
+    """A full HDL-64 sweep and a 1242x375 image through DDS; P2 has a fourth column (KITTI's camera offset)."""
+    import cv2
+
+    calib = _kitti_calibration(kitti_object / "calib" / "000000.txt")
+    P2 = calib["P2"].reshape(3, 4)
+    R0, Tr = np.eye(4), np.eye(4)
+    R0[:3, :3], Tr[:3] = calib["R0_rect"].reshape(3, 3), calib["Tr_velo_to_cam"].reshape(3, 4)
+    rgb = cv2.cvtColor(cv2.imread(str(kitti_object / "image_2" / "000000.png")), cv2.COLOR_BGR2RGB)
+    points = np.fromfile(kitti_object / "velodyne" / "000000.bin", dtype=np.float32).reshape(-1, 4)
+    height, width = rgb.shape[:2]
+
+    parameters = {"model_path": "''", "use_tf": "false", "lidar_to_camera": matrix_parameter(R0 @ Tr)}
+    node = NodeProcess(tmp_path / "node.log", "kitti", parameters)
+    peer = Peer(context, "kitti")
+    for msg_type, topic in ((CameraInfo, "camera_info"), (Image, "image"), (PointCloud2, "lidar")):
+        peer.publisher(msg_type, topic)
+    peer.subscribe(Image, "panoptic/depth")
+    try:
+        peer.wait_for_node(node, ["panoptic/depth"])
+        for _ in range(40):
+            stamp = time.time()
+            info = camera_info_msg(P2[:, :3], height, width, stamp)
+            info.p = P2.ravel().tolist()
+            peer.publishers["camera_info"].publish(info)
+            peer.publishers["image"].publish(image_msg(rgb, stamp))
+            peer.publishers["lidar"].publish(cloud_msg(points, stamp))
+            peer.spin_for(0.5)
+            if peer.received["panoptic/depth"]:
+                break
+        assert peer.received["panoptic/depth"], node.log()
+    finally:
+        peer.close()
+        node.stop()
+    depth = image_array(peer.received["panoptic/depth"][0])
+    assert depth.shape == (height, width) == (370, 1224)
+    lidar = projected_depth(points, R0 @ Tr, P2, (height, width))
+    hit = lidar > 0
+    assert 15_000 < hit.sum() < 21_000  # ~18k of the sweep's points fall inside the image
+    np.testing.assert_allclose(depth[hit], lidar[hit], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_qos_mismatch_silent_lidar_and_missing_model_are_reported_and_ctrl_c_exits(
+    context: rclpy.Context, tmp_path: Path
+) -> None:
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"not a model")
+    parameters = {"use_tf": "false", "lidar_to_camera": T_PARAM, "no_sync_warning_s": "1.0", "model_path": str(corrupt)}
+    reliable_lidar = ["-p", "qos_overrides./qos/lidar.subscription.reliability:=reliable"]
+    node = NodeProcess(tmp_path / "node.log", "qos", parameters, reliable_lidar, script=True)
+    peer = Peer(context, "qos")
+    peer.publisher(CameraInfo, "camera_info")
+    peer.publisher(Image, "image")
+    lidar = peer.publisher(PointCloud2, "lidar", reliable=False)
+    peer.subscribe(DiagnosticArray, "/diagnostics")
+    session = MonoSession(node, peer)
+    try:
+        peer.spin_until(
+            lambda: peer.publishers["image"].get_subscription_count() > 0 and peer.statuses(),
+            60,
+            "the node to start",
+        )
+        assert lidar.get_subscription_count() == 0  # incompatible: never matched
+        peer.spin_until(lambda: peer.incompatible, 10, "the incompatible-QoS event on the test side")
+        assert set(peer.incompatible) == {"lidar"}
+        statuses: list[DiagnosticStatus] = []
+
+        def reported() -> bool:
+            session.publish()
+            statuses.extend(s for s in peer.statuses() if s.level == s.WARN)
+            log = node.log()
+            return "incompatible reliability" in log and "nothing received for 1 s on /qos/lidar" in log and statuses
+
+        peer.spin_until(reported, 30, "QoS and silent-topic warnings")
+        assert peer.node.count_publishers("/qos/panoptic/ids") == 0
+        assert peer.node.count_publishers("/qos/panoptic/depth") == 1
+    finally:
+        peer.close()
+        code = node.stop()
+    log = node.log()
+    assert "qos_overrides./qos/lidar.subscription.reliability to best_effort" in log
+    assert f"cannot load model_path '{corrupt}'" in log and "not a readable safetensors file" in log
+    assert "running classical depth only" in log
+    values = {kv.key: kv.value for kv in statuses[-1].values}
+    assert "depth only" in statuses[-1].message and values[diag.MODEL].startswith("failed to load")
+    assert "/qos/lidar" in values[diag.SYNC] and int(values["received /qos/image"]) > 0
+    assert code == 0 and "Traceback" not in log
+
+
+def test_invalid_parameter_ends_the_node_with_one_clear_line(tmp_path: Path) -> None:
+    node = NodeProcess(tmp_path / "node.log", "bad_parameter", {"mode": "fisheye", "model_path": "''"})
+    try:
+        node.process.wait(60)
+    finally:
+        code = node.stop()
+    log = node.log()
+    assert code == 1 and "cannot start" in log and "mode: expected one of mono, stereo, got 'fisheye'" in log
+    assert "Traceback" not in log
+
+
+# -- in-process: parameters, output selection, missing TF --------------------------------------------------------
+
+
+@pytest.fixture
+def in_process(context: rclpy.Context) -> Iterator[Callable[..., object]]:
+    """Builds DepthPanopticNode in this process (destroyed after the test)."""
+    from depth_panoptic_ros.ros.node import DepthPanopticNode
+
+    nodes = []
+
+    def build(namespace: str) -> DepthPanopticNode:
+        base = {"model_path": "", "use_tf": False, "lidar_to_camera": T_CAM_LIDAR.ravel().tolist()}
+        params = [Parameter(k, value=v) for k, v in base.items()]
+        nodes.append(DepthPanopticNode(context=context, namespace=namespace, parameter_overrides=params))
+        return nodes[-1]
+
+    yield build
+    for node in nodes:
+        node.destroy_node()
+
+
+def test_parameter_file_states_every_declared_default() -> None:
+    data = yaml.safe_load((REPO / "config" / "depth_panoptic.yaml").read_text())
+    params = data["/**/depth_panoptic_node"]["ros__parameters"]
+    params.pop("qos_overrides", None)
+    assert flatten_yaml(params) == flatten(NodeParameters())
+    assert set(DOCS) == set(flatten(NodeParameters()))
+
+
+def flatten_yaml(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten_yaml(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def test_parameters_are_declared_read_only_with_ranges(context: rclpy.Context) -> None:
+    node = rclpy.create_node("params_test", context=context, parameter_overrides=[Parameter("sync_slop", value=0.1)])
+    try:
+        params = declare_parameters(node)
+        assert params.sync_slop == 0.1 and params.cloud.stride == 2 and params.lidar_to_camera == ()
+        slop, stride, mode = node.describe_parameters(["sync_slop", "cloud.stride", "mode"])
+        assert slop.read_only and slop.floating_point_range[0].to_value == 10.0 and slop.description
+        assert stride.integer_range[0].from_value == 1
+        assert mode.additional_constraints == "one of: mono, stereo"
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "message"),
+    [
+        ({"mode": "fisheye"}, ValueError, "mode: expected one of mono, stereo"),
+        ({"precision": "int8"}, ValueError, "precision: expected one of fp32, fp16, bf16"),
+        ({"device": "tpu"}, ValueError, "device: expected cpu, cuda or cuda:N"),
+        ({"use_lidar": False}, ValueError, "mono mode needs the LiDAR"),
+        ({"use_tf": False}, ValueError, "lidar_to_camera: use_tf is false"),
+        ({"sync_slop": 50.0}, ParameterException, "out of range"),
+        ({"sync_queue_size": 0}, ParameterException, "out of range"),
+        ({"cloud.stride": 1.5}, ParameterException, "expecting type 'INTEGER'"),
+    ],
+)
+def test_invalid_parameters_name_the_parameter(
+    context: rclpy.Context, overrides: dict, error: type[Exception], message: str
+) -> None:
+    params = [Parameter(k, value=v) for k, v in overrides.items()]
+    node = rclpy.create_node("bad_params_test", context=context, parameter_overrides=params)
+    try:
+        with pytest.raises(error, match=message.replace("(", r"\(")):
+            declare_parameters(node)
+    finally:
+        node.destroy_node()
+
+
+def _feed(peer: Peer, stamp: float) -> None:
+    peer.publishers["camera_info"].publish(camera_info_msg(intrinsics(), HEIGHT, WIDTH, stamp))
+    peer.publishers["image"].publish(image_msg(textured_rgb(), stamp))
+    peer.publishers["lidar"].publish(cloud_msg(lidar_points(), stamp))
+
+
+@pytest.fixture
+def input_peer(context: rclpy.Context) -> Iterator[Callable[[str], Peer]]:
+    """Builds a peer publishing the mono inputs in a namespace (closed after the test)."""
+    peers = []
+
+    def build(namespace: str) -> Peer:
+        peers.append(Peer(context, namespace))
+        for msg_type, topic in ((CameraInfo, "camera_info"), (Image, "image"), (PointCloud2, "lidar")):
+            peers[-1].publisher(msg_type, topic)
+        peers[-1].subscribe(DiagnosticArray, "/diagnostics")
+        return peers[-1]
+
+    yield build
+    for peer in peers:
+        peer.close()
+
+
+@pytest.mark.slow
+def test_only_outputs_with_subscribers_are_computed(
+    in_process: Callable[..., object], input_peer: Callable[[str], Peer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requested: list[frozenset[str]] = []
+    run = Pipeline.run
+
+    def recording_run(self: Pipeline, frame: object, outputs: frozenset[str]) -> object:
+        requested.append(frozenset(outputs))
+        return run(self, frame, outputs)
+
+    monkeypatch.setattr(Pipeline, "run", recording_run)
+    peer = input_peer("output_selection")
+    peer.executor.add_node(in_process("output_selection"))
+
+    def sets_until(done: Callable[[], bool], what: str) -> None:
+        def step() -> bool:
+            _feed(peer, time.time())
+            peer.spin_for(0.2)
+            return done()
+
+        peer.spin_until(step, 30, what)
+
+    sets_until(lambda: int(peer.last_value(diag.IDLE, "0")) > 0, "sets counted as idle without subscribers")
+    assert requested == []
+    peer.subscribe(Image, "panoptic/depth")
+    sets_until(lambda: peer.received["panoptic/depth"], "depth only")
+    assert requested[-1] == {"depth"} and not peer.received["panoptic/points"]
+    peer.subscribe(PointCloud2, "panoptic/points")
+    sets_until(lambda: peer.received["panoptic/points"], "depth and points")
+    assert requested[-1] == {"depth", "cloud"}
+
+
+@pytest.mark.slow
+def test_missing_transform_skips_the_frame(
+    in_process: Callable[..., object], input_peer: Callable[[str], Peer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_transform(self: LidarToCamera, camera_frame: str, lidar_frame: str, stamp: object) -> np.ndarray:
+        raise LookupError(f"no transform {lidar_frame} -> {camera_frame}")
+
+    monkeypatch.setattr(LidarToCamera, "lookup", no_transform)
+    peer = input_peer("missing_tf")
+    peer.executor.add_node(in_process("missing_tf"))
+    peer.subscribe(Image, "panoptic/depth")
+
+    def skipped() -> bool:
+        _feed(peer, time.time())
+        peer.spin_for(0.2)
+        return "no transform lidar -> camera_optical_frame" in peer.last_value(diag.LAST_SKIP, "")
+
+    peer.spin_until(skipped, 30, "the missing-transform skip in diagnostics")
+    assert not peer.received["panoptic/depth"]
+
+
+# -- pure units ----------------------------------------------------------------------------------------------------
+
+
+def _snapshot(sets: int = 0, processed: int = 0, skipped: int = 0, latency: tuple = (), idle: int = 0) -> diag.Snapshot:
+    return diag.Snapshot(sets, processed, idle, skipped, "frame 1.0 skipped: x" if skipped else "", latency, latency)
+
+
+def test_diagnostic_status_levels_and_rates() -> None:
+    ok = diag.ModelState("loaded m")
+    before = _snapshot(sets=10, processed=5)
+    status = diag.diagnostic_status(
+        "n: pipeline", "cpu", _snapshot(30, 15, latency=(100.0, 300.0, 200.0)), before, 2.0, ok, 3, {"/image": 9}, None
+    )
+    values = {kv.key: kv.value for kv in status.values}
+    assert status.level == DiagnosticStatus.OK and status.message == "processing 5.0 Hz, latency 200.0 / 300.0 ms"
+    assert (values[diag.SET_RATE], values[diag.PROCESSED_RATE], values[diag.DROPPED]) == ("10.00", "5.00", "3")
+    assert values["received /image"] == "9"
+
+    failed = diag.ModelState("failed to load m: broken", failed=True)
+    status = diag.diagnostic_status("n", "cpu", _snapshot(30, 15, skipped=2), before, 1.0, failed, 0, {}, "no input")
+    assert status.level == DiagnosticStatus.WARN
+    assert status.message == (
+        "depth only, failed to load m: broken; no input; skipped 2 frame(s), last: frame 1.0 skipped: x"
+    )
+
+    idle = diag.diagnostic_status("n", "cpu", _snapshot(12, 5, idle=2), before, 1.0, ok, 0, {}, None)
+    assert (idle.level, idle.message) == (DiagnosticStatus.OK, "idle: no output has subscribers")
+
+
+def test_frame_statistics_start_a_new_latency_period_per_snapshot() -> None:
+    stats = diag.FrameStatistics()
+    stats.count_set()
+    stats.count_processed(10.0, 50.0)
+    stats.count_skipped("bad")
+    first = stats.snapshot()
+    assert (first.sets, first.processed, first.skipped, first.last_skip, first.latency_ms) == (1, 1, 1, "bad", (50.0,))
+    assert stats.snapshot().latency_ms == () and stats.snapshot().processed == 1
+
+
+def test_latest_slot_keeps_only_the_newest_item_and_counts_drops() -> None:
+    slot: LatestSlot[int] = LatestSlot()
+    for item in range(5):
+        slot.put(item)
+    assert slot.take() == 4 and slot.dropped == 4
+    slot.put(5)
+    assert slot.take() == 5 and slot.dropped == 4
+
+
+def test_closing_the_slot_wakes_a_waiting_consumer() -> None:
+    slot: LatestSlot[int] = LatestSlot()
+    got: list[int | None] = []
+    consumer = threading.Thread(target=lambda: got.append(slot.take()))
+    consumer.start()
+    consumer.join(0.2)
+    assert consumer.is_alive()  # blocked: nothing to take
+    slot.put(1)
+    consumer.join(5)
+    assert got == [1]
+    consumer = threading.Thread(target=lambda: got.append(slot.take()))
+    consumer.start()
+    slot.close()
+    consumer.join(5)
+    assert not consumer.is_alive() and got == [1, None]
+
+
+# -- launch files (launch/launch_ros are not installed here: compile them and read their arguments) ----------------
+
+
+def _launch_literals(path: Path) -> dict[str, object]:
+    """Module-level literal assignments of a launch file."""
+    tree = ast.parse(path.read_text())
+    return {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and _is_literal(node.value)
+    }
+
+
+def _is_literal(value: ast.expr) -> bool:
+    try:
+        ast.literal_eval(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _launch_configurations(path: Path) -> set[str]:
+    return {
+        node.args[0].value
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", None) == "LaunchConfiguration"
+        and isinstance(node.args[0], ast.Constant)
+    }
+
+
+@pytest.mark.parametrize("name", ["depth_panoptic.launch.py", "replay.launch.py"])
+def test_launch_files_compile(name: str, tmp_path: Path) -> None:
+    py_compile.compile(str(REPO / "launch" / name), cfile=str(tmp_path / "out.pyc"), doraise=True)
+
+
+def test_every_launch_argument_reaches_a_topic_or_parameter() -> None:
+    from depth_panoptic_ros.ros.node import TIMING as TIMING_TOPIC
+    from depth_panoptic_ros.ros.products_to_msgs import CLASSES, FRAME_TOPICS
+
+    path = REPO / "launch" / "depth_panoptic.launch.py"
+    literals = _launch_literals(path)
+    topics, parameters, others = literals["TOPIC_ARGUMENTS"], literals["PARAMETER_ARGUMENTS"], literals["ARGUMENTS"]
+    cameras = {f"{side}{topic}" for side in ("", "left/", "right/") for topic in ("image", "camera_info")}
+    inputs = cameras | {"lidar"}
+    outputs = set(FRAME_TOPICS) | {CLASSES, TIMING_TOPIC}
+    assert {topic for topic, _ in topics.values()} == inputs | outputs
+    assert all(default == topic for topic, default in topics.values())
+    declared = set(flatten(NodeParameters())) | {"use_sim_time"}
+    assert set(parameters) <= declared
+    assert all(parameters[name][0] == str(getattr(NodeParameters(), name, "false")).lower() for name in parameters)
+    # topic and parameter arguments are applied in comprehensions; the others are read by name, each of them
+    assert _launch_configurations(path) == set(others)
+    replay = REPO / "launch" / "replay.launch.py"
+    assert _launch_configurations(replay) == set(_launch_literals(replay)["ARGUMENTS"])
+    assert '{"use_sim_time": "true"}' in replay.read_text() and '"depth_panoptic.launch.py"' in replay.read_text()
