@@ -242,7 +242,7 @@ class BagProcessor:
 
     def _calibrated(self, path: Path) -> np.ndarray:
         """T_cam_lidar of the calibration file, read up front so that a bad file stops the run at once."""
-        from ..data.calibration import load_any_calibration
+        from depth_panoptic_ros.data.calibration import load_any_calibration
 
         camera = camera_model_from_info(self.camera_infos[self.topics.camera_info])
         T = load_any_calibration(path, image_size=(camera.width, camera.height)).T_cam_lidar

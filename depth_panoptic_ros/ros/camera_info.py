@@ -6,7 +6,7 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 
-from ..geometry.camera import CameraModel
+from depth_panoptic_ros.geometry.camera import CameraModel
 
 
 def camera_model_from_info(msg: CameraInfo) -> CameraModel:

@@ -10,11 +10,11 @@ from sensor_msgs.msg import RegionOfInterest
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from ..classes import ClassTable
-from ..msg import ClassInfo as ClassInfoMsg
-from ..msg import ClassTable as ClassTableMsg
-from ..msg import InstanceDepth, InstanceDepthArray
-from ..products.instance_depth import InstanceDepthTable
+from depth_panoptic_ros.classes import ClassTable
+from depth_panoptic_ros.msg import ClassInfo as ClassInfoMsg
+from depth_panoptic_ros.msg import ClassTable as ClassTableMsg
+from depth_panoptic_ros.msg import InstanceDepth, InstanceDepthArray
+from depth_panoptic_ros.products.instance_depth import InstanceDepthTable
 
 MARKER_NAMESPACE = "instance_depth"
 
