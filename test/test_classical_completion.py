@@ -13,6 +13,7 @@ from depth_panoptic_ros.bench.completion import (
     run_completion_benchmark,
     scan_lines,
 )
+from depth_panoptic_ros.depth import classical
 from depth_panoptic_ros.depth.classical import CompletionConfig, complete_depth
 from depth_panoptic_ros.depth.ip_basic import extend_top_upwards, fill_empty, invert_depth, ip_basic_complete
 
@@ -105,6 +106,78 @@ def test_empty_and_invalid_input_give_empty_output() -> None:
     np.testing.assert_allclose(dense[10, 10:19], 8.0)
 
 
+def test_strips_and_the_reachable_box_do_not_change_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    """All work happens inside the box the measurements can reach, the pass across the lines on strips of
+    columns: neither may cut off a reachable pixel or leave a seam."""
+    _, rgb, sparse = box_scene()  # the wall (20 m) on every line from row 0 to 55, columns 0 to 196
+    sparse[:10, 170:] = 0  # columns whose top line is lower
+    whole = complete_depth(sparse, rgb)
+    canvas, canvas_rgb = np.zeros((250, 300), np.float32), np.zeros((250, 300, 3), np.uint8)
+    canvas[100:160, 50:250], canvas_rgb[100:160, 50:250] = sparse, rgb
+    embedded, config = complete_depth(canvas, canvas_rgb), CompletionConfig()
+    np.testing.assert_array_equal(embedded[100:160, 50:250], whole)
+    top, left, bottom, right = 100 - config.extend_px, 50 - config.along_gap_px, 156 + config.across_gap_px, 255
+    for reached in (
+        embedded[top:100, 50:200],
+        embedded[100:156, left:50],
+        embedded[160:bottom, left:right],
+        embedded[100:156, 247:right],
+    ):
+        np.testing.assert_allclose(reached, 20.0, rtol=1e-6)  # the scene's own image cut these off
+    assert not embedded[:top].any() and not embedded[bottom:].any()
+    assert not embedded[:, :left].any() and not embedded[:, right:].any()
+    monkeypatch.setattr(classical, "_STRIP_PIXELS", 7 * sparse.shape[0])  # strips of 7 columns (and a rest)
+    np.testing.assert_array_equal(complete_depth(sparse, rgb), whole)
+
+
+def row_with_colour_steps(step_at_6: int) -> tuple[np.ndarray, np.ndarray]:
+    """One row: 2 m at column 0, 10 m at column 8; grey 50 | 100 from column 3 | 100 + step_at_6 from column 6."""
+    sparse = np.zeros((1, 12), np.float32)
+    sparse[0, 0], sparse[0, 8] = 2.0, 10.0
+    grey = np.full(12, 50, np.uint8)
+    grey[3:], grey[6:] = 100, 100 + step_at_6
+    return sparse, np.repeat(grey[None, :, None], 3, axis=2)
+
+
+def test_colour_steps_place_the_boundary_and_ties_fall_back_to_half_way() -> None:
+    # Pixel k between the anchors joins the side away from the strongest colour step in (0, k] vs (k, 8].
+    sparse, rgb = row_with_colour_steps(100)  # the step at 6 (100) beats the one at 3 (50): 1..5 are near
+    np.testing.assert_array_equal(complete_depth(sparse, rgb)[0], [2.0] * 6 + [10.0] * 6)
+    sparse, rgb = row_with_colour_steps(50)  # equal steps: 1, 2 near, 6, 7 far, 3..5 tie: half-way (k <= 4)
+    np.testing.assert_array_equal(complete_depth(sparse, rgb)[0], [2.0] * 5 + [10.0] * 7)
+    np.testing.assert_array_equal(complete_depth(sparse)[0], [2.0] * 5 + [10.0] * 7)  # half-way, no image
+    # Anchors 12 px apart: pixels 1..3 have only the one before within reach (8 px), whatever the colours say.
+    sparse, rgb = np.zeros((1, 16), np.float32), np.full((1, 16, 3), 150, np.uint8)
+    sparse[0, 0], sparse[0, 12], rgb[0, 0] = 2.0, 10.0, 50  # the strongest step at column 1
+    np.testing.assert_array_equal(complete_depth(sparse, rgb)[0], [2.0] * 4 + [10.0] * 12)
+
+
+def test_values_carried_from_one_side_are_that_sides_also_when_far() -> None:
+    """Beyond 90 m (1/d <= abs / (1 - rel)) a missing side passes the same-surface test against 0: it must still
+    not blend in."""
+    sparse = np.zeros((60, 40), np.float32)
+    sparse[10, 0:20:2] = 120.0  # a line that ends at column 18
+    sparse[20:30:5, 5] = 150.0  # a column whose last measurement is row 25
+    dense = complete_depth(sparse)
+    np.testing.assert_allclose(dense[10, 19:27], 120.0, rtol=1e-6)  # along_gap_px past the line's end
+    assert not dense[10, 27:].any()
+    np.testing.assert_allclose(dense[26:58, 5], 150.0, rtol=1e-6)  # across_gap_px below the bottom line
+    assert not dense[58:, 5].any()
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 1), (1, 7), (2, 2)])
+def test_tiny_images_are_completed(shape: tuple[int, int]) -> None:
+    sparse = np.zeros(shape, np.float32)
+    sparse[0, 0] = 5.0  # carried along row 0 and down every column: all within reach
+    for rgb in (None, np.full((*shape, 3), 90, np.uint8)):
+        np.testing.assert_allclose(complete_depth(sparse, rgb), 5.0, rtol=1e-6)
+
+
+def test_images_too_tall_for_int16_row_indices_are_refused() -> None:
+    with pytest.raises(ValueError, match="sparse depth: expected at most 32735 rows"):
+        complete_depth(np.zeros((32736, 1), np.float32))
+
+
 @pytest.mark.parametrize(
     ("sparse", "rgb", "message"),
     [
@@ -122,7 +195,9 @@ def test_bad_input_is_refused_with_a_clear_error(sparse: np.ndarray, rgb: np.nda
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"along_gap_px": -1}, {"across_gap_px": 2.5}, {"extend_px": -3}, {"same_surface_rel": -0.1}]
+    "kwargs",
+    [{"along_gap_px": -1}, {"across_gap_px": 2.5}, {"extend_px": -3}, {"same_surface_rel": -0.1}]
+    + [{"same_surface_rel": 2.0}, {"same_surface_abs": float("nan")}],
 )
 def test_bad_config_is_refused(kwargs: dict) -> None:
     with pytest.raises(ValueError, match=f"CompletionConfig.{next(iter(kwargs))}"):
