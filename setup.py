@@ -24,6 +24,7 @@ setup(
         "tensorboard>=2.15",
         "rosbags>=0.10",
         "cityscapesscripts>=2.2",
+        "pillow>=10",
     ],
     extras_require={"export": ["onnx>=1.16", "onnxscript>=0.2", "onnxruntime>=1.18"]},
     entry_points={

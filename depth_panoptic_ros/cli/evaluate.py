@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from depth_panoptic_ros.cli import CliError
+
+if TYPE_CHECKING:
+    from depth_panoptic_ros.training.evaluate import EvaluationResult
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def format_report(result, split: str) -> str:
+def format_report(result: EvaluationResult, split: str) -> str:
     """The panoptic table as `depth-panoptic pq` prints it, then depth errors and merged instances."""
     from depth_panoptic_ros.cli.pq import format_table
 

@@ -1,0 +1,94 @@
+"""A model evaluated on a split through the deployed per-frame Pipeline, so that the numbers describe exactly
+what the node computes: PQ / SQ / RQ, depth errors of the classical and of the model's depth, and merged
+instances (overall and among the synthetic data's look-alike pairs, the failure the depth-aware loss targets).
+Shared by the periodic validation of training and ``depth-panoptic evaluate``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from depth_panoptic_ros.data.sample import Sample
+from depth_panoptic_ros.depth.classical import complete_depth
+from depth_panoptic_ros.evaluation.depth_metrics import DepthMetricAccumulator
+from depth_panoptic_ros.evaluation.merged_instances import MergedInstanceCounter
+from depth_panoptic_ros.evaluation.pq import PQAccumulator
+from depth_panoptic_ros.pipeline import Pipeline
+
+
+@dataclass
+class EvaluationResult:
+    """panoptic: PQAccumulator.summary() (None without labels); depth_*: mean metrics over frames with ground
+    truth (None without any); merged_look_alike counts predictions covering both members of look-alike pairs."""
+
+    frames: int
+    panoptic: dict[str, Any] | None
+    depth_classical: dict[str, float] | None
+    depth_model: dict[str, float] | None
+    merged_instances: int | None
+    look_alike_pairs: int
+    merged_look_alike: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def scalars(self) -> dict[str, float]:
+        """The headline numbers (PQ in percent, RMSE in mm) for TensorBoard."""
+        out: dict[str, float] = {}
+        if self.panoptic is not None:
+            for key, group in (("pq", "All"), ("pq_th", "Things"), ("pq_st", "Stuff")):
+                value = self.panoptic[group]["pq"]
+                if not math.isnan(value):
+                    out[key] = 100 * value
+            out["merged_instances"] = float(self.merged_instances)
+        if self.merged_look_alike is not None:
+            out["merged_look_alike"] = float(self.merged_look_alike)
+        if self.depth_model is not None:
+            out["rmse_mm"] = self.depth_model["rmse_mm"]
+            out["rmse_mm_classical"] = self.depth_classical["rmse_mm"]
+        return out
+
+
+def evaluate(pipeline: Pipeline, samples: Iterable[Sample], progress: bool = False) -> EvaluationResult:
+    """Runs every sample's sensor_frame() through ``pipeline`` (which must hold a model) and scores it."""
+    if pipeline.model is None:
+        raise ValueError("evaluation needs a pipeline with a model")
+    table = pipeline.model.class_table
+    pq, merged, merged_look_alike = (
+        PQAccumulator.from_class_table(table),
+        MergedInstanceCounter(table),
+        MergedInstanceCounter(table),
+    )
+    classical, learned = DepthMetricAccumulator(), DepthMetricAccumulator()
+    frames = look_alike_pairs = 0
+    for sample in tqdm(samples, desc="evaluate", unit="frame", disable=not progress):
+        labelled = sample.panoptic is not None
+        products = pipeline.run(sample.sensor_frame(), outputs=("panoptic",) if labelled else ("depth",))
+        frames += 1
+        if np.any(sample.depth > 0):
+            classical.add(complete_depth(products.sparse_depth, sample.rgb, pipeline.config.completion), sample.depth)
+            learned.add(products.depth, sample.depth)
+        if not labelled:
+            continue
+        predicted = products.panoptic.ids
+        pq.add_ids(sample.panoptic, predicted, table)
+        merged.add(sample.panoptic, predicted)
+        if sample.look_alike_pairs is not None:
+            pair_members = np.where(np.isin(sample.panoptic, sample.look_alike_pairs), sample.panoptic, 0)
+            merged_look_alike.add(pair_members, predicted)
+            look_alike_pairs += len(sample.look_alike_pairs)
+    return EvaluationResult(
+        frames=frames,
+        panoptic=pq.summary() if merged.images else None,
+        depth_classical=classical.mean() if classical.images else None,
+        depth_model=learned.mean() if learned.images else None,
+        merged_instances=merged.merged if merged.images else None,
+        look_alike_pairs=look_alike_pairs,
+        merged_look_alike=merged_look_alike.merged if merged_look_alike.images else None,
+    )
