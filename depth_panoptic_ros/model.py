@@ -149,8 +149,14 @@ def _pad_like(depth: torch.Tensor, features: torch.Tensor, stride: int) -> torch
     return F.pad(depth, (0, w - depth.shape[-1], 0, h - depth.shape[-2]))
 
 
-def save_model(path: str | Path, model: DepthPanopticModel, extra: dict | None = None) -> None:
-    """Weights as safetensors; config, class table (and ``extra``, e.g. training provenance) in its header."""
+def save_model(
+    path: str | Path, model: DepthPanopticModel, extra: dict | None = None, dtype: torch.dtype | None = None
+) -> None:
+    """Weights as safetensors; config, class table (and ``extra``, e.g. training provenance) in its header.
+
+    dtype stores floating-point tensors in another precision (float16 halves a shipped model's size);
+    load_model copies them into the float32 parameters of the rebuilt model.
+    """
     from safetensors.torch import save_file
 
     metadata = {
@@ -159,7 +165,10 @@ def save_model(path: str | Path, model: DepthPanopticModel, extra: dict | None =
         "class_table": json.dumps(model.class_table.to_dict()),
         "extra": json.dumps(extra or {}),
     }
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    state = {
+        k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().contiguous().cpu()
+        for k, v in model.state_dict().items()
+    }
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(path), metadata=metadata)
 

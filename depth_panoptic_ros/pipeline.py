@@ -55,10 +55,12 @@ class PipelineConfig:
 
 @dataclass
 class Products:
-    """depth: dense float32 metres (0 = unknown); sparse_depth: the measured depth it was completed from."""
+    """depth: dense float32 metres (0 = unknown), the model's when one is loaded; sparse_depth: the measured
+    depth it was completed from; classical_depth: the classical completion (the network's starting point)."""
 
     sparse_depth: np.ndarray
     depth: np.ndarray
+    classical_depth: np.ndarray | None = None
     panoptic: PanopticResult | None = None
     instances: InstanceDepthTable | None = None
     cloud: PanopticCloud | None = None
@@ -85,7 +87,7 @@ class Pipeline:
             sparse = self._measured_depth(frame)
         with _timed(timings, "completion"):
             dense = complete_depth(sparse, frame.rgb, cfg.completion)
-        products = Products(sparse_depth=sparse, depth=dense, timings_ms=timings)
+        products = Products(sparse_depth=sparse, depth=dense, classical_depth=dense, timings_ms=timings)
 
         if self.model is not None:
             # Learned completion serves every output; segmentation only those that show labels.

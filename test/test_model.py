@@ -76,6 +76,21 @@ def test_save_load_round_trip_is_exact(tmp_path: Path) -> None:
     assert np.array_equal(r1.segment_scores, r2.segment_scores)
 
 
+def test_half_precision_storage_halves_the_file_and_loads_as_float32(tmp_path: Path) -> None:
+    model = tiny_model()
+    save_model(tmp_path / "full.safetensors", model)
+    save_model(tmp_path / "half.safetensors", model, dtype=torch.float16)
+    full, half = (tmp_path / "full.safetensors").stat().st_size, (tmp_path / "half.safetensors").stat().st_size
+    assert 0.45 < half / full < 0.55
+    loaded = load_model(tmp_path / "half.safetensors")
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values(), strict=True):
+        if a.is_floating_point():
+            torch.testing.assert_close(b, a.half().float(), msg=name)  # exactly the fp16-rounded weights
+        else:
+            assert torch.equal(a, b), name
+
+
 def test_depth_reaches_the_panoptic_network() -> None:
     model = tiny_model()
     rgb, sparse, classical = frame()

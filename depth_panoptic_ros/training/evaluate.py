@@ -15,7 +15,6 @@ import numpy as np
 from tqdm import tqdm
 
 from depth_panoptic_ros.data.sample import Sample
-from depth_panoptic_ros.depth.classical import complete_depth
 from depth_panoptic_ros.evaluation.depth_metrics import DepthMetricAccumulator
 from depth_panoptic_ros.evaluation.merged_instances import MergedInstanceCounter
 from depth_panoptic_ros.evaluation.pq import PQAccumulator
@@ -72,7 +71,7 @@ def evaluate(pipeline: Pipeline, samples: Iterable[Sample], progress: bool = Fal
         products = pipeline.run(sample.sensor_frame(), outputs=("panoptic",) if labelled else ("depth",))
         frames += 1
         if np.any(sample.depth > 0):
-            classical.add(complete_depth(products.sparse_depth, sample.rgb, pipeline.config.completion), sample.depth)
+            classical.add(products.classical_depth, sample.depth)
             learned.add(products.depth, sample.depth)
         if not labelled:
             continue
