@@ -32,13 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="depth-panoptic", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"depth_panoptic_ros.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"depth_panoptic_ros.cli.{name}":
-                continue  # subcommand not part of this build
-            raise
-        module.add_parser(sub)
+        importlib.import_module(f"depth_panoptic_ros.cli.{name}").add_parser(sub)
     return parser
 
 
