@@ -29,7 +29,9 @@ def image_size(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="depth-panoptic", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="depth-panoptic", description="Depth-aware panoptic segmentation for camera + LiDAR: offline tools."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
         importlib.import_module(f"depth_panoptic_ros.cli.{name}").add_parser(sub)
