@@ -277,3 +277,21 @@ def test_evaluate_prints_every_metric(tiny_checkpoint, capsys) -> None:
 def test_evaluate_reports_a_missing_checkpoint(tmp_path, capsys) -> None:
     assert cli_main(["evaluate", "--config", str(SYNTHETIC), "--checkpoint", str(tmp_path / "none.safetensors")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_release_stores_fp16_weights_with_their_own_evaluation(tiny_checkpoint, tmp_path) -> None:
+    from depth_panoptic_ros.model import read_header
+    from depth_panoptic_ros.training.cli import main as train_main
+    from depth_panoptic_ros.training.release import evaluate_file
+
+    out = tmp_path / "released.safetensors"
+    args = ["release", "--config", str(SYNTHETIC), "--checkpoint", str(tiny_checkpoint), "--out", str(out)]
+    assert train_main([*args, "--frames", "2", *TINY]) == 0
+    assert 0.45 < out.stat().st_size / tiny_checkpoint.stat().st_size < 0.55
+    header = read_header(out)
+    assert header["extra"]["release"]["overrides"] == TINY
+    recorded = header["extra"]["evaluation"]
+    assert recorded["split"] == "val" and recorded["frames"] == 2
+    again = evaluate_file(out, tiny_config(), "val", 2)  # the numbers are those of the stored weights
+    assert again.panoptic["All"]["pq"] == pytest.approx(recorded["panoptic"]["All"]["pq"], nan_ok=True)
+    assert again.depth_model["rmse_mm"] == pytest.approx(recorded["depth_model"]["rmse_mm"])

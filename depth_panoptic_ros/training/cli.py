@@ -2,6 +2,7 @@
 
     depth-panoptic-train --config CONFIG [--max-iters N] [--output-dir DIR] [--resume DIR|auto] [key=value ...]
     depth-panoptic-train stats --config CONFIG [--frames N] [key=value ...]
+    depth-panoptic-train release --config CONFIG --checkpoint RUN|FILE --out FILE [--frames N] [key=value ...]
 
 Several processes: ``torchrun --nproc_per_node N $(which depth-panoptic-train) --config ...``. This entrypoint
 never imports rclpy, so it runs on machines without ROS.
@@ -53,6 +54,33 @@ def stats_parser() -> argparse.ArgumentParser:
     _add_config_arguments(parser)
     parser.add_argument("--frames", type=int, help="use the first N frames only (default: all)")
     return parser
+
+
+def release_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} release",
+        description="store a trained model in fp16 with its evaluation on the first N validation frames in its header",
+    )
+    _add_config_arguments(parser)
+    parser.add_argument("--checkpoint", required=True, type=Path, help="run folder or model .safetensors")
+    parser.add_argument("--out", required=True, type=Path, help="released model file, e.g. models/default.safetensors")
+    parser.add_argument("--frames", type=int, default=20, help="validation frames to evaluate (default 20)")
+    return parser
+
+
+def run_release(args: argparse.Namespace) -> int:
+    from depth_panoptic_ros.cli.evaluate import format_report
+    from depth_panoptic_ros.training.release import release_model
+
+    config = _config(args.config, args.overrides)
+    trained = args.checkpoint / "model.safetensors" if args.checkpoint.is_dir() else args.checkpoint
+    provenance = {"release": {"config": str(args.config), "overrides": list(args.overrides), "source": str(trained)}}
+    try:
+        result = release_model(trained, args.out, config, provenance, "val", args.frames)
+    except (ValueError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MB)\n{format_report(result, 'val')}")
+    return 0
 
 
 def _config(path: Path, overrides: Sequence[str]) -> TrainConfig:
@@ -139,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv[:1] == ["stats"]:
             return run_stats(stats_parser().parse_args(argv[1:]))
+        if argv[:1] == ["release"]:
+            return run_release(release_parser().parse_args(argv[1:]))
         return run_train(train_parser().parse_args(argv))
     except CliError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
