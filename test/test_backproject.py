@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from depth_panoptic_ros.data.kitti import read_kitti_calib, read_velodyne_bin
-from depth_panoptic_ros.geometry.backproject import PanopticCloud, backproject, build_cloud
+from depth_panoptic_ros.geometry.backproject import PanopticCloud, backproject, build_cloud, pixel_rays
 from depth_panoptic_ros.geometry.camera import CameraModel
 from depth_panoptic_ros.geometry.lidar import project_points
 
@@ -22,6 +22,25 @@ def test_plane_at_known_depth_is_recovered_exactly():
     np.testing.assert_array_equal(xyz[..., 2], 7.5)
     np.testing.assert_allclose(xyz[..., 0], (u - 31.5) * 7.5 / 80.0, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(xyz[..., 1], (v - 23.5) * 7.5 / 90.0, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("stride", [1, 3])
+def test_pixel_rays_scaled_by_depth_are_the_backprojected_points(stride):
+    """A skewed camera with a right camera's P: rays times depth give backproject's x and y bit for bit."""
+    K = [[80.0, 2.0, 31.5], [0, 90, 23.5], [0, 0, 1]]
+    camera = CameraModel.from_matrices(W, H, K, np.hstack([K, [[-8.0], [0.0], [0.0]]]))
+    depth = np.random.default_rng(1).uniform(0.5, 60.0, (H, W)).astype(np.float32)
+    ray_x, ray_y = pixel_rays(camera, stride)
+    xyz = backproject(depth, camera, stride)
+    assert ray_x.shape == xyz.shape[:2] and ray_y.shape == (xyz.shape[0], 1)
+    assert ray_x.dtype == ray_y.dtype == np.float32
+    np.testing.assert_array_equal(ray_x * xyz[..., 2], xyz[..., 0])
+    np.testing.assert_array_equal(ray_y * xyz[..., 2], xyz[..., 1])
+    # Pixel (u, v): y / z = (v - cy) / fy, x / z = (u - cx - skew * y / z) / fx.
+    v, u = 3 * stride, 5 * stride
+    y = (v - 23.5) / 90.0
+    assert ray_y[3, 0] == pytest.approx(y, rel=1e-6)
+    assert ray_x[3, 5] == pytest.approx((u - 31.5 - 2.0 * y) / 80.0, rel=1e-6)
 
 
 def test_backprojected_points_reproject_onto_their_pixels():

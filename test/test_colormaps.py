@@ -11,7 +11,7 @@ import pytest
 
 from depth_panoptic_ros.classes import ClassTable
 from depth_panoptic_ros.geometry.camera import CameraModel
-from depth_panoptic_ros.products.canvas import contact_sheet
+from depth_panoptic_ros.products.canvas import contact_sheet, pack_rgb, unpack_rgb
 from depth_panoptic_ros.products.depth_colormap import (
     STUFF_BRIGHTNESS,
     colorize_depth,
@@ -20,7 +20,13 @@ from depth_panoptic_ros.products.depth_colormap import (
     nearness,
 )
 from depth_panoptic_ros.products.instance_depth import instance_depth
-from depth_panoptic_ros.products.palette import INSTANCE_JITTER, colorize_panoptic, overlay, segment_boundaries
+from depth_panoptic_ros.products.palette import (
+    INSTANCE_JITTER,
+    colorize_panoptic,
+    draw_boundaries,
+    overlay,
+    segment_boundaries,
+)
 
 CITYSCAPES = ClassTable.cityscapes()
 ROAD, SKY, CAR = 7, 23, 26
@@ -84,6 +90,30 @@ def test_overlay_blends_by_alpha_and_outlines_segments() -> None:
     assert segment_boundaries(ids).sum() == 4
 
 
+def test_boundaries_are_drawn_exactly_on_the_outline_pixels() -> None:
+    ids = np.full((5, 7), ROAD * 1000, np.int32)
+    ids[1:3, 2:5] = CAR * 1000 + 1
+    image = np.zeros((5, 7, 3), np.uint8)
+    draw_boundaries(image, ids, (9, 8, 7))
+    # Outlines: the pixel left of and above the car, and the car's own right column and bottom row.
+    expected = np.zeros((5, 7), bool)
+    expected[1:3, 1] = expected[0, 2:5] = expected[1:3, 4] = expected[2, 2:5] = True
+    np.testing.assert_array_equal(segment_boundaries(ids), expected)
+    assert (image[expected] == (9, 8, 7)).all() and (image[~expected] == 0).all()
+    with pytest.raises(ValueError, match="C-contiguous"):
+        draw_boundaries(np.zeros((7, 5, 3), np.uint8).transpose(1, 0, 2), ids, (1, 1, 1))
+
+
+def test_packed_colours_unpack_to_the_same_rgb() -> None:
+    colors = np.random.default_rng(3).integers(0, 256, (50, 3), dtype=np.uint8)
+    words = pack_rgb(colors)
+    assert words.dtype == np.uint32 and words.shape == (50,)
+    np.testing.assert_array_equal(unpack_rgb(words.reshape(5, 10)), colors.reshape(5, 10, 3))
+    np.testing.assert_array_equal(unpack_rgb(words.reshape(10, 5)[:, ::2]), colors.reshape(10, 5, 3)[:, ::2])
+    assert unpack_rgb(np.zeros((0, 4), np.uint32)).shape == (0, 4, 3)
+    assert colorize_panoptic(np.zeros((0, 4), np.int32), CITYSCAPES).shape == (0, 4, 3)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -119,6 +149,26 @@ def test_depth_range_defaults_to_the_valid_data() -> None:
     np.testing.assert_array_equal(image[0, 1], turbo(255))
     np.testing.assert_array_equal(image[0, 3], turbo(0))
     assert colorize_depth(np.zeros((3, 4), np.float32), legend=False).max() == 0
+
+
+def test_one_end_of_the_range_given_the_other_from_the_data() -> None:
+    depth = np.array([[3.0, 4.0, 0.0]], np.float32)
+    # far from the data (4): nearness of 3 is (4 - 3) / (4 - 2) = 0.5 -> level rint(127.5) = 128.
+    image = colorize_depth(depth, near=2.0, legend=False).astype(int)
+    np.testing.assert_array_equal(image[0, :2], [turbo(128), turbo(0)])
+    # The data's far end (4) is nearer than near = 5: far becomes near + 1 m and both clip to the near colour.
+    np.testing.assert_array_equal(colorize_depth(depth, near=5.0, legend=False)[0, :2].astype(int), [turbo(255)] * 2)
+    # near from the data (3): nearness of 4 is (10 - 4) / (10 - 3) = 6/7 -> level rint(218.57) = 219.
+    np.testing.assert_array_equal(colorize_depth(depth, far=10.0, legend=False)[0, 1].astype(int), turbo(219))
+
+
+def test_nearness_keeps_float32_and_accepts_any_real_input() -> None:
+    t = nearness(np.array([2.0, 5.0, 8.0, 0.0], np.float32), 2.0, 8.0)
+    assert t.dtype == np.float32
+    np.testing.assert_array_equal(t, [1.0, 0.5, 0.0, 1.0])
+    inverse = nearness(np.array([4, 16]), 2, 16, inverse=True)
+    np.testing.assert_allclose(inverse, [(1 / 4 - 1 / 16) / (1 / 2 - 1 / 16), 0.0])
+    assert float(nearness(4.0, 2.0, 8.0)) == pytest.approx(2 / 3)
 
 
 @pytest.mark.parametrize("inverse", [False, True])

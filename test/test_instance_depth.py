@@ -12,7 +12,7 @@ from depth_panoptic_ros.classes import ClassTable
 from depth_panoptic_ros.geometry.camera import CameraModel
 from depth_panoptic_ros.panoptic.result import PanopticResult
 from depth_panoptic_ros.products.instance_depth import instance_depth
-from depth_panoptic_ros.products.segments import DENSE_LOOKUP_LIMIT, segment_inverse
+from depth_panoptic_ros.products.segments import SegmentRuns, segment_inverse
 
 CITYSCAPES = ClassTable.cityscapes()
 ROAD, SKY, PERSON, CAR = 7, 23, 24, 26
@@ -164,16 +164,52 @@ def test_bad_input_is_named(ids: np.ndarray, depth: np.ndarray, cam: CameraModel
         instance_depth(ids, depth, cam, CITYSCAPES)
 
 
-@pytest.mark.parametrize("offset", [0, DENSE_LOOKUP_LIMIT])
-def test_segment_lookup_equals_numpy_unique(offset: int) -> None:
-    """Both lookups (dense table for small ids, hash for large ones) give np.unique's answer."""
+@pytest.mark.parametrize("offset", [0, 1 << 40])
+@pytest.mark.parametrize("transpose", [False, True])
+def test_segment_lookup_equals_numpy_unique(offset: int, transpose: bool) -> None:
+    """Small and huge ids, segments in many short runs, a strided (transposed) view: np.unique's answer."""
     rng = np.random.default_rng(5)
     ids = rng.integers(0, 40, (30, 20)) * 1000 + offset
     ids[:2] = 0
+    ids = ids.T if transpose else ids
     segments, inverse = segment_inverse(ids)
     expected_segments, expected_inverse = np.unique(ids, return_inverse=True)
     assert segments.tolist() == expected_segments.tolist()
     assert np.array_equal(inverse, expected_inverse.reshape(ids.shape))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (23, 31)])
+def test_segment_runs_are_maximal_row_runs_with_their_boxes(shape: tuple[int, int]) -> None:
+    ids, _ = random_scene(6, shape)
+    runs = SegmentRuns.of(ids)
+    rows, end = np.divmod(runs.start, shape[1])[0], runs.start + runs.length
+    assert runs.length.sum() == ids.size and np.array_equal(runs.start[1:], end[:-1])
+    assert np.array_equal((end - 1) // shape[1], rows)  # no run crosses a row end
+    same_row = rows[1:] == rows[:-1]
+    assert (runs.segment[1:] != runs.segment[:-1])[same_row].all()  # maximal: neighbours in a row differ
+    assert np.array_equal(runs.paint(runs.segments), ids)
+
+    pixel_count, box = runs.extents()
+    for k, pid in enumerate(runs.segments):
+        ys, xs = np.nonzero(ids == pid)
+        assert pixel_count[k] == ys.size
+        assert box[k].tolist() == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+
+
+def test_order_statistics_of_tied_depths_in_segments_of_every_small_size() -> None:
+    """One segment per valid count 1..14 (the quantile ranks coincide in every way) over integer depths with
+    many ties, and one large segment: exactly the median, minimum and 10th percentile of numpy."""
+    rng = np.random.default_rng(7)
+    sizes = np.arange(1, 15)
+    ids = np.repeat(CAR * 1000 + sizes, sizes)
+    ids = np.concatenate([ids, np.full(5000, ROAD * 1000)])[None, :].astype(np.int32)
+    depth = rng.integers(1, 6, ids.shape).astype(np.float32)
+    table = instance_depth(ids, depth, camera(ids.shape[1], 1), CITYSCAPES)
+    for row, pid in enumerate(table.panoptic_id):
+        z = depth[ids == pid].astype(np.float64)
+        assert table.depth_median[row] == np.float32(np.median(z))
+        assert table.depth_min[row] == np.float32(z.min())
+        np.testing.assert_allclose(table.depth_p10[row], np.percentile(z, 10), rtol=1e-7)
 
 
 def _kitti_calib(path: Path) -> dict[str, np.ndarray]:

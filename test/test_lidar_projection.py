@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -87,6 +89,21 @@ def test_z_buffer_keeps_the_nearest_point_and_its_index():
         (1, 2): (pytest.approx(2.0), 0),
         (1, 3): (pytest.approx(2.0), 1),
     }
+
+
+def test_equal_depths_in_a_pixel_go_to_the_lower_point_index():
+    points = np.array([[0.02, 0.0, 2.0], [0.0, 0.0, 3.0], [0.0, 0.0, 3.0], [0.02, 0.0, 2.0]], np.float32)
+    assert filled(project_points(points, IDENTITY, CAMERA)) == {
+        (1, 2): (pytest.approx(3.0), 1),
+        (1, 3): (pytest.approx(2.0), 0),
+    }
+
+
+def test_huge_and_non_finite_coordinates_are_dropped_without_warnings():
+    points = np.array([[1e200, 0.0, 2.0], [0.0, -np.inf, np.nan], [np.inf, np.inf, np.inf], [0.0, 0.0, 2.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert filled(project_points(points, IDENTITY, CAMERA)) == {(1, 2): (pytest.approx(2.0), 3)}
 
 
 def test_invalid_points_are_dropped():

@@ -61,6 +61,18 @@ def _sampled_ids(
     return ids[sub].astype(np.uint32)
 
 
+def pixel_rays(camera: CameraModel, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(x / z of shape (H', W'), y / z of shape (H', 1)) float32 of the ray through every stride-th pixel.
+
+    A point at depth z is (ray_x * z, ray_y * z, z); kept apart from any depth map so that callers measuring only
+    some pixels (instance_depth: those with valid depth) multiply only those, with the same float32 results.
+    """
+    inverse = np.linalg.inv(camera.intrinsics).astype(np.float32)
+    u = np.arange(0, camera.width, stride, dtype=np.float32)[None, :]
+    v = np.arange(0, camera.height, stride, dtype=np.float32)[:, None]
+    return inverse[0, 0] * u + inverse[0, 1] * v + inverse[0, 2], inverse[1, 1] * v + inverse[1, 2]
+
+
 def backproject(depth: np.ndarray, camera: CameraModel, stride: int = 1) -> np.ndarray:
     """(H', W', 3) float32 xyz of every stride-th pixel (H' = ceil(H / stride)); NaN where depth is 0/invalid."""
     depth = _check_map(depth, "depth", camera.shape)
@@ -68,12 +80,10 @@ def backproject(depth: np.ndarray, camera: CameraModel, stride: int = 1) -> np.n
         raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
     z = depth[::stride, ::stride].astype(np.float32)
     z[~(z > 0) | ~np.isfinite(z)] = np.nan
-    inverse = np.linalg.inv(camera.intrinsics).astype(np.float32)
-    u = np.arange(0, camera.width, stride, dtype=np.float32)[None, :]
-    v = np.arange(0, camera.height, stride, dtype=np.float32)[:, None]
+    ray_x, ray_y = pixel_rays(camera, stride)
     xyz = np.empty(z.shape + (3,), dtype=np.float32)
-    xyz[..., 0] = (inverse[0, 0] * u + inverse[0, 1] * v + inverse[0, 2]) * z
-    xyz[..., 1] = (inverse[1, 1] * v + inverse[1, 2]) * z
+    np.multiply(ray_x, z, out=xyz[..., 0])
+    np.multiply(ray_y, z, out=xyz[..., 1])
     xyz[..., 2] = z
     return xyz
 

@@ -24,6 +24,25 @@ def check_rgb(name: str, image: np.ndarray, shape: tuple[int, int] | None = None
     return image
 
 
+def pack_rgb(colors: np.ndarray) -> np.ndarray:
+    """(N,) uint32 words of (N, 3) uint8 RGB colours (the fourth byte zero), for painting with unpack_rgb.
+
+    Full-size colour images are painted as one word per pixel and unpacked by OpenCV: numpy copies 4-byte
+    items several times faster than 3-byte rows.
+    """
+    colors = np.asarray(colors, dtype=np.uint8)
+    rgbx = np.zeros((len(colors), 4), np.uint8)
+    rgbx[:, :3] = colors
+    return rgbx.view(np.uint32)[:, 0]
+
+
+def unpack_rgb(words: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB image of an (H, W) array of pack_rgb words."""
+    if words.size == 0:  # cv2.cvtColor rejects empty images
+        return np.zeros(words.shape + (3,), np.uint8)
+    return cv2.cvtColor(np.ascontiguousarray(words).view(np.uint8).reshape(words.shape + (4,)), cv2.COLOR_RGBA2RGB)
+
+
 def text_size(text: str, scale: float) -> tuple[int, int]:
     """(width, height) in pixels of ``text`` as put_text draws it, outline and descenders included."""
     (w, h), baseline = cv2.getTextSize(text, FONT, scale, _thickness(scale))

@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 
 from depth_panoptic_ros.classes import ClassTable
-from depth_panoptic_ros.products.canvas import WHITE, check_rgb, put_text, text_size
+from depth_panoptic_ros.products.canvas import WHITE, check_rgb, pack_rgb, put_text, text_size, unpack_rgb
 from depth_panoptic_ros.products.instance_depth import InstanceDepthTable
-from depth_panoptic_ros.products.palette import overlay, segment_boundaries
-from depth_panoptic_ros.products.segments import segment_inverse
+from depth_panoptic_ros.products.palette import draw_boundaries, overlay, paint_segments
+from depth_panoptic_ros.products.segments import SegmentRuns
 
 LEGEND_TICKS = 5
 LEGEND_BACKGROUND = (32, 32, 32)
@@ -25,10 +25,18 @@ MIN_LABEL_FRACTION = 1 / 2000  # instances smaller than this share of the image 
 
 def nearness(depth: np.ndarray, near: float, far: float, inverse: bool = False) -> np.ndarray:
     """t in [0, 1], 1 at ``near`` and 0 at ``far`` (clipped beyond them), linear in depth or in 1/depth."""
-    depth = np.asarray(depth)  # float32 maps stay float32: half the memory traffic of a full-size image
+    depth = np.asarray(depth)
+    # float32 maps stay float32 (half the memory traffic of float64), computed in place in one output array.
+    t = np.empty(depth.shape, np.result_type(depth, 1.0))
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = (1.0 / depth - 1.0 / far) / (1.0 / near - 1.0 / far) if inverse else (far - depth) / (far - near)
-    return np.clip(t, 0.0, 1.0)
+        if inverse:
+            np.divide(1.0, depth, out=t)
+            t -= 1.0 / far
+            t /= 1.0 / near - 1.0 / far
+        else:
+            np.subtract(far, depth, out=t)
+            t /= far - near
+    return np.clip(t, 0.0, 1.0, out=t)
 
 
 def depth_at(t: np.ndarray, near: float, far: float, inverse: bool = False) -> np.ndarray:
@@ -55,9 +63,13 @@ def colorize_depth(
     if depth.ndim != 2:
         raise ValueError(f"depth: expected an (H, W) array in metres, got shape {depth.shape}")
     valid = np.isfinite(depth) & (depth > 0)
-    near, far = _depth_range(depth[valid], near, far)
-    image = _apply_colormap(np.where(valid, nearness(depth, near, far, inverse), 0.0), cmap)
-    image[~valid] = invalid_color
+    near, far = _depth_range(depth, valid, near, far)
+    level = nearness(depth, near, far, inverse)
+    level *= 255
+    np.rint(level, out=level)
+    # Colours by table lookup with one more entry, 256, for invalid pixels: no second pass to paint them.
+    lut = np.append(pack_rgb(_colormap_rgb(cmap)), pack_rgb([invalid_color]))
+    image = unpack_rgb(np.take(lut, np.where(valid, level, 256).astype(np.uint16)))
     if not legend:
         return image
     return np.hstack([image, _legend(depth.shape[0], near, far, inverse, cmap)])
@@ -79,7 +91,8 @@ def depth_colormap_panoptic(
     comparable across the frames of a stream. With ``rgb`` the colours are blended over the camera image.
     """
     _check_range(near, far)
-    segments, inverse = segment_inverse(panoptic_ids)
+    runs = SegmentRuns.of(panoptic_ids)
+    segments = runs.segments
     void = int(len(segments) > 0 and segments[0] == 0)  # sorted ids: void, when present, comes first
     if not np.array_equal(segments[void:], table.panoptic_id):
         raise ValueError(
@@ -90,12 +103,12 @@ def depth_colormap_panoptic(
     depth_colored = table.is_thing & (table.valid_count > 0)
     colors = np.rint(class_table.colors[table.class_index] * STUFF_BRIGHTNESS).astype(np.uint8)
     colors[depth_colored] = _near_to_far_colors(table.depth_median[depth_colored], near, far)
-    image = np.take(np.vstack([np.zeros((void, 3), np.uint8), colors]), inverse, axis=0)
+    image = paint_segments(runs, np.vstack([np.zeros((void, 3), np.uint8), colors]))
     if rgb is not None:
-        image = overlay(check_rgb("rgb", rgb, inverse.shape), image, 1.0 - IMAGE_ALPHA)
-    image[segment_boundaries(panoptic_ids)] = WHITE
+        image = overlay(check_rgb("rgb", rgb, runs.shape), image, 1.0 - IMAGE_ALPHA)
+    draw_boundaries(image, panoptic_ids, WHITE)
 
-    h, w = inverse.shape
+    h, w = runs.shape
     scale = max(0.35, h / 1000)
     labelled = np.flatnonzero(depth_colored & (table.pixel_count >= MIN_LABEL_FRACTION * h * w))
     for k in labelled:
@@ -114,13 +127,14 @@ def _near_to_far_colors(depth: np.ndarray, near: float, far: float) -> np.ndarra
     return cv2.cvtColor(hsv[None], cv2.COLOR_HSV2RGB)[0]
 
 
-def _depth_range(valid_depth: np.ndarray, near: float | None, far: float | None) -> tuple[float, float]:
-    """The given range, completed from the data; a constant or empty map gets a 1 m wide range."""
-    if near is None:
-        near = float(valid_depth.min()) if valid_depth.size else 1.0
-    if far is None:
-        far = float(valid_depth.max()) if valid_depth.size else near + 1.0
-        far = far if far > near else near + 1.0
+def _depth_range(depth: np.ndarray, valid: np.ndarray, near: float | None, far: float | None) -> tuple[float, float]:
+    """The given range, completed from the valid depths; a constant or empty map gets a 1 m wide range."""
+    if near is None or far is None:
+        # One masked pass in OpenCV instead of copying the valid depths out.
+        lowest, highest = cv2.minMaxLoc(depth, valid.view(np.uint8))[:2] if valid.any() else (1.0, None)
+        near = lowest if near is None else near
+        if far is None:
+            far = highest if highest is not None and highest > near else near + 1.0
     _check_range(near, far)
     return near, far
 
@@ -130,9 +144,9 @@ def _check_range(near: float, far: float) -> None:
         raise ValueError(f"depth range: expected 0 < near < far (metres), got near={near} far={far}")
 
 
-def _apply_colormap(t: np.ndarray, cmap: int) -> np.ndarray:
-    """RGB of an OpenCV colour map at nearness t (so that near takes the map's top colour, red for TURBO)."""
-    return cv2.cvtColor(cv2.applyColorMap(np.rint(t * 255).astype(np.uint8), cmap), cv2.COLOR_BGR2RGB)
+def _colormap_rgb(cmap: int) -> np.ndarray:
+    """(256, 3) uint8 RGB of an OpenCV colour map per 8-bit level; level 255 (nearness 1) is the near colour."""
+    return cv2.cvtColor(cv2.applyColorMap(np.arange(256, dtype=np.uint8)[None], cmap), cv2.COLOR_BGR2RGB)[0]
 
 
 def _legend(height: int, near: float, far: float, inverse: bool, cmap: int) -> np.ndarray:
@@ -147,7 +161,7 @@ def _legend(height: int, near: float, far: float, inverse: bool, cmap: int) -> n
     panel = np.empty((height, width, 3), np.uint8)
     panel[:] = LEGEND_BACKGROUND
     t_rows = np.linspace(1.0, 0.0, height)[:, None]
-    panel[:, pad : pad + bar_w] = _apply_colormap(np.repeat(t_rows, bar_w, axis=1), cmap)
+    panel[:, pad : pad + bar_w] = _colormap_rgb(cmap)[np.rint(t_rows * 255).astype(np.uint8)]
     tick_rows = np.rint((1.0 - nearness(ticks, near, far, inverse)) * (height - 1)).astype(int)
     for row, label, label_w in zip(tick_rows, labels, label_widths, strict=True):
         panel[row, pad + bar_w : 2 * pad + bar_w] = WHITE

@@ -1,9 +1,10 @@
 """Instance-level depth (Panoptic-DepthLab): depth statistics and a 3D centroid for every panoptic segment.
 
-All segments are measured in one vectorised pass over the image: per-row / per-column histograms of segment
-membership give the pixel counts and boxes, bincounts of the back-projected valid pixels the centroids, and a
-single sort of the valid pixels by (segment, depth) the order statistics. Quantiles use numpy's default
-'linear' definition: the median equals np.median and p10 equals np.percentile(..., 10) of the valid depths.
+All segments are measured together, never one mask per segment: the map's runs of equal ids give the pixel
+counts and boxes and say where each segment's valid pixels lie, bincounts of the back-projected valid pixels give
+the centroids, and selections (np.partition, O(n)) in each segment's valid depths the order statistics, with no
+sort of all the pixels. Quantiles use numpy's default 'linear' definition: the median equals np.median and p10
+equals np.percentile(..., 10) of the valid depths.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from depth_panoptic_ros.classes import ClassTable
-from depth_panoptic_ros.geometry.backproject import backproject
+from depth_panoptic_ros.geometry.backproject import pixel_rays
 from depth_panoptic_ros.geometry.camera import CameraModel
 from depth_panoptic_ros.panoptic.result import PanopticResult
-from depth_panoptic_ros.products.segments import check_panoptic_ids, segment_class_index, segment_inverse
+from depth_panoptic_ros.products.segments import SegmentRuns, segment_class_index
 
 
 @dataclass
@@ -66,31 +67,27 @@ def instance_depth(
     scores: PanopticResult | None = None,
 ) -> InstanceDepthTable:
     """Depth statistics of every segment of ``panoptic_ids`` over its pixels whose depth is finite and > 0."""
-    ids = check_panoptic_ids(panoptic_ids)
-    depth = np.asarray(depth, dtype=np.float32)
-    if depth.shape != ids.shape:
-        raise ValueError(f"depth: expected shape {ids.shape} (that of panoptic_ids), got {depth.shape}")
-    if camera.shape != ids.shape:
-        raise ValueError(f"camera: expected a {ids.shape[1]}x{ids.shape[0]} image, got {camera.width}x{camera.height}")
-    segments, inverse = segment_inverse(ids)
+    runs = SegmentRuns.of(panoptic_ids)
+    (h, w), depth = runs.shape, np.asarray(depth, dtype=np.float32)
+    if depth.shape != (h, w):
+        raise ValueError(f"depth: expected shape {(h, w)} (that of panoptic_ids), got {depth.shape}")
+    if camera.shape != (h, w):
+        raise ValueError(f"camera: expected a {w}x{h} image, got {camera.width}x{camera.height}")
+    segments, n = runs.segments, len(runs.segments)
     class_index = segment_class_index(segments, class_table)
+    pixel_count, bbox = runs.extents()
 
-    n, (h, w) = len(segments), ids.shape
-    rows = _membership_histogram(np.arange(h)[:, None] * n + inverse, (h, n))
-    cols = _membership_histogram(np.arange(w)[None, :] * n + inverse, (w, n))
-    y0, y1 = _occupied_span(rows)
-    x0, x1 = _occupied_span(cols)
-
-    valid = np.isfinite(depth) & (depth > 0) & (ids != 0)
-    xyz = backproject(depth, camera)
-    group = inverse[valid]
-    coords = [xyz[..., k][valid] for k in range(3)]  # per channel: 5x faster than masking (H, W, 3) at once
-    valid_count = np.bincount(group, minlength=n)
-    sums = np.stack([np.bincount(group, c, minlength=n) for c in coords], axis=1)
+    valid = np.isfinite(depth) & (depth > 0) & (np.asarray(panoptic_ids) != 0)
+    per_run = np.add.reduceat(valid.ravel(), runs.start, dtype=np.int32)  # valid pixels of each run
+    valid_count = np.bincount(runs.segment, per_run, minlength=n).astype(np.int64)
+    group = np.repeat(runs.segment, per_run)  # valid pixels and runs are both in raster order
+    z = depth[valid]
+    ray_x, ray_y = pixel_rays(camera)
+    xyz = (ray_x[valid] * z, np.repeat(ray_y[:, 0], np.count_nonzero(valid, axis=1)) * z, z)
     with np.errstate(invalid="ignore", divide="ignore"):
-        centroid = sums / valid_count[:, None]
-    z_sorted = _sort_by_group_then_value(group, coords[2])
-    starts = np.cumsum(valid_count) - valid_count
+        centroid = np.stack([np.bincount(group, c, minlength=n) for c in xyz], axis=1) / valid_count[:, None]
+    bounds = np.append(0, np.cumsum(valid_count))
+    median, minimum, p10 = _group_quantiles(_grouped(z, runs, per_run), bounds, (0.5, 0.0, 0.1))
 
     keep = segments != 0
     ids_kept = segments[keep]
@@ -101,50 +98,63 @@ def instance_depth(
         instance_id=(ids_kept % class_table.label_divisor).astype(np.int32),
         is_thing=class_table.is_thing[class_index[keep]],
         score=np.ones(len(ids_kept), np.float32) if scores is None else scores.score_of(ids_kept),
-        pixel_count=rows.sum(axis=0)[keep],
+        pixel_count=pixel_count[keep],
         valid_count=valid_count[keep],
-        bbox=np.stack([x0, y0, x1, y1], axis=1)[keep].astype(np.int32),
+        bbox=bbox[keep].astype(np.int32),
         depth_mean=centroid[keep, 2].astype(np.float32),
-        depth_median=_group_quantile(z_sorted, starts, valid_count, 0.5)[keep],
-        depth_min=_group_quantile(z_sorted, starts, valid_count, 0.0)[keep],
-        depth_p10=_group_quantile(z_sorted, starts, valid_count, 0.1)[keep],
+        depth_median=median[keep],
+        depth_min=minimum[keep],
+        depth_p10=p10[keep],
         centroid=centroid[keep].astype(np.float32),
     )
 
 
-def _membership_histogram(keys: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Pixels per (row or column, segment) from keys = position * n + segment: one bincount over the image
-    instead of one full-size mask per segment."""
-    return np.bincount(keys.ravel(), minlength=shape[0] * shape[1]).reshape(shape)
+def _grouped(values: np.ndarray, runs: SegmentRuns, per_run: np.ndarray) -> np.ndarray:
+    """``values`` (per_run[r] of them for run r, in raster order) rearranged segment after segment.
 
-
-def _occupied_span(histogram: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Half-open [first, last + 1) of the non-empty bins of each column of a (bins, n) histogram."""
-    occupied = histogram > 0
-    return occupied.argmax(axis=0), len(occupied) - occupied[::-1].argmax(axis=0)
-
-
-def _sort_by_group_then_value(group: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """``value`` ordered by (group, value), as np.lexsort((value, group)) would, with one int64 sort.
-
-    Positive float32s order like their bit patterns read as int32, so (group << 32 | bits) sorts exactly by
-    (group, value); this is ~5x faster than lexsort on a dense 1024x2048 depth map.
+    The runs say where each segment's values lie, so this is one gather instead of a sort of all the values.
     """
-    key = np.sort((group.astype(np.int64) << 32) | value.view(np.int32))
-    return (key & 0xFFFFFFFF).astype(np.int32).view(np.float32)
+    order = np.argsort(runs.segment, kind="stable")
+    count = per_run[order]
+    source, target = np.cumsum(per_run) - per_run, np.cumsum(count) - count
+    return values[np.repeat(source[order] - target, count) + np.arange(len(values))]
 
 
-def _group_quantile(sorted_values: np.ndarray, starts: np.ndarray, counts: np.ndarray, q: float) -> np.ndarray:
-    """Per-group quantile with numpy's 'linear' interpolation over groups laid out consecutively; NaN if empty."""
-    out = np.full(len(counts), np.nan, dtype=np.float32)
-    has = counts > 0
-    first, count = starts[has], counts[has]
-    position = first + q * (count - 1)
+def _group_quantiles(grouped: np.ndarray, bounds: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
+    """(len(qs), N) float32 quantiles of groups grouped[bounds[k]:bounds[k + 1]]; NaN for an empty group.
+
+    numpy's default 'linear' interpolation between the order statistics at floor and ceil of q * (count - 1).
+    """
+    first, count = bounds[:-1], np.diff(bounds)
+    has = count > 0
+    first, count = first[has], count[has]
+    position = first + np.array(qs)[:, None] * (count - 1)
     below = np.floor(position).astype(np.int64)
     above = np.minimum(below + 1, first + count - 1)
-    lo, hi = sorted_values[below].astype(np.float64), sorted_values[above]
-    out[has] = lo + (position - below) * (hi - lo)
+    ranked = _select(grouped, bounds, np.concatenate([below, above]))
+    lo, hi = ranked[: len(qs)].astype(np.float64), ranked[len(qs) :]
+    out = np.full((len(qs), len(has)), np.nan, dtype=np.float32)
+    out[:, has] = lo + (position - below) * (hi - lo)
     return out
+
+
+def _select(grouped: np.ndarray, bounds: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The values that sorting each group of ``grouped`` in place would put at ``positions``.
+
+    Partitions instead of sorts: per group, one O(count) selection per wanted rank, from the highest down, each
+    within the part below the previous one. ``grouped`` is reordered in place.
+    """
+    wanted = np.unique(positions)
+    found = np.empty(len(wanted), grouped.dtype)
+    group = np.searchsorted(bounds, wanted, side="right") - 1
+    for k in np.unique(group):
+        block = grouped[bounds[k] : bounds[k + 1]]
+        for i in np.flatnonzero(group == k)[::-1]:
+            rank = wanted[i] - bounds[k]
+            block.partition(rank)
+            found[i] = block[rank]
+            block = block[:rank]
+    return found[np.searchsorted(wanted, positions)]
 
 
 def _json_safe(value: Any) -> Any:

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 
 from depth_panoptic_ros.classes import ClassTable
-from depth_panoptic_ros.products.canvas import WHITE, check_rgb
-from depth_panoptic_ros.products.segments import check_panoptic_ids, segment_class_index, segment_inverse
+from depth_panoptic_ros.products.canvas import WHITE, check_rgb, pack_rgb, unpack_rgb
+from depth_panoptic_ros.products.segments import SegmentRuns, check_panoptic_ids, segment_class_index
 
 INSTANCE_JITTER = 48  # an instance's colour stays within its class colour +- this, per channel
 # Roberts' R3 low-discrepancy sequence (powers of 1/phi_3, phi_3 = 1.2207...): consecutive instance numbers
@@ -36,17 +36,33 @@ def segment_colors(segments: np.ndarray, class_table: ClassTable) -> np.ndarray:
 
 def colorize_panoptic(panoptic_ids: np.ndarray, class_table: ClassTable) -> np.ndarray:
     """(H, W, 3) uint8 RGB colour image of a panoptic map; one colour per segment, computed once per segment."""
-    segments, inverse = segment_inverse(panoptic_ids)
-    return np.take(segment_colors(segments, class_table), inverse, axis=0)
+    runs = SegmentRuns.of(panoptic_ids)
+    return paint_segments(runs, segment_colors(runs.segments, class_table))
+
+
+def paint_segments(runs: SegmentRuns, colors: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB image with colors[k] (N, 3) on the pixels of segment k."""
+    return unpack_rgb(runs.paint(pack_rgb(colors)))
 
 
 def segment_boundaries(panoptic_ids: np.ndarray) -> np.ndarray:
     """(H, W) bool, True where the id differs from the right or lower neighbour (one-pixel outlines)."""
     ids = check_panoptic_ids(panoptic_ids)
-    edge = np.zeros(ids.shape, bool)
-    edge[:, :-1] = ids[:, 1:] != ids[:, :-1]
-    edge[:-1, :] |= ids[1:, :] != ids[:-1, :]
+    edge = np.empty(ids.shape, bool)
+    np.not_equal(ids[:, 1:], ids[:, :-1], out=edge[:, :-1])
+    edge[:, -1:] = False
+    edge[:-1] |= ids[1:] != ids[:-1]
     return edge
+
+
+def draw_boundaries(image: np.ndarray, panoptic_ids: np.ndarray, color: tuple[int, int, int]) -> None:
+    """Paints the segment outlines of ``panoptic_ids`` into a C-contiguous (H, W, 3) image in place.
+
+    The outline pixels are few and set by flat position: a boolean mask over the whole image is ~5x slower.
+    """
+    if not image.flags.c_contiguous:
+        raise ValueError("image: expected a C-contiguous (H, W, 3) array to draw the outlines into")
+    image.reshape(-1, 3)[np.flatnonzero(segment_boundaries(panoptic_ids))] = color
 
 
 def overlay(
@@ -66,5 +82,5 @@ def overlay(
         ids = check_panoptic_ids(panoptic_ids)
         if ids.shape != rgb.shape[:2]:
             raise ValueError(f"panoptic_ids: expected size {rgb.shape[:2]} (that of rgb), got {ids.shape}")
-        out[segment_boundaries(ids)] = boundary_color
+        draw_boundaries(out, ids, boundary_color)
     return out

@@ -1,14 +1,17 @@
-"""Segment lookup shared by the per-frame products: which segment each pixel belongs to."""
+"""Segment lookup shared by the per-frame products: which segment each pixel belongs to.
+
+A panoptic map is piecewise constant: a 1024x2048 map of tens of segments breaks into a few thousand horizontal
+runs of equal ids. Finding the segments, painting per-segment values and measuring boxes from the runs costs one
+comparison per pixel instead of a sort, hash or histogram of all pixels.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from depth_panoptic_ros.classes import ClassTable
-
-# Ids up to this bound (class id < ~1000 at label divisor 1000) are looked up through a dense table of this many
-# entries, ~3x faster than hashing; larger ids take np.unique's hash path.
-DENSE_LOOKUP_LIMIT = 1 << 20
 
 
 def check_panoptic_ids(panoptic_ids: np.ndarray) -> np.ndarray:
@@ -21,21 +24,52 @@ def check_panoptic_ids(panoptic_ids: np.ndarray) -> np.ndarray:
     return ids
 
 
-def segment_inverse(panoptic_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted segment ids, (H, W) index of each pixel's segment), what np.unique(return_inverse=True) gives.
+@dataclass(frozen=True)
+class SegmentRuns:
+    """A panoptic map as row-wise runs of equal ids; runs never cross a row end.
 
-    np.unique sorts all pixels; a 1024x2048 map holds only tens of segments, so a histogram or hash of the ids
-    plus a table lookup per pixel is several times faster, and every product starts from this lookup.
+    segments: (N,) sorted ids present in the map; start: (R,) flat index of each run's first pixel, increasing;
+    length: (R,) pixels per run; segment: (R,) index into ``segments`` of each run.
     """
-    ids = check_panoptic_ids(panoptic_ids)
-    top = int(ids.max(initial=0))
-    if top >= DENSE_LOOKUP_LIMIT:
-        segments = np.sort(np.unique(ids, sorted=False))
-        return segments, np.searchsorted(segments, ids)
-    segments = np.flatnonzero(np.bincount(ids.ravel(), minlength=1)).astype(ids.dtype)
-    lookup = np.zeros(top + 1, np.intp)
-    lookup[segments] = np.arange(len(segments))
-    return segments, np.take(lookup, ids)
+
+    shape: tuple[int, int]
+    segments: np.ndarray
+    start: np.ndarray
+    length: np.ndarray
+    segment: np.ndarray
+
+    @classmethod
+    def of(cls, panoptic_ids: np.ndarray) -> SegmentRuns:
+        """The runs of a map, checked as check_panoptic_ids does."""
+        ids = check_panoptic_ids(panoptic_ids)
+        begins = np.empty(ids.shape, bool)
+        begins[:, :1] = True
+        np.not_equal(ids[:, 1:], ids[:, :-1], out=begins[:, 1:])
+        start = np.flatnonzero(begins)
+        segments, segment = np.unique(ids.ravel()[start], return_inverse=True)
+        return cls(ids.shape, segments, start, np.diff(start, append=ids.size), segment)
+
+    def paint(self, values: np.ndarray) -> np.ndarray:
+        """(H, W, ...) map holding ``values[k]`` on the pixels of segment k."""
+        values = np.asarray(values)
+        return np.repeat(values[self.segment], self.length, axis=0).reshape(self.shape + values.shape[1:])
+
+    def extents(self) -> tuple[np.ndarray, np.ndarray]:
+        """(pixel count (N,) int64, box (N, 4) int64 x0, y0, x1, y1 half-open) of each segment."""
+        width = self.shape[1]
+        order = np.argsort(self.segment, kind="stable")  # each segment's runs together, still in raster order
+        grouped, k = self.segment[order], np.arange(len(self.segments))
+        first, last = np.searchsorted(grouped, k), np.searchsorted(grouped, k, side="right") - 1
+        row, col = np.divmod(self.start[order], width)
+        length = self.length[order]
+        x0, x1 = np.minimum.reduceat(col, first), np.maximum.reduceat(col + length, first)
+        return np.add.reduceat(length, first), np.stack([x0, row[first], x1, row[last] + 1], axis=1)
+
+
+def segment_inverse(panoptic_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted segment ids, (H, W) index of each pixel's segment), what np.unique(return_inverse=True) gives."""
+    runs = SegmentRuns.of(panoptic_ids)
+    return runs.segments, runs.paint(np.arange(len(runs.segments)))
 
 
 def segment_class_index(segments: np.ndarray, class_table: ClassTable) -> np.ndarray:
