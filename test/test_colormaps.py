@@ -131,12 +131,12 @@ def test_overlay_bad_input_is_named(kwargs: dict, message: str) -> None:
 
 def test_depth_colours_follow_the_colour_map_linear_and_inverse() -> None:
     depth = np.array([[2.0, 4.0, 8.0, 0.0, np.nan, 100.0]], np.float32)
-    linear = colorize_depth(depth, near=2.0, far=8.0, legend=False, invalid_color=(1, 2, 3)).astype(int)
+    linear = colorize_depth(depth, near=2.0, far=8.0, inverse=False, legend=False, invalid_color=(1, 2, 3)).astype(int)
     # Nearness (8 - d) / 6: 1, 2/3, 0; beyond far clips to 0.
     for pixel, level in ((0, 255), (1, 170), (2, 0), (5, 0)):
         np.testing.assert_array_equal(linear[0, pixel], turbo(level))
     assert (linear[0, 3] == (1, 2, 3)).all() and (linear[0, 4] == (1, 2, 3)).all()
-    inverse = colorize_depth(depth, near=2.0, far=8.0, inverse=True, legend=False).astype(int)
+    inverse = colorize_depth(depth, near=2.0, far=8.0, legend=False).astype(int)  # the default
     # (1/4 - 1/8) / (1/2 - 1/8) = 1/3.
     np.testing.assert_array_equal(inverse[0, 1], turbo(85))
     near_red = linear[0, 0] - linear[0, 2]
@@ -154,12 +154,12 @@ def test_depth_range_defaults_to_the_valid_data() -> None:
 def test_one_end_of_the_range_given_the_other_from_the_data() -> None:
     depth = np.array([[3.0, 4.0, 0.0]], np.float32)
     # far from the data (4): nearness of 3 is (4 - 3) / (4 - 2) = 0.5 -> level rint(127.5) = 128.
-    image = colorize_depth(depth, near=2.0, legend=False).astype(int)
+    image = colorize_depth(depth, near=2.0, inverse=False, legend=False).astype(int)
     np.testing.assert_array_equal(image[0, :2], [turbo(128), turbo(0)])
     # The data's far end (4) is nearer than near = 5: far becomes near + 1 m and both clip to the near colour.
-    np.testing.assert_array_equal(colorize_depth(depth, near=5.0, legend=False)[0, :2].astype(int), [turbo(255)] * 2)
+    np.testing.assert_array_equal(colorize_depth(depth, near=5.0, inverse=False, legend=False)[0, :2].astype(int), [turbo(255)] * 2)
     # near from the data (3): nearness of 4 is (10 - 4) / (10 - 3) = 6/7 -> level rint(218.57) = 219.
-    np.testing.assert_array_equal(colorize_depth(depth, far=10.0, legend=False)[0, 1].astype(int), turbo(219))
+    np.testing.assert_array_equal(colorize_depth(depth, far=10.0, inverse=False, legend=False)[0, 1].astype(int), turbo(219))
 
 
 def test_nearness_keeps_float32_and_accepts_any_real_input() -> None:

@@ -67,7 +67,7 @@ def write_products(out: Path, frame, products, class_table) -> list[str]:
     from depth_panoptic_ros.products.palette import colorize_panoptic, overlay
 
     out.mkdir(parents=True, exist_ok=True)
-    files = {"depth.npy": None, "depth.png": colorize_depth(products.depth, inverse=True)}
+    files = {"depth.npy": None, "depth.png": colorize_depth(products.depth)}
     np.save(out / "depth.npy", products.depth.astype(np.float32))
     if products.cloud is not None:
         write_ply(out / "points.ply", products.cloud)

@@ -49,14 +49,16 @@ def colorize_depth(
     depth: np.ndarray,
     near: float | None = None,
     far: float | None = None,
-    inverse: bool = False,
+    inverse: bool = True,
     cmap: int = cv2.COLORMAP_TURBO,
     invalid_color: tuple[int, int, int] = (0, 0, 0),
     legend: bool = True,
 ) -> np.ndarray:
     """(H, W [+ legend], 3) uint8 RGB of a depth map (metres, 0 / non-finite = invalid).
 
-    near / far (> 0) default to the smallest / largest valid depth. With ``legend`` a bar with ticks in metres is
+    near / far (> 0) default to the smallest / largest valid depth. ``inverse`` (default) spaces colours by
+    1 / depth: street scenes are mostly near, and a linear scale spends most colours on the few far pixels.
+    With ``legend`` a bar with ticks in metres is
     appended on the right, so the output is wider than the map.
     """
     depth = np.asarray(depth, dtype=np.float32)
