@@ -157,9 +157,13 @@ def test_one_end_of_the_range_given_the_other_from_the_data() -> None:
     image = colorize_depth(depth, near=2.0, inverse=False, legend=False).astype(int)
     np.testing.assert_array_equal(image[0, :2], [turbo(128), turbo(0)])
     # The data's far end (4) is nearer than near = 5: far becomes near + 1 m and both clip to the near colour.
-    np.testing.assert_array_equal(colorize_depth(depth, near=5.0, inverse=False, legend=False)[0, :2].astype(int), [turbo(255)] * 2)
+    np.testing.assert_array_equal(
+        colorize_depth(depth, near=5.0, inverse=False, legend=False)[0, :2].astype(int), [turbo(255)] * 2
+    )
     # near from the data (3): nearness of 4 is (10 - 4) / (10 - 3) = 6/7 -> level rint(218.57) = 219.
-    np.testing.assert_array_equal(colorize_depth(depth, far=10.0, inverse=False, legend=False)[0, 1].astype(int), turbo(219))
+    np.testing.assert_array_equal(
+        colorize_depth(depth, far=10.0, inverse=False, legend=False)[0, 1].astype(int), turbo(219)
+    )
 
 
 def test_nearness_keeps_float32_and_accepts_any_real_input() -> None:
