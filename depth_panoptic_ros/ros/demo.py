@@ -234,12 +234,17 @@ def write_previews(outputs: Path, inputs: Path, out: Path) -> list[str]:
     from depth_panoptic_ros.ros.image_codec import decode_depth, decode_image
 
     shown = [f"/{t}" for t in (DEPTH, PANOPTIC_COLOR, DEPTH_COLOR, POINTS, INSTANCES)]
+    by_stamp: dict[int, dict[str, Any]] = {}
     with open_bag(outputs) as reader:
-        latest = {topic: msg for topic, _, msg in read_messages(reader, shown)}
-    if f"/{DEPTH}" not in latest:
+        for topic, _, msg in read_messages(reader, shown):
+            by_stamp.setdefault(stamp_ns(msg.header.stamp), {})[topic] = msg
+    recorded = set().union(*by_stamp.values()) if by_stamp else set()
+    # the newest frame of which every recorded topic arrived (a large cloud can still be in flight at the end)
+    complete = [stamp for stamp, msgs in by_stamp.items() if set(msgs) == recorded]
+    if f"/{DEPTH}" not in recorded or not complete:
         return []
-    stamp = stamp_ns(latest[f"/{DEPTH}"].header.stamp)
-    frame = {t: m for t, m in latest.items() if stamp_ns(m.header.stamp) == stamp}
+    stamp = max(complete)
+    frame = by_stamp[stamp]
     with open_bag(inputs) as reader:
         images = (m for _, _, m in read_messages(reader, [MONO_TOPICS.image]))
         rgb = decode_image(next(m for m in images if stamp_ns(m.header.stamp) == stamp))
