@@ -37,7 +37,13 @@ def generate_launch_description() -> LaunchDescription:
     bag = LaunchConfiguration("bag")
     play = ExecuteProcess(
         cmd=[
-            "ros2", "bag", "play", bag, "--clock", "--rate", LaunchConfiguration("rate"),
+            "ros2",
+            "bag",
+            "play",
+            bag,
+            "--clock",
+            "--rate",
+            LaunchConfiguration("rate"),
             PythonExpression(["'--loop' if '", LaunchConfiguration("loop"), "'.lower() == 'true' else ''"]),
         ],
         output="screen",

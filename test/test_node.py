@@ -142,9 +142,7 @@ def mono(
 @pytest.mark.slow
 def test_every_output_keeps_the_input_header_and_agrees_with_the_inputs(mono: MonoSession) -> None:
     stamp = mono.good_frame("panoptic/points")
-    mono.peer.spin_until(
-        lambda: all(mono.output(t, stamp) for t in FRAME_OUTPUTS), 10, "every output of one frame"
-    )
+    mono.peer.spin_until(lambda: all(mono.output(t, stamp) for t in FRAME_OUTPUTS), 10, "every output of one frame")
     out = {topic: mono.output(topic, stamp) for topic in FRAME_OUTPUTS}
     assert all(header_of(msg).frame_id == CAMERA_FRAME for msg in out.values())  # output() matched the stamps
     markers = out["panoptic/markers"].markers
@@ -199,7 +197,12 @@ def test_every_output_keeps_the_input_header_and_agrees_with_the_inputs(mono: Mo
     # panoptic/points: organised stride-2 cloud; every field read at its declared offset
     cloud = out["panoptic/points"]
     assert [(f.name, f.offset) for f in cloud.fields] == [
-        ("x", 0), ("y", 4), ("z", 8), ("rgb", 12), ("label", 16), ("instance", 20)
+        ("x", 0),
+        ("y", 4),
+        ("z", 8),
+        ("rgb", 12),
+        ("label", 16),
+        ("instance", 20),
     ]
     assert (cloud.height, cloud.width, cloud.point_step, cloud.is_dense) == (HEIGHT // 2, WIDTH // 2, 24, False)
     fields = cloud_fields(cloud)

@@ -54,6 +54,7 @@ def _completion(args: argparse.Namespace) -> int:
 
 def _model(args: argparse.Namespace) -> int:
     from depth_panoptic_ros.bench.model import format_table, run_model_benchmark
+
     result = run_model_benchmark(args.size, args.backbone, args.device, args.precision, args.fusion, args.repeats)
     print(json.dumps(result, indent=1) if args.json else format_table(result))
     return 0

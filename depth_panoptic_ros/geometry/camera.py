@@ -92,4 +92,3 @@ class CameraModel:
             raise ValueError(f"crop ({x}, {y}, {width}x{height}) outside a {self.width}x{self.height} image")
         shift = np.array([[1, 0, -x], [0, 1, -y], [0, 0, 1]], dtype=np.float64)
         return CameraModel.from_matrices(width, height, shift @ self.K, shift @ self.P, self.D, self.distortion_model)
-

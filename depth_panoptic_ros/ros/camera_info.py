@@ -25,6 +25,7 @@ def camera_model_from_info(msg: CameraInfo) -> CameraModel:
     P = to_published @ np.asarray(msg.p, dtype=np.float64).reshape(3, 4)
     return CameraModel.from_matrices(width // bx, height // by, K, P, msg.d, msg.distortion_model)
 
+
 def camera_info_from_model(model: CameraModel, header: Header) -> CameraInfo:
     """The CameraInfo of an image published at ``model``'s resolution (e.g. panoptic/depth at camera size)."""
     return CameraInfo(

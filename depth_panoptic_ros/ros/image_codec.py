@@ -56,9 +56,7 @@ def image_pixels(msg: Image, channels: int, dtype: str) -> np.ndarray:
     data = message_bytes(msg.data)
     if data.size < step * height:
         raise ValueError(f"{what}: data holds {data.size} bytes, expected step*height = {step * height}")
-    view = np.ndarray(
-        (height, width, channels), dt, buffer=data, strides=(step, channels * dt.itemsize, dt.itemsize)
-    )
+    view = np.ndarray((height, width, channels), dt, buffer=data, strides=(step, channels * dt.itemsize, dt.itemsize))
     return view[..., 0] if channels == 1 else view
 
 
