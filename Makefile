@@ -32,11 +32,12 @@ $(BUILD)/.installed: $(BUILD)/.msgs $(PKG_FILES)
 	cd $(BUILD) && cmake --install . > install.log || (cat install.log; exit 1)
 	@touch $@
 
-test: setup
+test: setup lint
 	$(PY) -m pytest
 
-lint: setup
+lint: $(VENV)/.deps
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 demo: setup
 	$(VENV)/bin/depth-panoptic demo --out out/demo
