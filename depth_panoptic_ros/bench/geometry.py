@@ -85,7 +85,7 @@ def _stages(
     table = ClassTable.cityscapes()
     sparse = project_points(points, T_CAM_LIDAR, camera).depth
     dense = complete_depth(sparse, rgb)
-    buffer = np.empty(-(-camera.height // 2) * -(-camera.width // 2) * POINT_STEP, np.uint8)  # reused, as the node
+    buffer = np.empty(-(-camera.height // 2) * -(-camera.width // 2) * POINT_STEP, np.uint8)  # reused across calls
 
     def cloud_and_pack() -> None:
         cloud = build_cloud(dense, camera, rgb=rgb, class_ids=ids // 1000, panoptic_ids=ids, stride=2)

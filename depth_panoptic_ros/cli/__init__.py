@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable
 
 SUBCOMMANDS = ("infer", "pq", "evaluate", "bench", "export", "synth", "synth_bag", "bag", "demo")
 
@@ -38,13 +39,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_reporting_errors(prog: str, call: Callable[[], int | None]) -> int:
+    """Exit code of ``call``; a CliError becomes one line on stderr (2), Ctrl-C a short notice (130)."""
     try:
-        return int(args.func(args) or 0)
+        return int(call() or 0)
     except CliError as exc:
-        print(f"depth-panoptic {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"depth-panoptic {args.command}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_reporting_errors(f"depth-panoptic {args.command}", lambda: args.func(args))

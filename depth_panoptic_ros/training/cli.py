@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from depth_panoptic_ros.cli import CliError
+from depth_panoptic_ros.cli import CliError, run_reporting_errors
 
 if TYPE_CHECKING:
     from depth_panoptic_ros.data.sample import Sample
@@ -164,15 +164,8 @@ def run_stats(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if argv[:1] == ["stats"]:
-            return run_stats(stats_parser().parse_args(argv[1:]))
-        if argv[:1] == ["release"]:
-            return run_release(release_parser().parse_args(argv[1:]))
-        return run_train(train_parser().parse_args(argv))
-    except CliError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    subcommands = {"stats": (stats_parser, run_stats), "release": (release_parser, run_release)}
+    if argv[:1] and argv[0] in subcommands:
+        parser, run = subcommands[argv[0]]
+        return run_reporting_errors(f"{PROG} {argv[0]}", lambda: run(parser().parse_args(argv[1:])))
+    return run_reporting_errors(PROG, lambda: run_train(train_parser().parse_args(argv)))
