@@ -11,7 +11,18 @@ import importlib
 import sys
 from collections.abc import Callable
 
-SUBCOMMANDS = ("infer", "pq", "evaluate", "bench", "export", "synth", "synth_bag", "bag", "demo")
+SUBCOMMANDS = (
+    "infer",
+    "pq",
+    "evaluate",
+    "evaluate_kitti_objects",
+    "bench",
+    "export",
+    "synth",
+    "synth_bag",
+    "bag",
+    "demo",
+)
 
 
 class CliError(Exception):
