@@ -16,6 +16,7 @@ SUBCOMMANDS = (
     "pq",
     "evaluate",
     "evaluate_kitti_objects",
+    "comparison_sheet",
     "bench",
     "export",
     "synth",
