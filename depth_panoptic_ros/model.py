@@ -9,7 +9,7 @@ the model — config, class table, input normalisation — so weights never trav
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,9 @@ from depth_panoptic_ros.classes import ClassTable
 from depth_panoptic_ros.depth.network import DepthCompletionConfig, DepthCompletionNet, JointRefiner
 from depth_panoptic_ros.panoptic.config import InferenceConfig, PanopticNetConfig
 from depth_panoptic_ros.panoptic.inference import PanopticInference
-from depth_panoptic_ros.panoptic.network import DepthAwarePanopticFCN
+from depth_panoptic_ros.panoptic.merge import STRATEGIES
+from depth_panoptic_ros.panoptic.merge_head import MergeHead, MergeHeadConfig
+from depth_panoptic_ros.panoptic.network import FEATURE_STRIDE, DepthAwarePanopticFCN
 from depth_panoptic_ros.panoptic.outputs import PanopticOutputs
 from depth_panoptic_ros.panoptic.result import PanopticResult
 
@@ -66,8 +68,10 @@ class ModelConfig:
     completion: DepthCompletionConfig | None = field(default_factory=DepthCompletionConfig)
     joint_refine: bool = False
     normalization: Normalization = field(default_factory=Normalization)
+    merge_head: MergeHeadConfig | None = None
 
-    """completion None = no learned completion (the classical depth goes to the panoptic network as is)."""
+    """completion None = no learned completion (the classical depth goes to the panoptic network as is);
+    merge_head None = no learned merge head (the merge ``learned`` is then unavailable)."""
 
 
 class DepthPanopticModel(nn.Module):
@@ -85,11 +89,36 @@ class DepthPanopticModel(nn.Module):
         self.panoptic = DepthAwarePanopticFCN(net)
         self.completion = None if config.completion is None else DepthCompletionNet(config.completion)
         self.refiner = JointRefiner(net.num_stuff_classes) if config.joint_refine else None
-        self.inference = PanopticInference(config.inference)
+        self.merge_head = (
+            None
+            if config.merge_head is None
+            else MergeHead(config.merge_head, net.num_thing_classes, net.num_stuff_classes)
+        )
+        self.inference = PanopticInference(config.inference, self.merge_head)
+        self.use_merge(config.inference.merge.strategy)
         norm = config.normalization
         self.register_buffer("rgb_mean", torch.tensor(norm.rgb_mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("rgb_std", torch.tensor(norm.rgb_std).view(1, 3, 1, 1), persistent=False)
         self.precision: torch.dtype | None = None
+
+    @property
+    def merge(self) -> str:
+        """The merge strategy inference runs now (the stored one unless use_merge changed it)."""
+        return self.inference.config.merge.strategy
+
+    def use_merge(self, strategy: str) -> None:
+        """Run-time choice of the merge (fcn | degeus | learned); ValueError for ``learned`` without a head."""
+        if strategy not in STRATEGIES:
+            raise ValueError(f"merge must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+        if strategy == "learned" and self.merge_head is None:
+            raise ValueError("merge 'learned' needs a learned merge head; this model has none (docs/training.md)")
+        config = self.inference.config
+        self.inference.config = replace(config, merge=replace(config.merge, strategy=strategy))
+
+    def mask_grid_depth(self, dense: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) metres -> (B, h, w) normalised depth on the feature grid: the merge head's depth input."""
+        padded = _pad_like(self.normalize_depth(dense), features, FEATURE_STRIDE)
+        return F.avg_pool2d(padded, FEATURE_STRIDE)[:, 0]
 
     # -- training / export interface -------------------------------------------------------------------------
     def normalize_rgb(self, rgb: torch.Tensor) -> torch.Tensor:
@@ -140,7 +169,8 @@ class DepthPanopticModel(nn.Module):
         depth = dense[0, 0].float().cpu().numpy()
         if outputs is None:
             return depth, None
-        return depth, self.inference(outputs, self.class_table, (height, width))
+        grid_depth = self.mask_grid_depth(dense.float(), outputs.features)[0] if self.merge == "learned" else None
+        return depth, self.inference(outputs, self.class_table, (height, width), grid_depth)
 
 
 def _pad_like(depth: torch.Tensor, features: torch.Tensor, stride: int) -> torch.Tensor:

@@ -165,9 +165,16 @@ def load_pipeline_config(path: str | Path | None) -> PipelineConfig:
 
 
 def load_pipeline(
-    config_path: str | Path | None, model_path: str | None, device: str = "cpu", precision: str = "fp32"
+    config_path: str | Path | None,
+    model_path: str | None,
+    device: str = "cpu",
+    precision: str = "fp32",
+    merge: str | None = None,
 ) -> Pipeline:
-    """The pipeline of a config file and a model: None = the shipped default model when installed, '' = none."""
+    """The pipeline of a config file and a model: None = the shipped default model when installed, '' = none.
+
+    merge: the panoptic merge to run (fcn | degeus | learned), None = the model's stored choice; ValueError when
+    there is no model to merge with or the model cannot run it (learned without a merge head)."""
     from depth_panoptic_ros.resources import default_model_path, resolve_path
 
     config = load_pipeline_config(config_path)
@@ -177,7 +184,12 @@ def load_pipeline(
     else:
         path = resolve_path(model_path) if model_path else None
     if path is None:
+        if merge is not None:
+            raise ValueError(f"merge {merge!r} needs a model, and none is loaded")
         return Pipeline(config)
     from depth_panoptic_ros.model import load_model
 
-    return Pipeline(config, load_model(path, device=device, precision=precision))
+    model = load_model(path, device=device, precision=precision)
+    if merge is not None:
+        model.use_merge(merge)
+    return Pipeline(config, model)

@@ -41,6 +41,16 @@ def image_size(text: str) -> tuple[int, int]:
     return height, width
 
 
+def add_merge_argument(parser: argparse.ArgumentParser) -> None:
+    """--merge, shared by every command that runs the panoptic network (checked by DepthPanopticModel.use_merge)."""
+    parser.add_argument(
+        "--merge",
+        metavar="{fcn,degeus,learned}",
+        help="panoptic merge: fcn (Panoptic FCN), degeus (de Geus et al.), learned (the model's merge head); "
+        "default: the model's stored choice",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="depth-panoptic", description="Depth-aware panoptic segmentation for camera + LiDAR: offline tools."

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from depth_panoptic_ros.cli import CliError
+from depth_panoptic_ros.cli import CliError, add_merge_argument
 
 _TOPIC_OPTIONS = ("image", "camera_info", "lidar", "right_image", "right_camera_info")
 
@@ -27,6 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     proc.add_argument("--config", type=Path, help="pipeline config YAML (see config/pipeline.yaml)")
     proc.add_argument("--model", help="model .safetensors (default: the shipped model; '' = classical depth only)")
     proc.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    add_merge_argument(proc)
     for name in _TOPIC_OPTIONS:
         proc.add_argument(f"--{name.replace('_', '-')}-topic", dest=name, metavar="TOPIC")
     proc.add_argument(
@@ -72,7 +73,7 @@ def run_process(args: argparse.Namespace) -> int:
             write_products(args.export / f"{index:06d}", frame, products, pipeline.class_table)
 
     try:
-        pipeline = load_pipeline(args.config, args.model, args.device)
+        pipeline = load_pipeline(args.config, args.model, args.device, merge=args.merge)
         summary = process_bag(
             args.input, args.output, pipeline, topics=topics, calibration=args.calib, slop_s=args.slop,
             on_frame=after_frame,

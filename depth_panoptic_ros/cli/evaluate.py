@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from depth_panoptic_ros.cli import CliError
+from depth_panoptic_ros.cli import CliError, add_merge_argument
 
 if TYPE_CHECKING:
     from depth_panoptic_ros.training.evaluate import EvaluationResult
@@ -26,6 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--frames", type=int, help="evaluate the first N frames only")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--json", action="store_true", help="print the result as JSON (fractions, mm, counts)")
+    add_merge_argument(parser)
     parser.add_argument(
         "overrides", nargs="*", metavar="key=value", help="config overrides, e.g. data.synthetic.val_frames=20"
     )
@@ -36,7 +37,7 @@ def format_report(result: EvaluationResult, split: str) -> str:
     """The panoptic table as `depth-panoptic pq` prints it, then depth errors and merged instances."""
     from depth_panoptic_ros.cli.pq import format_table
 
-    lines = [f"{result.frames} frames of split {split}"]
+    lines = [f"{result.frames} frames of split {split}, merge {result.merge}"]
     if result.panoptic is not None:
         lines += ["", "Panoptic quality (%)", format_table(result.panoptic)]
     if result.depth_model is not None:
@@ -64,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_train_config(args.config, args.overrides)
         model = load_model(checkpoint, device=args.device)
+        if args.merge is not None:
+            model.use_merge(args.merge)
         samples = config.data.open(args.split)
         count = len(samples) if args.frames is None else min(args.frames, len(samples))
         result = evaluate(Pipeline(config.pipeline, model), (samples[i] for i in range(count)), progress=not args.json)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from depth_panoptic_ros.cli import CliError
+from depth_panoptic_ros.cli import CliError, add_merge_argument
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,6 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, help="pipeline config YAML (see config/pipeline.yaml)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--no-panoptic", action="store_true", help="depth path only: no network")
+    add_merge_argument(p)
     p.set_defaults(func=run)
 
 
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         calib = load_any_calibration(args.calib, image_size=(rgb.shape[1], rgb.shape[0]))
         points = None if args.lidar is None else read_points(args.lidar)
         model = "" if args.no_panoptic else args.model
-        pipeline = load_pipeline(args.config, model, args.device)
+        pipeline = load_pipeline(args.config, model, args.device, merge=args.merge)
         if right is not None and calib.right_camera is None:
             raise ValueError(f"{args.calib}: --right needs a right camera (KITTI P3 or a `right:` block in YAML)")
         frame = SensorFrame(

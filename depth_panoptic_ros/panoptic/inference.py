@@ -8,6 +8,7 @@ candidates; no Python loop touches a mask (only the five pyramid levels are loop
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from depth_panoptic_ros.classes import ClassTable
 from depth_panoptic_ros.panoptic.config import InferenceConfig
 from depth_panoptic_ros.panoptic.merge import merge_panoptic
+from depth_panoptic_ros.panoptic.merge_head import MergeHead, context_maps
 from depth_panoptic_ros.panoptic.network import FEATURE_STRIDE
 from depth_panoptic_ros.panoptic.outputs import PanopticOutputs
 from depth_panoptic_ros.panoptic.result import PanopticResult
@@ -105,27 +107,49 @@ def mask_quality(probs: torch.Tensor, threshold: float) -> torch.Tensor:
     return (probs.flatten(1) * inside).sum(1) / (inside.sum(1) + 1e-6)
 
 
-class PanopticInference:
-    """Callable turning one image's PanopticOutputs into a PanopticResult at the network's input size."""
+@dataclass
+class Candidates:
+    """One image's scored masks on the stride-4 feature grid (over the padded input), before any merge.
 
-    def __init__(self, config: InferenceConfig | None = None) -> None:
+    thing_masks (N, h, w) probabilities by decreasing score, their thing channels (N,) (ClassTable.thing_indices
+    order) and rescored scores (N,); stuff_masks (S, h, w), stuff channels (S,) and scores (S,).
+    """
+
+    thing_masks: torch.Tensor
+    thing_channels: torch.Tensor
+    thing_scores: torch.Tensor
+    stuff_masks: torch.Tensor
+    stuff_channels: torch.Tensor
+    stuff_scores: torch.Tensor
+
+
+class PanopticInference:
+    """Callable turning one image's PanopticOutputs into a PanopticResult at the network's input size.
+
+    merge_head: the learned merge head (panoptic.merge_head) of the model, None when it has none; the merge
+    ``learned`` needs it and the mask-grid depth (``depth``) of the image.
+    """
+
+    def __init__(self, config: InferenceConfig | None = None, merge_head: MergeHead | None = None) -> None:
         self.config = config or InferenceConfig()
+        self.merge_head = merge_head
 
     @torch.inference_mode()
     def __call__(
-        self, outputs: PanopticOutputs, class_table: ClassTable, image_size: tuple[int, int]
+        self,
+        outputs: PanopticOutputs,
+        class_table: ClassTable,
+        image_size: tuple[int, int],
+        depth: torch.Tensor | None = None,
     ) -> PanopticResult:
-        masks, classes, scores = self.segments(outputs, class_table, image_size)
+        masks, classes, scores = self.segments(outputs, class_table, image_size, depth)
         merge = self.config.merge
         return merge_panoptic(merge.strategy, masks, classes, scores, class_table, merge)
 
-    @torch.inference_mode()
-    def segments(
-        self, outputs: PanopticOutputs, class_table: ClassTable, image_size: tuple[int, int]
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Masks (N, H, W) float32 probabilities at ``image_size``, class indices (N,), scores (N,): things by
-        decreasing score, then stuff. ``image_size`` is the (H, W) given to the network, before its padding."""
-        _check(outputs, class_table, image_size, len(self.config.center_pool_sizes))
+    def candidates(self, outputs: PanopticOutputs, class_table: ClassTable) -> Candidates:
+        """Thing and stuff candidates of one image on the feature grid (things below min_thing_score dropped).
+        Not under inference mode itself, so that training the merge head can read them (under no_grad)."""
+        _check(outputs, class_table, len(self.config.center_pool_sizes))
         cfg = self.config
         features = outputs.features[0].float()
         kernels = [k[0].float() for k in outputs.kernels]
@@ -139,25 +163,63 @@ class PanopticInference:
         thing_s = thing_s * mask_quality(thing_masks, cfg.merge.mask_threshold)
         keep = thing_s >= cfg.min_thing_score
         order = thing_s[keep].argsort(descending=True)
-        thing_masks, thing_c, thing_s = thing_masks[keep][order], thing_c[keep][order], thing_s[keep][order]
         stuff_masks = torch.einsum("nc,chw->nhw", stuff_k, features).sigmoid()
+        return Candidates(
+            thing_masks[keep][order], thing_c[keep][order], thing_s[keep][order], stuff_masks, stuff_c, stuff_s
+        )
 
-        device = features.device
+    @torch.inference_mode()
+    def segments(
+        self,
+        outputs: PanopticOutputs,
+        class_table: ClassTable,
+        image_size: tuple[int, int],
+        depth: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Masks (N, H, W) float32 probabilities at ``image_size``, class indices (N,), scores (N,): things by
+        decreasing score, then stuff. ``image_size`` is the (H, W) given to the network, before its padding.
+        With the merge ``learned`` the thing masks are the merge head's refinement, which reads ``depth``, the
+        normalised depth on the feature grid (h, w) (DepthPanopticModel.mask_grid_depth)."""
+        _check_size(outputs, image_size)
+        found = self.candidates(outputs, class_table)
+        thing_masks = found.thing_masks
+        if self.config.merge.strategy == "learned":
+            thing_masks = self.refine(found, depth, class_table)
+        device = thing_masks.device
         classes = torch.cat(
             (
-                torch.as_tensor(class_table.thing_indices, device=device)[thing_c],
-                torch.as_tensor(class_table.stuff_indices, device=device)[stuff_c],
+                torch.as_tensor(class_table.thing_indices, device=device)[found.thing_channels],
+                torch.as_tensor(class_table.stuff_indices, device=device)[found.stuff_channels],
             )
         )
-        masks = torch.cat((thing_masks, stuff_masks))
+        masks = torch.cat((thing_masks, found.stuff_masks))
         height, width = image_size
         # masks as a batch of one-band images: an empty batch (nothing found) is valid, zero channels are not
         masks = F.interpolate(masks[:, None], scale_factor=FEATURE_STRIDE, mode="bilinear", align_corners=False)
-        return masks[:, 0, :height, :width], classes, torch.cat((thing_s, stuff_s))
+        return masks[:, 0, :height, :width], classes, torch.cat((found.thing_scores, found.stuff_scores))
+
+    def refine(self, found: Candidates, depth: torch.Tensor | None, class_table: ClassTable) -> torch.Tensor:
+        """The merge head's refined thing masks (N, h, w) probabilities."""
+        if self.merge_head is None:
+            raise ValueError("merge 'learned' needs a model with a learned merge head; this model has none")
+        grid = found.thing_masks.shape[1:]
+        if depth is None or depth.shape != grid:
+            got = None if depth is None else tuple(depth.shape)
+            raise ValueError(f"merge 'learned' needs the depth on the feature grid {tuple(grid)}, got {got}")
+        context = context_maps(
+            found.thing_masks,
+            found.thing_channels,
+            found.stuff_masks,
+            found.stuff_channels,
+            depth.float(),
+            len(class_table.thing_indices),
+            len(class_table.stuff_indices),
+        )
+        return self.merge_head(found.thing_masks, found.thing_channels, context).sigmoid()
 
 
-def _check(outputs: PanopticOutputs, class_table: ClassTable, image_size: tuple[int, int], num_levels: int) -> None:
-    batch, _, h, w = outputs.features.shape
+def _check(outputs: PanopticOutputs, class_table: ClassTable, num_levels: int) -> None:
+    batch = outputs.features.shape[0]
     if batch != 1:
         raise ValueError(f"inference takes one image's outputs (batch 1, see PanopticOutputs.image), got batch {batch}")
     n_thing, n_stuff = len(class_table.thing_indices), len(class_table.stuff_indices)
@@ -173,6 +235,10 @@ def _check(outputs: PanopticOutputs, class_table: ClassTable, image_size: tuple[
         raise ValueError(
             f"outputs.kernels must be {num_levels} levels of (1, {embed}, h, w) like the features, got {got}"
         )
+
+
+def _check_size(outputs: PanopticOutputs, image_size: tuple[int, int]) -> None:
+    h, w = outputs.features.shape[-2:]
     height, width = image_size
     padded = (h * FEATURE_STRIDE, w * FEATURE_STRIDE)
     if not (0 < height <= padded[0] and 0 < width <= padded[1]):

@@ -1,6 +1,6 @@
 """Panoptic merges: scored, overlapping class masks -> one non-overlapping panoptic map.
 
-Two published heuristics, both computed on the masks' device:
+Two published heuristics and a learned one, all computed on the masks' device:
 
 * ``fcn`` (``combine_thing_and_stuff`` of Panoptic FCN, the method this package builds on, hence the default):
   things pasted in decreasing score order, a thing skipped when more than ``overlap_threshold`` of it is
@@ -9,6 +9,8 @@ Two published heuristics, both computed on the masks' device:
 * ``degeus`` (de Geus, Meletis, Dubbelman): thing overlaps resolved per pixel by score x probability, so a
   confident instance does not swallow the boundary of a neighbour that is surer there; pixels no instance
   claims take the best stuff class only if its probability reaches ``degeus_alpha``, else stay void.
+* ``learned`` (seed 003): the thing masks are first refined by the learned merge head (panoptic.merge_head,
+  applied in PanopticInference before upsampling); the refined masks then compete as in ``degeus``.
 
 Both take masks (N, H, W) of probabilities at output resolution, classes (N,) as ClassTable *indices* and
 scores (N,) in [0, 1], with at most one mask per stuff class.
@@ -23,7 +25,7 @@ import torch
 from depth_panoptic_ros.classes import ClassTable
 from depth_panoptic_ros.panoptic.result import PanopticResult
 
-STRATEGIES = ("fcn", "degeus")
+STRATEGIES = ("fcn", "degeus", "learned")
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ def merge_degeus(
     return _to_result(owner, order, classes, scores, is_thing, class_table, config.degeus_stuff_min_fraction)
 
 
-_MERGES = {"fcn": merge_fcn, "degeus": merge_degeus}
+_MERGES = {"fcn": merge_fcn, "degeus": merge_degeus, "learned": merge_degeus}  # learned: masks already refined
 
 
 def merge_panoptic(
@@ -103,7 +105,7 @@ def merge_panoptic(
     class_table: ClassTable,
     config: MergeConfig,
 ) -> PanopticResult:
-    """Dispatch by name ("fcn" | "degeus"), normally ``config.strategy``."""
+    """Dispatch by name ("fcn" | "degeus" | "learned"), normally ``config.strategy``."""
     if strategy not in _MERGES:
         raise ValueError(f"merge strategy must be one of {STRATEGIES}, got {strategy!r}")
     return _MERGES[strategy](masks, classes, scores, class_table, config)

@@ -122,7 +122,14 @@ def load_node_pipeline(params: NodeParameters, logger: RcutilsLogger) -> tuple[P
     except Exception as exc:  # file, format, device or torch problem alike: keep the depth path running
         logger.error(f"cannot load model_path {params.model_path!r}: {exc}; running classical depth only")
         return Pipeline(config), ModelState(f"failed to load {params.model_path}: {exc}", failed=True)
-    return Pipeline(config, model), ModelState(f"loaded {path} ({params.device}, {params.precision})")
+    if params.merge:
+        try:
+            model.use_merge(params.merge)
+        except ValueError as exc:
+            logger.error(f"merge {params.merge!r}: {exc}; running the model's stored merge {model.merge!r}")
+    return Pipeline(config, model), ModelState(
+        f"loaded {path} ({params.device}, {params.precision}, merge {model.merge})"
+    )
 
 
 class DepthPanopticNode(Node):

@@ -16,6 +16,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from depth_panoptic_ros.panoptic.merge import STRATEGIES
 from depth_panoptic_ros.pipeline import CloudConfig
 from depth_panoptic_ros.resources import DEFAULT_MODEL, PACKAGE
 from depth_panoptic_ros.typed_config import from_dict
@@ -46,6 +47,7 @@ class NodeParameters:
     model_path: str = DEFAULT_MODEL_PATH
     device: str = "cpu"
     precision: str = "fp32"
+    merge: str = ""
     pipeline_config: str = ""
     use_lidar: bool = True
     lidar_to_camera: tuple[float, ...] = ()
@@ -63,6 +65,8 @@ class NodeParameters:
             raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {self.mode!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision: expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.merge and self.merge not in STRATEGIES:
+            raise ValueError(f"merge: expected empty or one of {', '.join(STRATEGIES)}, got {self.merge!r}")
         if not _DEVICE.fullmatch(self.device):
             raise ValueError(f"device: expected cpu, cuda or cuda:N, got {self.device!r}")
         if self.mode == "mono" and not self.use_lidar:
@@ -89,6 +93,11 @@ DOCS: dict[str, Doc] = {
     ),
     "device": Doc("torch device of the model: cpu, cuda or cuda:N"),
     "precision": Doc("inference precision of the model (fp16/bf16 run under torch.autocast)", choices=PRECISIONS),
+    "merge": Doc(
+        "panoptic merge: fcn (Panoptic FCN), degeus (de Geus et al.), learned (the model's merge head); empty = "
+        "the model's stored choice. learned on a model without a merge head is logged and the stored one runs",
+        choices=STRATEGIES,
+    ),
     "pipeline_config": Doc(
         "optional YAML of PipelineConfig (completion, stereo matching, LiDAR ranges); the cloud.* parameters "
         "replace its cloud section"

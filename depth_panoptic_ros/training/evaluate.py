@@ -24,7 +24,8 @@ from depth_panoptic_ros.pipeline import Pipeline
 @dataclass
 class EvaluationResult:
     """panoptic: PQAccumulator.summary() (None without labels); depth_*: mean metrics over frames with ground
-    truth (None without any); merged_look_alike counts predictions covering both members of look-alike pairs."""
+    truth (None without any); merged_look_alike counts predictions covering both members of look-alike pairs;
+    merge: the panoptic merge the model ran (fcn | degeus | learned)."""
 
     frames: int
     panoptic: dict[str, Any] | None
@@ -33,6 +34,7 @@ class EvaluationResult:
     merged_instances: int | None
     look_alike_pairs: int
     merged_look_alike: int | None
+    merge: str
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,4 +92,5 @@ def evaluate(pipeline: Pipeline, samples: Iterable[Sample], progress: bool = Fal
         merged_instances=merged.merged if merged.images else None,
         look_alike_pairs=look_alike_pairs,
         merged_look_alike=merged_look_alike.merged if merged_look_alike.images else None,
+        merge=pipeline.model.merge,
     )
