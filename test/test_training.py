@@ -295,3 +295,21 @@ def test_release_stores_fp16_weights_with_their_own_evaluation(tiny_checkpoint, 
     again = evaluate_file(out, tiny_config(), "val", 2)  # the numbers are those of the stored weights
     assert again.panoptic["All"]["pq"] == pytest.approx(recorded["panoptic"]["All"]["pq"], nan_ok=True)
     assert again.depth_model["rmse_mm"] == pytest.approx(recorded["depth_model"]["rmse_mm"])
+
+
+def test_init_model_starts_the_network_from_a_released_model(tmp_path) -> None:
+    from depth_panoptic_ros.training.loop import build_model
+
+    torch.manual_seed(1)
+    released = build_model(tiny_config())
+    path = tmp_path / "released.safetensors"
+    save_model(path, released, dtype=torch.float16)
+    torch.manual_seed(2)
+    started = build_model(tiny_config(f"run.init_model={path}"))
+    for (name, a), (_, b) in zip(released.state_dict().items(), started.state_dict().items(), strict=True):
+        expected = a.half().float() if a.is_floating_point() else a
+        assert torch.equal(expected, b), name
+    with pytest.raises(ValueError, match="does not fit"):
+        build_model(tiny_config("model.panoptic.fpn_channels=32", f"run.init_model={path}"))
+    with pytest.raises(ValueError, match="set one"):
+        tiny_config(f"run.init_model={path}", f"run.imagenet_weights={path}")

@@ -15,11 +15,12 @@ Augmented samples carry no camera: after depth / f no pinhole model describes th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 
+from depth_panoptic_ros.data.photometric import PhotometricConfig, photometric
 from depth_panoptic_ros.data.sample import Sample
 
 
@@ -32,6 +33,7 @@ class AugmentConfig:
     flip: bool = True
     min_depth: float = 1.0
     max_depth: float = 500.0
+    photometric: PhotometricConfig = field(default_factory=PhotometricConfig)  # off by default
 
     def __post_init__(self) -> None:
         low, high = self.scale_range
@@ -44,7 +46,8 @@ class AugmentConfig:
 
 
 def augment(sample: Sample, config: AugmentConfig, rng: np.random.Generator) -> Sample:
-    """Scale, crop (with padding) and maybe flip, each drawn from ``rng``; depth out of range set to 0."""
+    """Scale, crop (with padding), maybe flip, then the photometric changes, each drawn from ``rng``; depth out of
+    range set to 0."""
     scaled = scale_sample(sample, float(rng.uniform(*config.scale_range)))
     height, width = config.crop_size
     y = int(rng.integers(0, max(scaled.rgb.shape[0] - height, 0) + 1))
@@ -52,6 +55,8 @@ def augment(sample: Sample, config: AugmentConfig, rng: np.random.Generator) -> 
     out = crop_sample(scaled, y, x, height, width)
     if config.flip and rng.random() < 0.5:
         out = flip_sample(out)
+    if config.photometric.active:
+        out = replace(out, rgb=photometric(out.rgb, config.photometric, rng))
     for depth in (out.sparse, out.depth):
         depth[(depth < config.min_depth) | (depth > config.max_depth)] = 0
     return out

@@ -99,6 +99,7 @@ class RunConfig:
 
     device "auto" = CUDA when available; amp ("bf16", "fp16") applies on CUDA only. imagenet_weights: a
     torchvision ResNet state dict (.pth / .safetensors) loaded into both encoders, as the paper initialised them.
+    init_model: a model .safetensors (of the same model config) whose weights start the run: fine-tuning.
     Intervals are in iterations; 0 switches periodic images, checkpoints or validation off.
     """
 
@@ -109,6 +110,7 @@ class RunConfig:
     amp: str = "off"
     num_workers: int = 4
     imagenet_weights: str | None = None
+    init_model: str | None = None
     train_completion: bool = True
     log_every: int = 20
     image_every: int = 1000
@@ -124,6 +126,8 @@ class RunConfig:
         for name in ("num_workers", "image_every", "checkpoint_every", "val_every", "val_frames"):
             if getattr(self, name) < 0:
                 raise ValueError(f"run.{name} must be >= 0, got {getattr(self, name)}")
+        if self.imagenet_weights and self.init_model:
+            raise ValueError("run.imagenet_weights and run.init_model both initialise the network: set one")
         if self.amp not in AMP_MODES:
             raise ValueError(f"run.amp must be one of {AMP_MODES}, got {self.amp!r}")
         if self.device != "auto" and not self.device.startswith(("cpu", "cuda")):

@@ -58,7 +58,8 @@ def seed_everything(seed: int) -> None:
 
 
 def build_model(config: TrainConfig) -> DepthPanopticModel:
-    """The model of the config in the Cityscapes label space, encoders optionally ImageNet-initialised."""
+    """The model of the config in the Cityscapes label space, encoders optionally ImageNet-initialised, or the
+    whole network started from a released model (fine-tuning)."""
     model = DepthPanopticModel(config.model, ClassTable.cityscapes())
     path = config.run.imagenet_weights
     if path:
@@ -71,6 +72,15 @@ def build_model(config: TrainConfig) -> DepthPanopticModel:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
         model.panoptic.load_imagenet(state)
+    if config.run.init_model:
+        from depth_panoptic_ros.model import load_model
+
+        start = load_model(config.run.init_model)  # CheckpointError (a ValueError) names a bad file
+        try:
+            model.load_state_dict(start.state_dict())
+        except RuntimeError as exc:
+            path = config.run.init_model
+            raise ValueError(f"run.init_model: {path} does not fit the config's model: {exc}") from None
     return model
 
 
