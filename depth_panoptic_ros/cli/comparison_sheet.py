@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from depth_panoptic_ros.cli import CliError
+from depth_panoptic_ros.cli import CliError, add_merge_argument
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, help="pipeline config YAML (as the node's)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--out", required=True, type=Path, help="output PNG")
+    add_merge_argument(p)
     p.set_defaults(func=run)
 
 
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             raise ValueError(f"{args.data}: no frame {', '.join(unknown)}")
         pipelines = [
-            (name, load_pipeline(args.config, model, args.device))
+            (name, load_pipeline(args.config, model, args.device, merge=args.merge))
             for name, model in zip(names, args.model, strict=True)
         ]
         frames = ((frame_id, read_raw_frame(args.data, frame_id)) for frame_id in frame_ids)

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from depth_panoptic_ros.cli import CliError
+from depth_panoptic_ros.cli import CliError, add_merge_argument
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlays", type=Path, help="folder for one overlay PNG per frame (labels and predictions)")
     p.add_argument("--overlay-level", default="moderate", choices=("easy", "moderate", "hard"))
     p.add_argument("--json", action="store_true", help="print totals and per-frame rows as JSON")
+    add_merge_argument(p)
     p.set_defaults(func=run)
 
 
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         unknown = sorted(set(args.frames or ()) - set(available))
         if unknown:
             raise ValueError(f"{args.data}: no complete frame {', '.join(unknown)}")
-        pipeline = load_pipeline(args.config, args.model, args.device)
+        pipeline = load_pipeline(args.config, args.model, args.device, merge=args.merge)
         if args.overlays is not None:
             args.overlays.mkdir(parents=True, exist_ok=True)
         results = []
