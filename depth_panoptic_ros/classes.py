@@ -58,7 +58,7 @@ class ClassTable:
 
     @cached_property
     def thing_indices(self) -> np.ndarray:
-        """Class indices of things, in the order of the network's thing-centre channels."""
+        """Class indices of things, in the order of the network's thing-center channels."""
         return np.flatnonzero(self.is_thing)
 
     @cached_property
@@ -74,7 +74,7 @@ class ClassTable:
         return lut
 
     def class_index(self, panoptic_ids: np.ndarray) -> np.ndarray:
-        """Class index per panoptic id (-1 for void or unknown ids), vectorised."""
+        """Class index per panoptic id (-1 for void or unknown ids), vectorized."""
         lut = np.append(self.index_of_id, -1)  # ids past the table clip onto the trailing -1; id 0 is never a class
         return np.take(lut, np.asarray(panoptic_ids, dtype=np.int64) // self.label_divisor, mode="clip")
 

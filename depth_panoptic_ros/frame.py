@@ -11,7 +11,7 @@ from depth_panoptic_ros.geometry.camera import CameraModel
 
 @dataclass
 class SensorFrame:
-    """One synchronised set of sensor data, in plain arrays.
+    """One synchronized set of sensor data, in plain arrays.
 
     rgb: (H, W, 3) uint8 RGB of the (left) camera.
     camera: the model of that camera; its size must match rgb.

@@ -3,7 +3,7 @@
 Order (PanDepth, then the depth-aware Panoptic FCN): the completion network refines the classical completion,
 the panoptic network's depth branch reads that completed depth, and PanDepth's joint branch may refine the
 stuff logits with it. A checkpoint is one safetensors file whose header carries everything needed to rebuild
-the model — config, class table, input normalisation — so weights never travel without their meaning.
+the model — config, class table, input normalization — so weights never travel without their meaning.
 """
 
 from __future__ import annotations
@@ -30,6 +30,11 @@ from depth_panoptic_ros.panoptic.result import PanopticResult
 
 FORMAT = "depth_panoptic_ros/1"
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+# Weight names renamed to American spelling in 0.1.x: files written before (the shipped model) still load.
+RENAMED_WEIGHTS = {
+    "panoptic.colour_backbone.": "panoptic.color_backbone.",
+    "panoptic.colour_fpn.": "panoptic.color_fpn.",
+}
 
 
 class CheckpointError(ValueError):
@@ -41,7 +46,7 @@ class Normalization:
     """Input statistics: RGB per channel (0..255 scale), depth over valid pixels only (as the paper).
 
     Depth outside [min_depth, max_depth] is invalid (paper: < 1 m or > 500 m) and enters the network as 0
-    after normalisation. `depth-panoptic-train stats` computes these over a training set.
+    after normalization. `depth-panoptic-train stats` computes these over a training set.
     """
 
     rgb_mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
@@ -122,11 +127,11 @@ class DepthPanopticModel(nn.Module):
 
     # -- training / export interface -------------------------------------------------------------------------
     def normalize_rgb(self, rgb: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) 0..255 -> normalised float."""
+        """(B, 3, H, W) 0..255 -> normalized float."""
         return (rgb.float() - self.rgb_mean) / self.rgb_std
 
     def normalize_depth(self, depth: torch.Tensor) -> torch.Tensor:
-        """Metres -> normalised, invalid depth (out of range or 0) -> 0 (the mean), see DepthAwarePanopticFCN."""
+        """Meters -> normalized, invalid depth (out of range or 0) -> 0 (the mean), see DepthAwarePanopticFCN."""
         norm = self.config.normalization
         valid = (depth >= norm.min_depth) & (depth <= norm.max_depth)
         return torch.where(valid, (depth - norm.depth_mean) / norm.depth_std, 0.0)
@@ -134,7 +139,7 @@ class DepthPanopticModel(nn.Module):
     def forward(
         self, rgb: torch.Tensor, sparse: torch.Tensor, init_depth: torch.Tensor, segment: bool = True
     ) -> tuple[torch.Tensor, PanopticOutputs | None]:
-        """rgb normalised (B, 3, H, W); sparse / init_depth (B, 1, H, W) metres -> (dense metres, outputs)."""
+        """rgb normalized (B, 3, H, W); sparse / init_depth (B, 1, H, W) meters -> (dense meters, outputs)."""
         dense = init_depth if self.completion is None else self.completion(rgb, sparse, init_depth)
         if not segment:
             return dense, None
@@ -153,7 +158,7 @@ class DepthPanopticModel(nn.Module):
     def predict(
         self, rgb: np.ndarray, sparse: np.ndarray, classical: np.ndarray, segment: bool = True
     ) -> tuple[np.ndarray, PanopticResult | None]:
-        """One frame of numpy arrays (H x W x 3 uint8 RGB, H x W metres) -> dense depth and panoptic result."""
+        """One frame of numpy arrays (H x W x 3 uint8 RGB, H x W meters) -> dense depth and panoptic result."""
         device = self.rgb_mean.device
         height, width = rgb.shape[:2]
 
@@ -223,20 +228,28 @@ def read_header(path: str | Path) -> dict:
         raise CheckpointError(f"model file {path} has a damaged header: {exc!r}") from exc
 
 
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a model file under the current parameter names."""
+    from safetensors.torch import load_file
+
+    state = {}
+    for name, tensor in load_file(str(path)).items():
+        old = next((prefix for prefix in RENAMED_WEIGHTS if name.startswith(prefix)), None)
+        state[name if old is None else RENAMED_WEIGHTS[old] + name[len(old) :]] = tensor
+    return state
+
+
 def load_model(
     path: str | Path, device: str = "cpu", precision: str = "fp32", compile: bool = False
 ) -> DepthPanopticModel:
     """Rebuilds the model from the file alone; raises CheckpointError naming the file on any problem."""
-    from safetensors.torch import load_file
-
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
     header = read_header(path)
     try:
         config = typed_config.from_dict(ModelConfig, header["config"], "model")
         model = DepthPanopticModel(config, ClassTable.from_dict(header["class_table"]))
-        state = load_file(str(path))
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(load_weights(path), strict=True)
     except (ValueError, RuntimeError) as exc:
         raise CheckpointError(f"model file {path}: {exc}") from exc
     model.eval().to(torch.device(device))

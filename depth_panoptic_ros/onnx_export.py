@@ -2,7 +2,7 @@
 
 Post-processing (peak picking, kernel fusion, merge) stays in PyTorch: it is data-dependent and cheap next to
 the networks. The exported graph takes the raw inputs the pipeline has — RGB 0..255, sparse and classical
-depth in metres — so a deployment needs no copy of the normalisation.
+depth in meters — so a deployment needs no copy of the normalization.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """SensorFrame -> Products: the one per-frame computation behind the node, `infer`, the bag tools and evaluation.
 
 Stages run only when an requested output needs them (a node with no cloud subscriber never back-projects).
-The networks are optional: without a model the pipeline still gives completed depth and an unlabelled cloud.
+The networks are optional: without a model the pipeline still gives completed depth and an unlabeled cloud.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ OUTPUTS = frozenset({"depth", "panoptic", "instances", "cloud"})
 class CloudConfig:
     stride: int = 2
     max_range: float = 80.0
-    organised: bool = False
+    organized: bool = False
 
     def __post_init__(self) -> None:
         if self.stride < 1:
@@ -55,7 +55,7 @@ class PipelineConfig:
 
 @dataclass
 class Products:
-    """depth: dense float32 metres (0 = unknown), the model's when one is loaded; sparse_depth: the measured
+    """depth: dense float32 meters (0 = unknown), the model's when one is loaded; sparse_depth: the measured
     depth it was completed from; classical_depth: the classical completion (the network's starting point)."""
 
     sparse_depth: np.ndarray
@@ -110,7 +110,7 @@ class Pipeline:
                     panoptic_ids=ids,
                     stride=cfg.cloud.stride,
                     max_range=cfg.cloud.max_range,
-                    organised=cfg.cloud.organised,
+                    organized=cfg.cloud.organized,
                 )
         return products
 

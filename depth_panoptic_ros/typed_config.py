@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+import warnings
 from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+# Keys renamed to American spelling in 0.1.x; the old spelling is still read, with a FutureWarning, until 0.2.
+RENAMED_KEYS = {"organised": "organized"}
 
 
 def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
@@ -20,6 +24,7 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
     if not isinstance(data, dict):
         raise ValueError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    data = _renamed(data, set(fields), where)
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ValueError(f"{where or cls.__name__}: unknown key(s) {unknown}; known: {sorted(fields)}")
@@ -38,6 +43,21 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where or cls.__name__}: {exc}") from exc
+
+
+def _renamed(data: dict[str, Any], fields: set[str], where: str) -> dict[str, Any]:
+    """``data`` with deprecated spellings of ``fields`` replaced by the current ones (a warning names each)."""
+    old = [k for k in data if RENAMED_KEYS.get(k) in fields]
+    if not old:
+        return data
+    for key in old:
+        new = RENAMED_KEYS[key]
+        if new in data:
+            raise ValueError(f"{where or 'config'}: both {key!r} and {new!r} given; keep only {new!r}")
+        path = f"{where}.{key}" if where else key
+        message = f"config key {path!r} is deprecated, use {new!r} (the old spelling goes in 0.2)"
+        warnings.warn(message, FutureWarning, stacklevel=3)
+    return {RENAMED_KEYS.get(k, k) if k in old else k: v for k, v in data.items()}
 
 
 def _dataclass_member(hint: Any) -> type | None:

@@ -4,7 +4,7 @@
   # or, in a second terminal: ros2 bag play --clock ~/bags/drive1
 
 `--clock` publishes /clock from the bag, so TF lookups and the node's latency use the recorded time; a looping
-bag (loop:=true) makes time jump back, which the node handles by resetting its synchroniser.
+bag (loop:=true) makes time jump back, which the node handles by resetting its synchronizer.
 All other arguments are those of depth_panoptic.launch.py.
 """
 

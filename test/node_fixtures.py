@@ -46,7 +46,7 @@ def stamp_msg(seconds: float) -> TimeMsg:
 
 
 def textured_rgb(height: int = HEIGHT, width: int = WIDTH, seed: int = 0) -> np.ndarray:
-    """Random texture smoothed a little: colourful and matchable by stereo."""
+    """Random texture smoothed a little: colorful and matchable by stereo."""
     import cv2
 
     noise = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
@@ -121,7 +121,7 @@ def projected_depth(
 
 
 def image_array(msg: Image) -> np.ndarray:
-    """Pixels of a published image by its encoding, honouring step."""
+    """Pixels of a published image by its encoding, honoring step."""
     channels, dtype = {"rgb8": (3, "u1"), "32FC1": (1, "f4"), "32SC1": (1, "i4")}[msg.encoding]
     dt = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")
     rows = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)

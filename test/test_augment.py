@@ -27,7 +27,7 @@ def _sample(height: int, width: int) -> Sample:
     return Sample("tiny", rgb, np.zeros((height, width), np.float32), depth, panoptic, camera)
 
 
-def test_zoom_in_by_two_repeats_labels_halves_depth_and_moves_points_to_scaled_centres() -> None:
+def test_zoom_in_by_two_repeats_labels_halves_depth_and_moves_points_to_scaled_centers() -> None:
     sample = _sample(2, 3)
     sample.sparse[0, 1] = 8.0
     sample.sparse[1, 2] = 20.0
@@ -35,7 +35,7 @@ def test_zoom_in_by_two_repeats_labels_halves_depth_and_moves_points_to_scaled_c
     assert out.rgb.shape == (4, 6, 3) and out.camera is None
     np.testing.assert_array_equal(out.panoptic, np.kron(sample.panoptic, np.ones((2, 2), np.int32)))
     np.testing.assert_array_equal(out.depth, np.kron(sample.depth, np.ones((2, 2), np.float32)) / 2)
-    # pixel centre (r, c) -> floor(2 * (r + 0.5)), floor(2 * (c + 0.5)): (0, 1) -> (1, 3), (1, 2) -> (3, 5)
+    # pixel center (r, c) -> floor(2 * (r + 0.5)), floor(2 * (c + 0.5)): (0, 1) -> (1, 3), (1, 2) -> (3, 5)
     expected = np.zeros((4, 6), np.float32)
     expected[1, 3], expected[3, 5] = 4.0, 10.0
     np.testing.assert_array_equal(out.sparse, expected)
@@ -47,7 +47,7 @@ def test_zoom_out_by_two_keeps_the_nearest_point_of_each_block_and_doubles_depth
     sample.sparse[2, 3] = 5.0  # block (1, 1): a single point
     out = scale_sample(sample, 0.5)
     np.testing.assert_array_equal(out.sparse, np.array([[12.0, 0.0], [0.0, 10.0]], np.float32))
-    # nearest neighbour at the block centres' pixels (1, 1), (1, 3), (3, 1), (3, 3)
+    # nearest neighbor at the block centers' pixels (1, 1), (1, 3), (3, 1), (3, 3)
     np.testing.assert_array_equal(out.panoptic, sample.panoptic[1::2, 1::2])
     np.testing.assert_array_equal(out.depth, sample.depth[1::2, 1::2] * 2)
 
@@ -59,7 +59,7 @@ def test_sparse_resize_matches_a_per_pixel_transcription(shape: tuple[int, int],
     depth = np.where(rng.random(shape) < 0.3, rng.uniform(1, 50, shape), 0).astype(np.float32)
     out = resize_sparse_depth(depth, *size)
     expected = np.full(size, np.inf)
-    for r, c in zip(*np.nonzero(depth), strict=True):  # each point to the pixel of its scaled centre, nearest wins
+    for r, c in zip(*np.nonzero(depth), strict=True):  # each point to the pixel of its scaled center, nearest wins
         target = int(size[0] / shape[0] * (r + 0.5)), int(size[1] / shape[1] * (c + 0.5))
         expected[target] = min(expected[target], depth[r, c])
     np.testing.assert_array_equal(out, np.where(np.isfinite(expected), expected, 0).astype(np.float32))

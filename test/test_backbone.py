@@ -1,4 +1,4 @@
-"""ResNet encoders: torchvision's names and shapes, ImageNet loading (colour and 1-band depth), frozen BN."""
+"""ResNet encoders: torchvision's names and shapes, ImageNet loading (color and 1-band depth), frozen BN."""
 
 from __future__ import annotations
 
@@ -140,7 +140,7 @@ def test_stride_sits_in_the_3x3_of_the_bottleneck() -> None:
 
 
 @pytest.mark.parametrize("frozen_bn", [True, False])
-def test_imagenet_checkpoint_loads_into_colour_encoder(frozen_bn: bool) -> None:
+def test_imagenet_checkpoint_loads_into_color_encoder(frozen_bn: bool) -> None:
     sd = torchvision_like_state_dict((2, 2, 2, 2), bottleneck=False)
     model = ResNet("r18", in_channels=3, frozen_bn=frozen_bn)
     load_imagenet_state_dict(model, sd)

@@ -95,11 +95,11 @@ def scene() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 def test_flat_cloud_keeps_valid_points_with_their_labels():
     depth, rgb, class_ids, panoptic_ids = scene()
     cloud = build_cloud(depth, CAMERA, rgb=rgb, class_ids=class_ids, panoptic_ids=panoptic_ids, max_range=100.0)
-    assert isinstance(cloud, PanopticCloud) and not cloud.organised
+    assert isinstance(cloud, PanopticCloud) and not cloud.organized
     assert cloud.xyz.shape == ((H - 10) * 60, 3)
     assert cloud.rgb.shape == (cloud.xyz.shape[0], 3) and cloud.rgb.dtype == np.uint8
     assert cloud.label.dtype == cloud.instance.dtype == np.uint32
-    # Each point's colour says which pixel it came from; its position and labels must match that pixel.
+    # Each point's color says which pixel it came from; its position and labels must match that pixel.
     cols, rows = cloud.rgb[:, 0].astype(int), cloud.rgb[:, 1].astype(int)
     assert rows.min() == 10 and cols.max() == 59
     np.testing.assert_allclose(cloud.xyz[:, 0], (cols - 31.5) * 10.0 / 80.0, rtol=1e-6, atol=1e-6)
@@ -109,10 +109,10 @@ def test_flat_cloud_keeps_valid_points_with_their_labels():
     assert np.count_nonzero(cloud.instance == 26003) == 100
 
 
-def test_organised_cloud_keeps_the_grid_with_nan():
+def test_organized_cloud_keeps_the_grid_with_nan():
     depth, rgb, class_ids, panoptic_ids = scene()
-    cloud = build_cloud(depth, CAMERA, rgb=rgb, panoptic_ids=panoptic_ids, max_range=100.0, organised=True, stride=2)
-    assert cloud.organised and cloud.xyz.shape == (H // 2, W // 2, 3)
+    cloud = build_cloud(depth, CAMERA, rgb=rgb, panoptic_ids=panoptic_ids, max_range=100.0, organized=True, stride=2)
+    assert cloud.organized and cloud.xyz.shape == (H // 2, W // 2, 3)
     assert cloud.rgb.shape == (H // 2, W // 2, 3) and cloud.instance.shape == (H // 2, W // 2)
     invalid = np.isnan(cloud.xyz).any(axis=2)
     expected = np.zeros((H // 2, W // 2), bool)

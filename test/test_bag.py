@@ -312,7 +312,7 @@ def test_tf_static_extrinsic_wins_and_the_calibration_is_the_fallback(synthetic_
     cloud, image = _messages(synthetic_bag.path, "/lidar")[0][1], _messages(synthetic_bag.path, "/image")[0][1]
     T_tf = lidar_extrinsic(LidarConfig())
     T_config = T_tf.copy()
-    T_config[:3, 3] += (0.5, 0.0, 0.0)  # half a metre off: another projection
+    T_config[:3, 3] += (0.5, 0.0, 0.0)  # half a meter off: another projection
     calib = _calibration_yaml(tmp_path / "calib.yaml", camera, T_config)
     _copy_without_tf(synthetic_bag.path, tmp_path / "direct", [(image.header.frame_id, LIDAR_FRAME, T_tf)])
     _copy_without_tf(synthetic_bag.path, tmp_path / "no_tf")

@@ -71,8 +71,8 @@ def test_cropped_projection_is_the_crop_of_the_full_projection():
     np.testing.assert_array_equal(crop.index, full.index[50:250, 100:400])
 
 
-def test_resize_follows_opencv_pixel_centres():
-    # A ramp image holding each pixel's own column/row; cv2.resize (bilinear, pixel-centre convention) then tells
+def test_resize_follows_opencv_pixel_centers():
+    # A ramp image holding each pixel's own column/row; cv2.resize (bilinear, pixel-center convention) then tells
     # which original coordinate every resized pixel samples. The resized model must map points the same way.
     width, height = 40, 30
     ramp_u = np.tile(np.arange(width, dtype=np.float32), (height, 1))
@@ -81,7 +81,7 @@ def test_resize_follows_opencv_pixel_centres():
     resized = camera.resized(60, 45)  # x 1.5
     sampled_u = cv2.resize(ramp_u, (60, 45), interpolation=cv2.INTER_LINEAR)
     sampled_v = cv2.resize(ramp_v, (60, 45), interpolation=cv2.INTER_LINEAR)
-    # Camera-frame points through the centres of interior resized pixels.
+    # Camera-frame points through the centers of interior resized pixels.
     cols, rows = np.meshgrid(np.arange(3, 57), np.arange(3, 42))
     rays = np.linalg.inv(resized.intrinsics) @ np.stack([cols.ravel(), rows.ravel(), np.ones(cols.size)])
     xyz = (rays * 4.0).T

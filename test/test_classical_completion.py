@@ -130,23 +130,23 @@ def test_strips_and_the_reachable_box_do_not_change_the_result(monkeypatch: pyte
     np.testing.assert_array_equal(complete_depth(sparse, rgb), whole)
 
 
-def row_with_colour_steps(step_at_6: int) -> tuple[np.ndarray, np.ndarray]:
-    """One row: 2 m at column 0, 10 m at column 8; grey 50 | 100 from column 3 | 100 + step_at_6 from column 6."""
+def row_with_color_steps(step_at_6: int) -> tuple[np.ndarray, np.ndarray]:
+    """One row: 2 m at column 0, 10 m at column 8; gray 50 | 100 from column 3 | 100 + step_at_6 from column 6."""
     sparse = np.zeros((1, 12), np.float32)
     sparse[0, 0], sparse[0, 8] = 2.0, 10.0
-    grey = np.full(12, 50, np.uint8)
-    grey[3:], grey[6:] = 100, 100 + step_at_6
-    return sparse, np.repeat(grey[None, :, None], 3, axis=2)
+    gray = np.full(12, 50, np.uint8)
+    gray[3:], gray[6:] = 100, 100 + step_at_6
+    return sparse, np.repeat(gray[None, :, None], 3, axis=2)
 
 
-def test_colour_steps_place_the_boundary_and_ties_fall_back_to_half_way() -> None:
-    # Pixel k between the anchors joins the side away from the strongest colour step in (0, k] vs (k, 8].
-    sparse, rgb = row_with_colour_steps(100)  # the step at 6 (100) beats the one at 3 (50): 1..5 are near
+def test_color_steps_place_the_boundary_and_ties_fall_back_to_half_way() -> None:
+    # Pixel k between the anchors joins the side away from the strongest color step in (0, k] vs (k, 8].
+    sparse, rgb = row_with_color_steps(100)  # the step at 6 (100) beats the one at 3 (50): 1..5 are near
     np.testing.assert_array_equal(complete_depth(sparse, rgb)[0], [2.0] * 6 + [10.0] * 6)
-    sparse, rgb = row_with_colour_steps(50)  # equal steps: 1, 2 near, 6, 7 far, 3..5 tie: half-way (k <= 4)
+    sparse, rgb = row_with_color_steps(50)  # equal steps: 1, 2 near, 6, 7 far, 3..5 tie: half-way (k <= 4)
     np.testing.assert_array_equal(complete_depth(sparse, rgb)[0], [2.0] * 5 + [10.0] * 7)
     np.testing.assert_array_equal(complete_depth(sparse)[0], [2.0] * 5 + [10.0] * 7)  # half-way, no image
-    # Anchors 12 px apart: pixels 1..3 have only the one before within reach (8 px), whatever the colours say.
+    # Anchors 12 px apart: pixels 1..3 have only the one before within reach (8 px), whatever the colors say.
     sparse, rgb = np.zeros((1, 16), np.float32), np.full((1, 16, 3), 150, np.uint8)
     sparse[0, 0], sparse[0, 12], rgb[0, 0] = 2.0, 10.0, 50  # the strongest step at column 1
     np.testing.assert_array_equal(complete_depth(sparse, rgb)[0], [2.0] * 4 + [10.0] * 12)
@@ -183,7 +183,7 @@ def test_images_too_tall_for_int16_row_indices_are_refused() -> None:
     [
         (np.zeros((4, 5, 1), np.float32), None, "sparse depth: expected a non-empty"),
         (np.zeros((0, 5), np.float32), None, "sparse depth: expected a non-empty"),
-        (np.zeros((4, 5), np.uint16), None, "expected float metres"),
+        (np.zeros((4, 5), np.uint16), None, "expected float meters"),
         (np.zeros((4, 5), np.float32), np.zeros((4, 6, 3), np.uint8), r"rgb: expected uint8 of shape \(4, 5, 3\)"),
         (np.zeros((4, 5), np.float32), np.zeros((4, 5, 3), np.float32), "rgb: expected uint8"),
         (np.zeros((4, 5), np.float32), np.zeros((4, 5), np.uint8), "rgb: expected uint8"),

@@ -1,4 +1,4 @@
-"""Colour maps and visualisation: panoptic palette, overlay, depth colouring with legend, contact sheet."""
+"""Color maps and visualization: panoptic palette, overlay, depth coloring with legend, contact sheet."""
 
 from __future__ import annotations
 
@@ -54,8 +54,8 @@ def test_panoptic_colors_void_black_stuff_exact_things_near_their_class() -> Non
     assert not np.array_equal(image[2, 0], image[2, 4])
 
 
-def test_a_segment_keeps_its_colour_wherever_and_with_whatever_it_appears() -> None:
-    """Same id, same colour: within a map (two disjoint regions) and across maps, so colours are stable over frames."""
+def test_a_segment_keeps_its_color_wherever_and_with_whatever_it_appears() -> None:
+    """Same id, same color: within a map (two disjoint regions) and across maps, so colors are stable over frames."""
     ids = np.full((5, 9), ROAD * 1000, np.int32)
     ids[1, 1:3] = ids[3, 6:8] = CAR * 1000 + 7
     image = colorize_panoptic(ids, CITYSCAPES)
@@ -65,7 +65,7 @@ def test_a_segment_keeps_its_colour_wherever_and_with_whatever_it_appears() -> N
 
 
 @pytest.mark.parametrize("class_id", [c.id for c in CITYSCAPES.classes if c.is_thing])
-def test_neighbouring_instances_of_every_thing_class_differ(class_id: int) -> None:
+def test_neighboring_instances_of_every_thing_class_differ(class_id: int) -> None:
     colors = colorize_panoptic(class_id * 1000 + np.arange(1, 31)[None, :], CITYSCAPES)[0].astype(int)
     assert np.abs(np.diff(colors, axis=0)).max(axis=1).min() >= 16
     assert np.abs(colors - COLOR[class_id]).max() <= INSTANCE_JITTER
@@ -104,7 +104,7 @@ def test_boundaries_are_drawn_exactly_on_the_outline_pixels() -> None:
         draw_boundaries(np.zeros((7, 5, 3), np.uint8).transpose(1, 0, 2), ids, (1, 1, 1))
 
 
-def test_packed_colours_unpack_to_the_same_rgb() -> None:
+def test_packed_colors_unpack_to_the_same_rgb() -> None:
     colors = np.random.default_rng(3).integers(0, 256, (50, 3), dtype=np.uint8)
     words = pack_rgb(colors)
     assert words.dtype == np.uint32 and words.shape == (50,)
@@ -129,7 +129,7 @@ def test_overlay_bad_input_is_named(kwargs: dict, message: str) -> None:
         overlay(**args)
 
 
-def test_depth_colours_follow_the_colour_map_linear_and_inverse() -> None:
+def test_depth_colors_follow_the_color_map_linear_and_inverse() -> None:
     depth = np.array([[2.0, 4.0, 8.0, 0.0, np.nan, 100.0]], np.float32)
     linear = colorize_depth(depth, near=2.0, far=8.0, inverse=False, legend=False, invalid_color=(1, 2, 3)).astype(int)
     # Nearness (8 - d) / 6: 1, 2/3, 0; beyond far clips to 0.
@@ -156,7 +156,7 @@ def test_one_end_of_the_range_given_the_other_from_the_data() -> None:
     # far from the data (4): nearness of 3 is (4 - 3) / (4 - 2) = 0.5 -> level rint(127.5) = 128.
     image = colorize_depth(depth, near=2.0, inverse=False, legend=False).astype(int)
     np.testing.assert_array_equal(image[0, :2], [turbo(128), turbo(0)])
-    # The data's far end (4) is nearer than near = 5: far becomes near + 1 m and both clip to the near colour.
+    # The data's far end (4) is nearer than near = 5: far becomes near + 1 m and both clip to the near color.
     np.testing.assert_array_equal(
         colorize_depth(depth, near=5.0, inverse=False, legend=False)[0, :2].astype(int), [turbo(255)] * 2
     )
@@ -181,7 +181,7 @@ def test_nearness_and_depth_at_round_trip(inverse: bool) -> None:
     np.testing.assert_allclose(depth_at(nearness(d, 1.5, 60.0, inverse), 1.5, 60.0, inverse), d)
 
 
-def test_legend_is_appended_with_the_colour_bar_and_tick_labels() -> None:
+def test_legend_is_appended_with_the_color_bar_and_tick_labels() -> None:
     depth = np.linspace(2.0, 50.0, 120 * 160, dtype=np.float32).reshape(120, 160)
     plain = colorize_depth(depth, legend=False)
     with_legend = colorize_depth(depth)
@@ -222,7 +222,7 @@ def panoptic_scene() -> tuple[np.ndarray, np.ndarray]:
     return ids, depth
 
 
-def test_instance_depth_view_colours_things_by_depth_and_dims_stuff() -> None:
+def test_instance_depth_view_colors_things_by_depth_and_dims_stuff() -> None:
     ids, depth = panoptic_scene()
     table = instance_depth(ids, depth, CameraModel.from_matrices(300, 200, np.diag([200.0, 200.0, 1.0])), CITYSCAPES)
     image = depth_colormap_panoptic(ids, table, CITYSCAPES, near=2.0, far=80.0).astype(int)
@@ -234,12 +234,12 @@ def test_instance_depth_view_colours_things_by_depth_and_dims_stuff() -> None:
     assert (image[99, 5] == 255).all()  # sky / road outline
 
     text = np.argwhere((image[60:159, 20:139] != near_car).any(axis=2)) + (60, 20)
-    assert 50 < len(text) < 0.2 * 99 * 119  # "car 5.0 m" on the big car, centred on its box
+    assert 50 < len(text) < 0.2 * 99 * 119  # "car 5.0 m" on the big car, centered on its box
     assert text.min(axis=0)[0] < 110 < text.max(axis=0)[0] and text.min(axis=0)[1] < 80 < text.max(axis=0)[1]
     assert (image[10:13, 10:14] == image[10, 10]).all()  # no label on a 20-pixel car
 
 
-def test_instance_depth_view_without_any_thing_depth_shows_things_unlabelled() -> None:
+def test_instance_depth_view_without_any_thing_depth_shows_things_unlabeled() -> None:
     ids, depth = panoptic_scene()
     depth[ids // 1000 == CAR] = 0.0  # e.g. cars beyond the LiDAR's reach
     table = instance_depth(ids, depth, CameraModel.from_matrices(300, 200, np.diag([200.0, 200.0, 1.0])), CITYSCAPES)
@@ -275,7 +275,7 @@ def test_contact_sheet_tiles_titled_images() -> None:
         contact_sheet([("bad", images[0].astype(np.float32))], columns=1)
 
 
-def test_kitti_depth_ground_truth_colours_exactly_its_valid_pixels(kitti_depth_demo: Path) -> None:
+def test_kitti_depth_ground_truth_colors_exactly_its_valid_pixels(kitti_depth_demo: Path) -> None:
     png = cv2.imread(str(kitti_depth_demo / "depth" / "0000000005.png"), cv2.IMREAD_UNCHANGED)
     scale = json.loads((kitti_depth_demo / "intrinsics.json").read_text())["depth_png_scale"]
     depth = png.astype(np.float32) / scale
@@ -284,7 +284,7 @@ def test_kitti_depth_ground_truth_colours_exactly_its_valid_pixels(kitti_depth_d
     assert image.shape[0] == depth.shape[0] and image.shape[1] > depth.shape[1]
     map_part = image[:, : depth.shape[1]]
     assert (map_part[~valid] == 0).all()
-    assert (map_part[valid].max(axis=1) > 0).all()  # no TURBO colour is black
+    assert (map_part[valid].max(axis=1) > 0).all()  # no TURBO color is black
     nearest = np.unravel_index(np.argmin(np.where(valid, depth, np.inf)), depth.shape)
     farthest = np.unravel_index(np.argmax(depth), depth.shape)
     np.testing.assert_array_equal(map_part[nearest], turbo(255))

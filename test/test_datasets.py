@@ -72,7 +72,7 @@ def test_cityscapes_reader_gives_back_the_exported_frames(cityscapes_tree) -> No
         assert sample.name == f"synth_000003_{index:06d}"
         np.testing.assert_array_equal(sample.rgb, frame.rgb)
         assert sample.camera.fx == pytest.approx(frame.camera.fx) and sample.camera.cy == pytest.approx(frame.camera.cy)
-        # disparity is quantised to 1/256 px: depth error <= z^2 / (fx B) / 512, plus float rounding
+        # disparity is quantized to 1/256 px: depth error <= z^2 / (fx B) / 512, plus float rounding
         valid = frame.depth > 0
         bound = frame.depth[valid] ** 2 / (frame.camera.fx * config.rig_baseline_m) / 512
         assert np.all(np.abs(sample.depth[valid] - frame.depth[valid]) <= bound * 1.01 + 1e-4)
@@ -212,7 +212,7 @@ def _vkitti2_tree(tmp_path, shape=(20, 30)):
     return tmp_path
 
 
-def test_vkitti2_reader_maps_classes_tracks_and_centimetres(tmp_path) -> None:
+def test_vkitti2_reader_maps_classes_tracks_and_centimeters(tmp_path) -> None:
     root = _vkitti2_tree(tmp_path)
     config = VKitti2Data(root=str(root), train_scenes=("Scene20",), input_fraction=0.25, gt_fraction=0.5)
     sample = config.open("train")[0]

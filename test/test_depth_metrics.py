@@ -46,7 +46,7 @@ def test_images_are_averaged_not_pixels() -> None:
 def test_non_positive_prediction_is_raised_to_one_png_step() -> None:
     errors = depth_errors(np.array([0.0, -3.0]), np.array([1.0, 1.0]))
     assert errors["mae_mm"] == pytest.approx(1000 * 255 / 256)
-    assert errors["imae_per_km"] == pytest.approx(1000 * 255)  # |256 - 1| per metre
+    assert errors["imae_per_km"] == pytest.approx(1000 * 255)  # |256 - 1| per meter
     assert errors["delta3"] == 0.0
 
 

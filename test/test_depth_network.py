@@ -1,5 +1,5 @@
-"""Learned depth completion and the joint refiner: the normalised convolution by hand, the guarantees the
-pipeline relies on (identity at initialisation, unmeasured pixels ignored, any size), and trainability."""
+"""Learned depth completion and the joint refiner: the normalized convolution by hand, the guarantees the
+pipeline relies on (identity at initialization, unmeasured pixels ignored, any size), and trainability."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def _inputs(h: int = 21, w: int = 35, batch: int = 1, seed: int = 0) -> tuple[to
 
 
 def _trained_like(net: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
-    """Give the zero-initialised output layer random weights, so the output depends on the inputs."""
+    """Give the zero-initialized output layer random weights, so the output depends on the inputs."""
     g = torch.Generator().manual_seed(seed)
     head = net.head if isinstance(net, DepthCompletionNet) else net.delta[-1]
     with torch.no_grad():
@@ -35,7 +35,7 @@ def _trained_like(net: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
 
 
 def test_normalized_conv_by_hand() -> None:
-    """Unit weights (softplus(log(e - 1)) = 1), 3x3: the output is the mean of the measured neighbours and the
+    """Unit weights (softplus(log(e - 1)) = 1), 3x3: the output is the mean of the measured neighbors and the
     confidence the measured share of the kernel."""
     conv = NormalizedConv2d(1, 1, 3)
     with torch.no_grad():
@@ -45,7 +45,7 @@ def test_normalized_conv_by_hand() -> None:
     out, out_confidence = conv(value, confidence)
     assert out[0, 0, 1, 1].item() == pytest.approx((1 + 3 + 9) / 3, rel=1e-6)
     assert out_confidence[0, 0, 1, 1].item() == pytest.approx(3 / 9, rel=1e-6)
-    # top-left: neighbours (0,0),(0,1),(1,0),(1,1) of which only (0,0) = 1 is measured; the zero padding counts
+    # top-left: neighbors (0,0),(0,1),(1,0),(1,1) of which only (0,0) = 1 is measured; the zero padding counts
     # as unmeasured
     assert out[0, 0, 0, 0].item() == pytest.approx(1.0, rel=1e-6)
     assert out_confidence[0, 0, 0, 0].item() == pytest.approx(1 / 9, rel=1e-6)
@@ -117,7 +117,7 @@ def test_semantic_logits_at_any_resolution_are_used() -> None:
 
 
 def test_gradients_reach_every_parameter() -> None:
-    """The zero-initialised head still receives a gradient; once it moves, every layer does."""
+    """The zero-initialized head still receives a gradient; once it moves, every layer does."""
     net = DepthCompletionNet(DepthCompletionConfig(width=8, n_blocks=2)).train()
     rgb, sparse, init = _inputs(batch=2)
     target = init + 1.0

@@ -54,9 +54,9 @@ def test_model_benchmark_reports_every_stage(fusion: str) -> None:
     )
     assert result["parameters_m"] == pytest.approx(sum(p.numel() for p in expected_params.parameters()) / 1e6)
     stages = result["stages_ms"]
-    for stage in ("completion", "colour_encoder", "heads", "post_processing"):
+    for stage in ("completion", "color_encoder", "heads", "post_processing"):
         assert stages[stage] > 0
     assert (stages["depth_encoder"] > 0) == (fusion != "none") and (stages["fusion"] > 0) == (fusion != "none")
     timed = sum(v for k, v in stages.items() if k != "total")
     assert timed <= stages["total"] * 1.05  # stages are disjoint parts of one pass
-    assert "colour_encoder" in format_table(result)
+    assert "color_encoder" in format_table(result)

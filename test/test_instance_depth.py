@@ -186,7 +186,7 @@ def test_segment_runs_are_maximal_row_runs_with_their_boxes(shape: tuple[int, in
     assert runs.length.sum() == ids.size and np.array_equal(runs.start[1:], end[:-1])
     assert np.array_equal((end - 1) // shape[1], rows)  # no run crosses a row end
     same_row = rows[1:] == rows[:-1]
-    assert (runs.segment[1:] != runs.segment[:-1])[same_row].all()  # maximal: neighbours in a row differ
+    assert (runs.segment[1:] != runs.segment[:-1])[same_row].all()  # maximal: neighbors in a row differ
     assert np.array_equal(runs.paint(runs.segments), ids)
 
     pixel_count, box = runs.extents()
@@ -219,9 +219,9 @@ def _kitti_calib(path: Path) -> dict[str, np.ndarray]:
     }
 
 
-def test_kitti_objects_measured_by_lidar_lie_at_their_labelled_depth(kitti_object: Path) -> None:
+def test_kitti_objects_measured_by_lidar_lie_at_their_labeled_depth(kitti_object: Path) -> None:
     """Label boxes painted as instances (far first, so near ones occlude) over LiDAR projected into image_2:
-    each object's median LiDAR depth lies within its half-extent (+ 1 m) of the labelled 3D centre's depth."""
+    each object's median LiDAR depth lies within its half-extent (+ 1 m) of the labeled 3D center's depth."""
     calib = _kitti_calib(kitti_object / "calib" / "000001.txt")
     P2 = calib["P2"].reshape(3, 4)
     R0, Tr = np.eye(4), np.eye(4)
@@ -248,6 +248,6 @@ def test_kitti_objects_measured_by_lidar_lie_at_their_labelled_depth(kitti_objec
     assert len(labels) >= 3
     for k, label in enumerate(labels, start=1):
         row = table.panoptic_id.tolist().index(class_of[label[0]] * 1000 + k)
-        width, length, z_centre = float(label[9]), float(label[10]), float(label[13])
+        width, length, z_center = float(label[9]), float(label[10]), float(label[13])
         assert table.valid_count[row] >= 10
-        assert abs(table.depth_median[row] - z_centre) < max(width, length) / 2 + 1.0, label
+        assert abs(table.depth_median[row] - z_center) < max(width, length) / 2 + 1.0, label

@@ -41,14 +41,14 @@ def test_hand_computed_pixel_and_depth():
     ("u", "column"),
     [(3.49, 3), (3.51, 4), (-0.49, 0), (4.49, 4)],
 )
-def test_pixel_centres_at_integer_coordinates(u, column):
+def test_pixel_centers_at_integer_coordinates(u, column):
     x = (u - 2.0) / 100.0  # at z = 1 the pixel coordinate is u
     projection = project_points(np.array([[x, 0.0, 1.0]]), IDENTITY, CAMERA)
     assert list(filled(projection)) == [(1, column)]
 
 
 @pytest.mark.parametrize("u", [-0.51, 4.51])
-def test_points_beyond_the_border_pixel_centres_are_outside(u):
+def test_points_beyond_the_border_pixel_centers_are_outside(u):
     projection = project_points(np.array([[(u - 2.0) / 100.0, 0.0, 1.0]]), IDENTITY, CAMERA)
     assert not projection.depth.any() and np.all(projection.index == -1)
 
@@ -59,7 +59,7 @@ def test_extrinsic_moves_points_into_the_optical_frame():
     assert filled(projection) == {(1, 3): (pytest.approx(5.0), 0)}
 
 
-def test_fourth_column_of_P_is_honoured():
+def test_fourth_column_of_P_is_honored():
     # A right camera 0.5 m to the right: P[0, 3] = -fx * B; P[2, 3] shifts the depth (as KITTI's P2 does).
     P = np.hstack([K, [[-100.0 * 0.5], [0.0], [0.01]]])
     camera = CameraModel.from_matrices(5, 4, K, P)

@@ -217,8 +217,8 @@ def test_criterion_is_finite_and_reaches_every_output() -> None:
     for level in range(5):  # every level holds a stuff region, so every kernel map takes part
         assert gradients[1 + level].abs().sum() > 0, f"kernels[{level}]"
     assert gradients[0].abs().sum() > 0
-    assert all(g.abs().sum() > 0 for g in gradients[6:])  # centres (focal + kernel scores) and stuff maps
-    # the second image has no thing: its centre maps get only the focal gradient towards 0
+    assert all(g.abs().sum() > 0 for g in gradients[6:])  # centers (focal + kernel scores) and stuff maps
+    # the second image has no thing: its center maps get only the focal gradient towards 0
     assert (gradients[6][1] > 0).all()
 
 

@@ -76,6 +76,23 @@ def test_save_load_round_trip_is_exact(tmp_path: Path) -> None:
     assert np.array_equal(r1.segment_scores, r2.segment_scores)
 
 
+def test_file_with_the_old_british_weight_names_loads(tmp_path: Path) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    model = tiny_model()
+    new, old = tmp_path / "new.safetensors", tmp_path / "old.safetensors"
+    save_model(new, model)
+    with safe_open(str(new), framework="pt") as f:
+        metadata = f.metadata()
+    renamed = {k.replace("panoptic.color_", "panoptic.colour_"): v for k, v in model.state_dict().items()}
+    assert sum(k.startswith("panoptic.colour_") for k in renamed) > 10  # the file really has the old names
+    save_file({k: v.contiguous() for k, v in renamed.items()}, str(old), metadata=metadata)
+    rgb, sparse, classical = frame()
+    (d1, r1), (d2, r2) = model.predict(rgb, sparse, classical), load_model(old).predict(rgb, sparse, classical)
+    assert np.array_equal(d1, d2) and np.array_equal(r1.ids, r2.ids)
+
+
 def test_half_precision_storage_halves_the_file_and_loads_as_float32(tmp_path: Path) -> None:
     model = tiny_model()
     save_model(tmp_path / "full.safetensors", model)
@@ -102,7 +119,7 @@ def test_depth_reaches_the_panoptic_network() -> None:
     assert not torch.allclose(near.centers[0], far.centers[0])
 
 
-def test_depth_normalisation_uses_valid_range_only() -> None:
+def test_depth_normalization_uses_valid_range_only() -> None:
     model = tiny_model()
     depth = torch.tensor([0.0, 0.5, 1.0, 15.0, 500.0, 600.0])
     # mean 10, std 5; < 1 m and > 500 m are invalid and become 0 (the mean)

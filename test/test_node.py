@@ -116,7 +116,7 @@ def mono(
         "model_path": str(tiny_model_path),
         "use_tf": "false",
         "lidar_to_camera": T_PARAM,
-        "cloud.organised": "true",
+        "cloud.organized": "true",
         "cloud.stride": "2",
     }
     node = NodeProcess(tmp_path_factory.mktemp("mono") / "node.log", "mono", parameters)
@@ -194,7 +194,7 @@ def test_every_output_keeps_the_input_header_and_agrees_with_the_inputs(mono: Mo
         assert (marker.pose.position.x, marker.pose.position.z) == (centroid.x, centroid.z)
         assert marker.text.endswith(f"{things[marker.id].depth_median:.1f} m")
 
-    # panoptic/points: organised stride-2 cloud; every field read at its declared offset
+    # panoptic/points: organized stride-2 cloud; every field read at its declared offset
     cloud = out["panoptic/points"]
     assert [(f.name, f.offset) for f in cloud.fields] == [
         ("x", 0),
@@ -578,6 +578,28 @@ def test_parameters_are_declared_read_only_with_ranges(context: rclpy.Context) -
         assert slop.read_only and slop.floating_point_range[0].to_value == 10.0 and slop.description
         assert stride.integer_range[0].from_value == 1
         assert mode.additional_constraints == "one of: mono, stereo"
+    finally:
+        node.destroy_node()
+
+
+def test_british_parameter_name_still_works_with_a_deprecation_warning(
+    context: rclpy.Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = [Parameter("cloud.organised", value=True)]
+    node = rclpy.create_node("renamed_params_test", context=context, parameter_overrides=old)
+    warnings: list[str] = []
+    monkeypatch.setattr(node.get_logger(), "warning", warnings.append)
+    try:
+        assert declare_parameters(node).cloud.organized
+        assert warnings == ["parameter cloud.organised is deprecated, use cloud.organized (the old name goes in 0.2)"]
+        assert node.describe_parameters(["cloud.organised"])[0].description == "deprecated: use cloud.organized"
+    finally:
+        node.destroy_node()
+    both = [Parameter("cloud.organised", value=False), Parameter("cloud.organized", value=True)]
+    node = rclpy.create_node("renamed_params_test", context=context, parameter_overrides=both)
+    try:
+        with pytest.raises(ValueError, match="cloud.organised: deprecated name of cloud.organized, and both are set"):
+            declare_parameters(node)
     finally:
         node.destroy_node()
 

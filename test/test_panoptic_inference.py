@@ -73,9 +73,9 @@ def scene() -> PanopticOutputs:
 
 
 def upsampled_box(first: int, last: int) -> np.ndarray:
-    """Cells first..last of an 8-cell indicator, linearly interpolated to 32 pixels (half-pixel centres)."""
-    centres = (np.arange(32) + 0.5) / 4 - 0.5
-    return np.interp(centres, np.arange(8), ((np.arange(8) >= first) & (np.arange(8) <= last)).astype(float))
+    """Cells first..last of an 8-cell indicator, linearly interpolated to 32 pixels (half-pixel centers)."""
+    centers = (np.arange(32) + 0.5) / 4 - 0.5
+    return np.interp(centers, np.arange(8), ((np.arange(8) >= first) & (np.arange(8) <= last)).astype(float))
 
 
 def expected_ids(height: int, width: int) -> np.ndarray:
@@ -137,12 +137,12 @@ def test_thing_candidates_nms_levels_and_kernels() -> None:
         100 + torch.arange(2.0).reshape(1, 1, 2).repeat(2, 1, 1),
     ]
     centers[0][0, 1, 1] = 2.0  # class 0 peak
-    centers[0][0, 1, 2] = 1.0  # its neighbour: suppressed by the 3x3 max-pool
+    centers[0][0, 1, 2] = 1.0  # its neighbor: suppressed by the 3x3 max-pool
     centers[1][1, 0, 1] = 4.0  # class 1 peak on the second level
     k, c, s = thing_candidates(centers, kernels, (3, 3), top_k=10, threshold=0.01)
     assert c.tolist() == [1, 0]
     torch.testing.assert_close(k, torch.tensor([[101.0, 101.0], [4.0, 4.0]]))
-    # level 2 (1x2, padded 3x3 window): (s + (s + s_other) / 9) / 2; level 1: neighbours included
+    # level 2 (1x2, padded 3x3 window): (s + (s + s_other) / 9) / 2; level 1: neighbors included
     peak1 = (sigmoid(4) + (sigmoid(4) + sigmoid(-20)) / 9) / 2
     peak0 = (sigmoid(2) + (sigmoid(2) + sigmoid(1) + 7 * sigmoid(-20)) / 9) / 2
     torch.testing.assert_close(s, torch.tensor([peak1, peak0]))

@@ -90,7 +90,7 @@ def test_fusion_variants_build_the_right_modules() -> None:
     expected = {f"fusion.reduce.{i}.weight": (32, 64, 1, 1) for i in range(6)}
     assert reduce == expected | {f"fusion.reduce.{i}.bias": (32,) for i in range(6)}
     assert _count(concat) - _count(mean) == 6 * (64 * 32 + 32)
-    assert _count(mean, "colour_backbone") - _count(mean, "depth_backbone") == 64 * 2 * 7 * 7  # 1 band, not 3
+    assert _count(mean, "color_backbone") - _count(mean, "depth_backbone") == 64 * 2 * 7 * 7  # 1 band, not 3
 
 
 def _count(net: DepthAwarePanopticFCN, prefix: str = "") -> int:
@@ -121,9 +121,9 @@ def test_concat_fusion_runs_and_uses_depth() -> None:
 
 def test_late_fusion_formulas() -> None:
     g = torch.Generator().manual_seed(3)
-    colour = [torch.randn(1, 4, 8 >> i, 8 >> i, generator=g) for i in range(2)]
+    color = [torch.randn(1, 4, 8 >> i, 8 >> i, generator=g) for i in range(2)]
     depth = [torch.randn(1, 4, 8 >> i, 8 >> i, generator=g) for i in range(2)]
-    for c, d, f in zip(colour, depth, LateFusion("mean", 4, 2)(colour, depth), strict=True):
+    for c, d, f in zip(color, depth, LateFusion("mean", 4, 2)(color, depth), strict=True):
         torch.testing.assert_close(f, (c + d) / 2)
     concat = LateFusion("concat", 4, 2)
     with torch.no_grad():
@@ -131,7 +131,7 @@ def test_late_fusion_formulas() -> None:
             conv.weight.zero_()
             conv.bias.fill_(0.5)
             conv.weight[:, 4:, 0, 0] = torch.eye(4)  # pass the depth level through
-    for d, f in zip(depth, concat(colour, depth), strict=True):
+    for d, f in zip(depth, concat(color, depth), strict=True):
         torch.testing.assert_close(f, d + 0.5)
     with pytest.raises(ValueError, match="fusion mode"):
         LateFusion("sum", 4, 2)
@@ -206,10 +206,10 @@ def test_forward_compiles_as_one_graph(mean_net: DepthAwarePanopticFCN) -> None:
 
 def test_imagenet_weights_load_into_both_encoders() -> None:
     net = tiny("mean")
-    sd = {k: torch.rand_like(v) for k, v in net.colour_backbone.state_dict().items()}
+    sd = {k: torch.rand_like(v) for k, v in net.color_backbone.state_dict().items()}
     sd["fc.weight"], sd["fc.bias"] = torch.zeros(1000, 512), torch.zeros(1000)
     net.load_imagenet(sd)
-    assert torch.equal(net.colour_backbone.layer2[0].conv1.weight, sd["layer2.0.conv1.weight"])
+    assert torch.equal(net.color_backbone.layer2[0].conv1.weight, sd["layer2.0.conv1.weight"])
     assert torch.equal(net.depth_backbone.layer2[0].conv1.weight, sd["layer2.0.conv1.weight"])
     torch.testing.assert_close(net.depth_backbone.conv1.weight, sd["conv1.weight"].mean(1, keepdim=True))
 

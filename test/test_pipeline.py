@@ -38,9 +38,9 @@ def test_depth_only_pipeline_keeps_lidar_depth_and_skips_unrequested_outputs() -
     assert set(products.timings_ms) == {"sparse_depth", "completion"}
 
 
-def test_cloud_without_model_is_unlabelled_and_matches_depth() -> None:
+def test_cloud_without_model_is_unlabeled_and_matches_depth() -> None:
     frame = lidar_frame()
-    cfg = PipelineConfig(cloud=PipelineConfig().cloud.__class__(stride=1, max_range=1000.0, organised=True))
+    cfg = PipelineConfig(cloud=PipelineConfig().cloud.__class__(stride=1, max_range=1000.0, organized=True))
     products = Pipeline(cfg).run(frame, outputs={"cloud"})
     cloud = products.cloud
     assert cloud.xyz.shape == (96, 160, 3)
@@ -59,8 +59,8 @@ def test_with_model_every_product_is_consistent() -> None:
     ids = products.panoptic.ids
     assert ids.shape == frame.rgb.shape[:2]
     assert sorted(products.instances.panoptic_id.tolist()) == sorted(set(np.unique(ids).tolist()) - {0})
-    labelled = products.cloud.instance != 0
-    assert labelled.any()
+    labeled = products.cloud.instance != 0
+    assert labeled.any()
     np.testing.assert_array_equal(products.cloud.label, products.cloud.instance // 1000)
     assert {"network", "instance_depth", "cloud"} <= set(products.timings_ms)
 
@@ -92,6 +92,17 @@ def test_load_pipeline_resolves_models_and_configs(tmp_path: Path) -> None:
     assert load_pipeline(config, "").config.cloud.stride == 4
     config.write_text("cloud: {strde: 4}\n")
     with pytest.raises(ValueError, match=r"pipeline.cloud: unknown key\(s\) \['strde'\]"):
+        load_pipeline(config, "")
+
+
+def test_british_key_organised_still_loads_with_a_deprecation_warning(tmp_path: Path) -> None:
+    config = tmp_path / "pipeline.yaml"
+    config.write_text("cloud: {organised: true, stride: 3}\n")
+    with pytest.warns(FutureWarning, match="'pipeline.cloud.organised' is deprecated, use 'organized'"):
+        cloud = load_pipeline(config, "").config.cloud
+    assert cloud.organized and cloud.stride == 3
+    config.write_text("cloud: {organised: true, organized: false}\n")
+    with pytest.raises(ValueError, match="both 'organised' and 'organized' given"):
         load_pipeline(config, "")
 
 

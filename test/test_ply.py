@@ -1,4 +1,4 @@
-"""PLY export: header, byte layout, round trip, NaN points of organised clouds dropped, foreign files rejected."""
+"""PLY export: header, byte layout, round trip, NaN points of organized clouds dropped, foreign files rejected."""
 
 from __future__ import annotations
 
@@ -47,15 +47,15 @@ def test_round_trip(tmp_path):
         assert getattr(back, name).dtype == getattr(cloud, name).dtype
 
 
-def test_organised_cloud_drops_nan_points(tmp_path):
+def test_organized_cloud_drops_nan_points(tmp_path):
     camera = CameraModel.from_matrices(4, 3, [[10.0, 0, 1.5], [0, 10, 1], [0, 0, 1]])
     depth = np.full((3, 4), 2.0, np.float32)
     depth[0] = 0.0
     rgb = np.arange(3 * 4 * 3, dtype=np.uint8).reshape(3, 4, 3)
     panoptic = np.arange(12, dtype=np.int32).reshape(3, 4) + 26000
-    organised = build_cloud(depth, camera, rgb=rgb, panoptic_ids=panoptic, organised=True)
+    organized = build_cloud(depth, camera, rgb=rgb, panoptic_ids=panoptic, organized=True)
     flat = build_cloud(depth, camera, rgb=rgb, panoptic_ids=panoptic)
-    write_ply(tmp_path / "c.ply", organised)
+    write_ply(tmp_path / "c.ply", organized)
     back = read_ply(tmp_path / "c.ply")
     assert back.xyz.shape == (8, 3)
     np.testing.assert_array_equal(back.xyz, flat.xyz)

@@ -60,7 +60,7 @@ def test_pack_unpack_round_trip():
     np.testing.assert_array_equal(xyz, cloud.xyz)
 
 
-def test_organised_cloud_keeps_rows_and_is_not_dense():
+def test_organized_cloud_keeps_rows_and_is_not_dense():
     xyz = np.arange(2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3)
     xyz[1, 2] = np.nan
     cloud = PanopticCloud(

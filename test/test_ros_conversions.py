@@ -71,7 +71,7 @@ def rgb() -> np.ndarray:
     return RNG.integers(0, 256, (H, W, 3), dtype=np.uint8)
 
 
-# --- colour images ---------------------------------------------------------------------------------------------
+# --- color images ---------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("pad", [0, 7])
@@ -199,8 +199,8 @@ def test_depth_32fc1_carries_nan_for_invalid_and_round_trips() -> None:
     np.testing.assert_array_equal(decode_depth(msg), depth)
 
 
-def test_depth_16uc1_is_millimetres_with_zero_invalid() -> None:
-    depth = np.array([[1.2344, 0.0, 70.0]], np.float32)  # 70 m does not fit in uint16 millimetres
+def test_depth_16uc1_is_millimeters_with_zero_invalid() -> None:
+    depth = np.array([[1.2344, 0.0, 70.0]], np.float32)  # 70 m does not fit in uint16 millimeters
     msg = depth_to_msg(depth, HEADER, "16UC1")
     np.testing.assert_array_equal(np.frombuffer(msg.data, np.uint16), [1234, 0, 0])
     np.testing.assert_allclose(decode_depth(msg), [[1.234, 0.0, 0.0]], rtol=1e-6)
@@ -218,8 +218,8 @@ def test_panoptic_ids_are_published_as_32sc1() -> None:
     msg = image_to_msg(ids, "32SC1", HEADER)
     assert (msg.encoding, msg.step, msg.header) == ("32SC1", 12, HEADER)
     np.testing.assert_array_equal(np.frombuffer(msg.data, np.int32).reshape(2, 3), ids)
-    colour = RNG.integers(0, 256, (2, 3, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(decode_image(image_to_msg(colour, "rgb8", HEADER)), colour)
+    color = RNG.integers(0, 256, (2, 3, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(decode_image(image_to_msg(color, "rgb8", HEADER)), color)
 
 
 @pytest.mark.parametrize(
@@ -322,7 +322,7 @@ def test_packed_cloud_message_has_pcl_fields_and_round_trips() -> None:
     np.testing.assert_array_equal(cloud_to_xyz(msg), cloud.xyz)
 
 
-def test_organised_cloud_keeps_rows_and_nan() -> None:
+def test_organized_cloud_keeps_rows_and_nan() -> None:
     cloud = panoptic_cloud((3, 4))
     cloud.xyz[1, 2] = np.nan
     msg = cloud_to_msg(pack_cloud(cloud), HEADER)
@@ -395,7 +395,7 @@ def cityscapes() -> ClassTable:
     return ClassTable.cityscapes()
 
 
-def test_class_table_message_lists_ids_names_colours(cityscapes: ClassTable) -> None:
+def test_class_table_message_lists_ids_names_colors(cityscapes: ClassTable) -> None:
     msg = class_table_to_msg(cityscapes, HEADER)
     assert msg.header == HEADER and msg.label_divisor == 1000 and len(msg.classes) == 19
     car = next(c for c in msg.classes if c.name == "car")

@@ -1,4 +1,4 @@
-"""Approximate-time synchronisation: hand-worked stamp sequences under message_filters' rule, plus the node's
+"""Approximate-time synchronization: hand-worked stamp sequences under message_filters' rule, plus the node's
 bookkeeping (stale and late messages, time jumping back, silent topics). Pure Python, no ROS needed."""
 
 from __future__ import annotations

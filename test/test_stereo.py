@@ -60,10 +60,10 @@ def test_principal_point_offset_is_subtracted_from_the_disparity():
     assert np.median(interior(depth)) == pytest.approx(FX * 0.5 / 10, rel=1e-3)
 
 
-def test_grey_input_and_depth_limits():
+def test_gray_input_and_depth_limits():
     left, right = plane_pair(10)
-    grey_left, grey_right = (cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in (left, right))
-    depth = stereo_depth(grey_left, grey_right, camera(), camera(0.5), CONFIG)
+    gray_left, gray_right = (cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in (left, right))
+    depth = stereo_depth(gray_left, gray_right, camera(), camera(0.5), CONFIG)
     np.testing.assert_array_equal(depth, stereo_depth(left, right, camera(), camera(0.5), CONFIG))
     # The plane is at 5 m: a 4 m depth ceiling removes it.
     limited = StereoConfig(num_disparities=32, block_size=5, max_depth=4.0)

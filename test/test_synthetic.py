@@ -60,7 +60,7 @@ def test_presets_follow_the_real_rigs() -> None:
     assert (kitti.height_m, kitti.baseline_m) == (1.65, 0.54)
     city = camera_preset("cityscapes").camera
     assert city.shape == (512, 1024)
-    # half of Cityscapes' 2048x1024 intrinsics, pixel centres kept: c' = c / 2 - 0.25
+    # half of Cityscapes' 2048x1024 intrinsics, pixel centers kept: c' = c / 2 - 0.25
     assert city.fx == pytest.approx(2262.52 / 2) and city.cx == pytest.approx(1096.98 / 2 - 0.25)
     small = camera_preset("kitti", (621, 375)).camera
     assert small.fx == pytest.approx(721.5377 / 2) and small.fy == pytest.approx(721.5377)
@@ -230,7 +230,7 @@ def test_look_alike_pairs_overlap_at_clearly_different_depths() -> None:
         near, far = frame.look_alike_pairs[0]
         assert near // 1000 == far // 1000 and near // 1000 in (CAR, PERSON)
         instances, masks, parts = _pair_facts(frame, (near, far))
-        assert parts[0] == parts[1], "same shape and the same surfaces (colour, texture)"
+        assert parts[0] == parts[1], "same shape and the same surfaces (color, texture)"
         assert instances[far].center[2] - instances[near].center[2] >= 8.0
         assert np.median(frame.depth[masks[1]]) - np.median(frame.depth[masks[0]]) > 7.0
         assert min(m.sum() for m in masks) >= 30
@@ -322,7 +322,7 @@ def test_lidar_points_project_onto_the_rendered_depth(kitti_frame) -> None:
     sky_all_around = cv2.erode(sky.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     assert not np.any(sky_all_around[row, col]), "no LiDAR return from the sky"
 
-    # Inverse depth is bilinear on planes: interpolate it where the four neighbours lie on one segment.
+    # Inverse depth is bilinear on planes: interpolate it where the four neighbors lie on one segment.
     u0, v0 = np.floor(u).astype(int), np.floor(v).astype(int)
     quad = [(v0, u0), (v0, u0 + 1), (v0 + 1, u0), (v0 + 1, u0 + 1)]
     same = np.all([frame.panoptic[q] == frame.panoptic[quad[0]] for q in quad], axis=0)

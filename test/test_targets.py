@@ -36,12 +36,12 @@ def test_cornernet_radius_by_hand() -> None:
     assert got.item() == pytest.approx(2.18655, abs=1e-4)
 
 
-def test_single_square_centre_levels_and_gaussian() -> None:
+def test_single_square_center_levels_and_gaussian() -> None:
     targets = build_targets(square_map(), TABLE)
     # sqrt(64 * 64) = 64 lies in (1, 128) and (64, 256) (inclusive), in no other range
     assert targets.thing_levels.tolist() == [[True, True, False, False, False]]
     assert targets.thing_channels.tolist() == [CAR_CHANNEL]
-    # centre of mass: rows 40..103 -> 71.5, columns 100..163 -> 131.5 (pixel index coordinates)
+    # center of mass: rows 40..103 -> 71.5, columns 100..163 -> 131.5 (pixel index coordinates)
     for level, (stride, radius) in enumerate([(8, 2), (16, 1)]):
         heat = targets.centers[level]
         cy, cx = int(71.5 // stride), int(131.5 // stride)
@@ -55,16 +55,16 @@ def test_single_square_centre_levels_and_gaussian() -> None:
     assert all(torch.count_nonzero(targets.centers[level]) == 0 for level in (2, 3, 4))
 
 
-def test_centre_is_the_centre_of_mass_not_the_box_centre() -> None:
+def test_center_is_the_center_of_mass_not_the_box_center() -> None:
     ids = np.zeros((256, 256), dtype=np.int64)
     ids[16:112, 16:48] = 26001  # an L: tall bar plus a foot to the right
     ids[80:112, 48:112] = 26001
     rows, cols = np.nonzero(ids)
-    centre = cols.mean(), rows.mean()  # (x, y) = (48.1, 75.2) here, box centre (63.5, 63.5)
+    center = cols.mean(), rows.mean()  # (x, y) = (48.1, 75.2) here, box center (63.5, 63.5)
     targets = build_targets(ids, TABLE)
     assert targets.thing_levels[0].tolist() == [True, True, False, False, False]  # sqrt(96 * 96) = 96
     peak = torch.nonzero(targets.centers[0][CAR_CHANNEL] == 1.0).tolist()
-    assert peak == [[int(centre[1] // 8), int(centre[0] // 8)]]
+    assert peak == [[int(center[1] // 8), int(center[0] // 8)]]
 
 
 def test_scale_ranges_overlap_as_in_the_cityscapes_fork() -> None:

@@ -270,7 +270,7 @@ def test_evaluate_prints_every_metric(tiny_checkpoint, capsys) -> None:
         [depth_errors(complete_depth(samples[i].sparse, samples[i].rgb), samples[i].depth)["rmse_mm"] for i in range(2)]
     )
     assert result["depth_classical"]["rmse_mm"] == pytest.approx(expected, rel=1e-6)
-    # the untrained completion network starts at the classical depth (zero-initialised residual)
+    # the untrained completion network starts at the classical depth (zero-initialized residual)
     assert result["depth_model"]["rmse_mm"] == pytest.approx(expected, rel=1e-4)
 
 

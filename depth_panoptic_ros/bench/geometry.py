@@ -93,7 +93,7 @@ def _stages(
 
     instances = instance_depth(ids, dense, camera, table)
 
-    def colour_maps() -> None:
+    def color_maps() -> None:
         overlay(rgb, colorize_panoptic(ids, table), panoptic_ids=ids)
         depth_colormap_panoptic(ids, instances, table, rgb=rgb)
         colorize_depth(dense)
@@ -103,7 +103,7 @@ def _stages(
         "completion": lambda: complete_depth(sparse, rgb),
         "instance_depth": lambda: instance_depth(ids, dense, camera, table),
         "cloud_build_pack": cloud_and_pack,
-        "colour_maps": colour_maps,
+        "color_maps": color_maps,
     }
 
 

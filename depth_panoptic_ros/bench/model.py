@@ -1,6 +1,6 @@
 """Per-stage timing of the networks: completion, encoders, fusion, heads, post-processing.
 
-Stages are timed with forward hooks on the real modules (synchronising CUDA at each boundary), so the numbers
+Stages are timed with forward hooks on the real modules (synchronizing CUDA at each boundary), so the numbers
 come from the same forward pass the pipeline runs, not from a re-implementation of it. The model is untrained
 (random weights): the networks' cost does not depend on the weights; post-processing here sees many weak peaks,
 an upper bound on its cost for the configured top-k.
@@ -22,7 +22,7 @@ from depth_panoptic_ros.panoptic.config import PanopticNetConfig
 
 STAGES = {
     "completion": ("completion",),
-    "colour_encoder": ("panoptic.colour_backbone", "panoptic.colour_fpn"),
+    "color_encoder": ("panoptic.color_backbone", "panoptic.color_fpn"),
     "depth_encoder": ("panoptic.depth_backbone", "panoptic.depth_fpn"),
     "fusion": ("panoptic.fusion",),
     "heads": ("panoptic.feature_encoder", "panoptic.position_head", "panoptic.kernel_head"),

@@ -16,8 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     proc = commands.add_parser(
         "process",
-        help="run the pipeline on every synchronised frame of a bag; write the node's outputs to a new bag",
-        description="Reads a rosbag2 (mcap or sqlite3), runs the node's pipeline on each synchronised set and "
+        help="run the pipeline on every synchronized frame of a bag; write the node's outputs to a new bag",
+        description="Reads a rosbag2 (mcap or sqlite3), runs the node's pipeline on each synchronized set and "
         "writes the node's output topics (input stamps, input record times) to a new mcap bag. Topics default to "
         "the node's input names (/image, /camera_info, /lidar; /left/..., /right/... for stereo) or the only "
         "topic of the right type.",
@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     proc.add_argument(
         "--calib", type=Path, help="YAML or KITTI calibration whose T_cam_lidar is used when the bag's TF lacks it"
     )
-    proc.add_argument("--slop", type=float, default=0.05, help="synchronisation slop in seconds (default: 0.05)")
+    proc.add_argument("--slop", type=float, default=0.05, help="synchronization slop in seconds (default: 0.05)")
     proc.add_argument("--export", type=Path, metavar="DIR", help="also write PNG/PLY/JSON per frame to DIR/NNNNNN/")
     proc.set_defaults(func=run_process)
 
@@ -84,7 +84,7 @@ def run_process(args: argparse.Namespace) -> int:
         print(f"interrupted: {args.output} holds the outputs of {done} frame(s)")
         return 130
     if summary.frames == 0:
-        reason = summary.first_error or "no synchronised image/LiDAR set (check the topics and --slop)"
+        reason = summary.first_error or "no synchronized image/LiDAR set (check the topics and --slop)"
         raise CliError(f"no frame processed out of {summary.images} image(s): {reason}")
     skipped = f", {summary.skipped} skipped (first: {summary.first_error})" if summary.skipped else ""
     print(f"processed {summary.frames} of {summary.images} image(s){skipped}; wrote {args.output}")

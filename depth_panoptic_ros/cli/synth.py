@@ -1,4 +1,4 @@
-"""`depth-panoptic synth`: write a labelled synthetic data set (Cityscapes layout, KITTI-style LiDAR)."""
+"""`depth-panoptic synth`: write a labeled synthetic data set (Cityscapes layout, KITTI-style LiDAR)."""
 
 from __future__ import annotations
 

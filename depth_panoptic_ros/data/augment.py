@@ -4,10 +4,10 @@
 Dividing depth by f keeps apparent size and depth consistent: an object shown f times larger looks like one
 f times closer. Each kind of map is resampled so that no value is invented:
 
-- panoptic ids and ground-truth depth by nearest neighbour on the same grid, so every label keeps its own
+- panoptic ids and ground-truth depth by nearest neighbor on the same grid, so every label keeps its own
   depth (the depth-aware Dice compares a mask with its instance's mean depth);
 - measured depth stays a set of points: zoomed in, each point lands on the one pixel holding its scaled
-  centre (the gaps grow, as they would for a LiDAR seen by a longer lens); zoomed out, the nearest of the
+  center (the gaps grow, as they would for a LiDAR seen by a longer lens); zoomed out, the nearest of the
   points falling into a pixel wins, as a z-buffer would decide. No value is interpolated across holes.
 
 Augmented samples carry no camera: after depth / f no pinhole model describes them (training needs none).
@@ -80,7 +80,7 @@ def scale_sample(sample: Sample, factor: float) -> Sample:
 def resize_sparse_depth(depth: np.ndarray, height: int, width: int) -> np.ndarray:
     """Measured depth (0 = none) on a ``height`` x ``width`` grid, values kept exactly, never blended.
 
-    Source pixel centre c lands in target pixel floor(s * (c + 0.5)), s = new size / old size, per axis. For
+    Source pixel center c lands in target pixel floor(s * (c + 0.5)), s = new size / old size, per axis. For
     s >= 1 that map is one-to-one (a scatter); for s <= 1 every target pixel receives a contiguous run of
     sources and keeps their smallest valid depth (min-reductions over the runs, rows then columns).
     """

@@ -57,7 +57,7 @@ def read_camera_json(path: Path) -> tuple[float, float, float, float, float]:
 
 
 def disparity_to_depth(encoded: np.ndarray, fx: float, baseline: float) -> np.ndarray:
-    """Cityscapes disparity PNG values -> float32 metres; p <= 1 (no disparity) -> 0."""
+    """Cityscapes disparity PNG values -> float32 meters; p <= 1 (no disparity) -> 0."""
     disparity = (encoded.astype(np.float32) - 1) / 256
     depth = np.zeros(encoded.shape, np.float32)
     np.divide(np.float32(fx * baseline), disparity, out=depth, where=disparity > 0)

@@ -8,7 +8,7 @@ import numpy as np
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB; grey images are replicated, alpha dropped, 16-bit scaled down."""
+    """(H, W, 3) uint8 RGB; gray images are replicated, alpha dropped, 16-bit scaled down."""
     import cv2
 
     path = Path(path)

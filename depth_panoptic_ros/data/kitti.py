@@ -14,7 +14,7 @@ import numpy as np
 
 from depth_panoptic_ros.geometry.camera import CameraModel
 
-DEPTH_PNG_SCALE = 256.0  # KITTI depth devkit: metres = value / 256, 0 = invalid
+DEPTH_PNG_SCALE = 256.0  # KITTI depth devkit: meters = value / 256, 0 = invalid
 _MAX_PNG_DEPTH = np.iinfo(np.uint16).max / DEPTH_PNG_SCALE
 
 # The object benchmark writes "R0_rect:" and "Tr_velo_to_cam:", the tracking benchmark "R_rect" and "Tr_velo_cam".
@@ -86,7 +86,7 @@ def read_kitti_calib(path: PathLike, *, image_size: tuple[int, int], camera: int
 
 
 def read_depth_png(path: PathLike) -> np.ndarray:
-    """(H, W) float32 metres from a KITTI uint16 depth PNG (0 = invalid)."""
+    """(H, W) float32 meters from a KITTI uint16 depth PNG (0 = invalid)."""
     image = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ValueError(f"{path}: cannot read as an image")
@@ -96,7 +96,7 @@ def read_depth_png(path: PathLike) -> np.ndarray:
 
 
 def write_depth_png(path: PathLike, depth: np.ndarray) -> None:
-    """Writes (H, W) metres as a KITTI uint16 depth PNG (0 = invalid; resolution 1/256 m, at most ~256 m)."""
+    """Writes (H, W) meters as a KITTI uint16 depth PNG (0 = invalid; resolution 1/256 m, at most ~256 m)."""
     depth = np.asarray(depth)
     if depth.ndim != 2:
         raise ValueError(f"depth: expected an (H, W) array, got shape {depth.shape}")

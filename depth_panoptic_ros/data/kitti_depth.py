@@ -7,7 +7,7 @@
 - split "val_selection_cropped": the devkit's 1000 validation crops,
   ``root/depth_selection/val_selection_cropped/{image,velodyne_raw,groundtruth_depth,intrinsics}``.
 
-Depth PNGs are uint16 metres * 256, 0 = none (depth_panoptic_ros.data.kitti.read_depth_png).
+Depth PNGs are uint16 meters * 256, 0 = none (depth_panoptic_ros.data.kitti.read_depth_png).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Panoptic clouds as binary little-endian PLY (x y z float, red green blue uchar, label instance uint).
 
-The layout opens in CloudCompare/MeshLab/Open3D with colour, and label/instance arrive as scalar fields.
+The layout opens in CloudCompare/MeshLab/Open3D with color, and label/instance arrive as scalar fields.
 read_ply reads exactly this layout back (it is not a general PLY reader).
 """
 
@@ -35,7 +35,7 @@ def _header(count: int) -> bytes:
 
 
 def write_ply(path: PathLike, cloud: PanopticCloud) -> None:
-    """Writes the cloud's valid points (an organised cloud's NaN points are left out)."""
+    """Writes the cloud's valid points (an organized cloud's NaN points are left out)."""
     xyz = cloud.xyz.reshape(-1, 3)
     valid = np.isfinite(xyz).all(axis=1)
     vertices = np.empty(int(valid.sum()), dtype=_VERTEX)

@@ -26,11 +26,11 @@ SPLITS = ("train", "val")
 class Sample:
     """One frame with its ground truth, in the package's conventions.
 
-    rgb: (H, W, 3) uint8 RGB. sparse: (H, W) float32 metres of measured depth, 0 = none.
-    depth: (H, W) float32 metres of ground-truth depth, 0 = none (on Cityscapes the stereo depth itself).
+    rgb: (H, W, 3) uint8 RGB. sparse: (H, W) float32 meters of measured depth, 0 = none.
+    depth: (H, W) float32 meters of ground-truth depth, 0 = none (on Cityscapes the stereo depth itself).
     panoptic: (H, W) int32 class id * 1000 + instance, 0 = void; None for data sets without labels.
     camera: the pinhole model of rgb; None after scale augmentation, whose depth / f no pinhole camera sees.
-    look_alike_pairs: (P, 2) panoptic ids of identical neighbouring instances (synthetic data), None if unknown.
+    look_alike_pairs: (P, 2) panoptic ids of identical neighboring instances (synthetic data), None if unknown.
     """
 
     name: str

@@ -2,7 +2,7 @@
 
 Layout (the vkitti_2.0.3_{rgb,depth,classSegmentation,instanceSegmentation,textgt} archives unpacked into one
 root): ``<root>/<scene>/<variation>/frames/rgb/<camera>/rgb_<frame>.jpg``, ``.../depth/<camera>/depth_<frame>.png``
-(uint16 centimetres; 65535 = sky), ``.../classSegmentation/<camera>/classgt_<frame>.png`` (one colour per class),
+(uint16 centimeters; 65535 = sky), ``.../classSegmentation/<camera>/classgt_<frame>.png`` (one color per class),
 ``.../instanceSegmentation/<camera>/instancegt_<frame>.png`` (palette index = track id + 1, 0 = none) and
 ``<root>/<scene>/<variation>/intrinsic.txt``. The data set has no LiDAR: as PanDepth, a random 5% of the pixels
 is the measured depth and a disjoint 20% the ground truth, drawn per frame from a seed and the frame's name.
@@ -24,7 +24,7 @@ from depth_panoptic_ros.data.sample import Sample
 from depth_panoptic_ros.geometry.camera import CameraModel
 
 SPLITS = ("train", "val")
-CENTIMETRES = 100.0
+CENTIMETERS = 100.0
 SKY_DEPTH_PNG = 65535
 # VKITTI2 colors.txt -> Cityscapes class name; None = void (guard rails and misc have no evaluated class).
 CLASS_COLORS = {
@@ -92,7 +92,7 @@ def read_intrinsics(path: Path) -> dict[tuple[int, int], np.ndarray]:
 
 
 def panoptic_from_vkitti2(class_rgb: np.ndarray, instance: np.ndarray, table: ClassTable) -> np.ndarray:
-    """Class colours + track ids (+1) -> int32 Cityscapes panoptic ids; thing pixels without a track are crowd."""
+    """Class colors + track ids (+1) -> int32 Cityscapes panoptic ids; thing pixels without a track are crowd."""
     id_of_name = {c.name: c.id for c in table.classes}
     colors = np.array(list(CLASS_COLORS), dtype=np.int64)
     class_ids = np.array([0 if n is None else id_of_name[n] for n in CLASS_COLORS.values()], dtype=np.int64)
@@ -103,7 +103,7 @@ def panoptic_from_vkitti2(class_rgb: np.ndarray, instance: np.ndarray, table: Cl
     known = packed_colors[order][position] == packed
     if not known.all():
         unknown = np.unique(class_rgb[~known].reshape(-1, 3), axis=0)[:5].tolist()
-        raise ValueError(f"class colours {unknown} are not VKITTI2 classes")
+        raise ValueError(f"class colors {unknown} are not VKITTI2 classes")
     classes = class_ids[order][position]
     if instance.max(initial=0) >= table.label_divisor:
         raise ValueError(f"track ids up to {instance.max() - 1} do not fit below label divisor {table.label_divisor}")
@@ -152,7 +152,7 @@ class VKitti2Samples(Sequence[Sample]):
         if encoded is None or encoded.dtype != np.uint16 or encoded.shape != rgb.shape[:2]:
             got = "unreadable" if encoded is None else f"{encoded.dtype} {encoded.shape}"
             raise ValueError(f"{paths['depth']}: expected a uint16 depth PNG of {rgb.shape[:2]}, got {got}")
-        dense = np.where(encoded < SKY_DEPTH_PNG, encoded / np.float32(CENTIMETRES), 0).astype(np.float32)
+        dense = np.where(encoded < SKY_DEPTH_PNG, encoded / np.float32(CENTIMETERS), 0).astype(np.float32)
         draw = np.random.default_rng([cfg.seed, zlib.crc32(name.encode())]).random(dense.shape)
         sparse = np.where(draw < cfg.input_fraction, dense, 0).astype(np.float32)
         depth = np.where((draw >= cfg.input_fraction) & (draw < cfg.input_fraction + cfg.gt_fraction), dense, 0)

@@ -9,8 +9,8 @@ either side:
 - both sides on the same surface: linear interpolation of *inverse* depth, which is exact for any plane
   (1/z is affine in the pixel coordinates of a plane);
 - a depth discontinuity between them: one side's value, never a blend (blends are the "flying pixels" of
-  a 3D cloud). Along the lines the boundary goes to the strongest colour step between the two measurements
-  when an image is given; across lines it goes half-way: on the depth_demo ground truth, colour steps
+  a 3D cloud). Along the lines the boundary goes to the strongest color step between the two measurements
+  when an image is given; across lines it goes half-way: on the depth_demo ground truth, color steps
   between rings were texture more often than object edges and placed the boundary worse.
 - one side only: that side's value, carried to the end of the reach (line ends, below the bottom ring), but
   upwards only ``extend_px`` above the top measurement of a column; the sky above stays 0 = unknown
@@ -54,7 +54,7 @@ class CompletionConfig:
     across_gap_px: int = 32  # widest gap bridged across scan lines (along columns), e.g. a dark car window
     extend_px: int = 16  # how far the top measurement of a column is carried upwards
     # Two inverse depths a, b lie on one surface if |a - b| <= rel * max(a, b) + abs. The absolute part (1/m)
-    # keeps far ground interpolated, whose depth changes by metres from one scan line to the next.
+    # keeps far ground interpolated, whose depth changes by meters from one scan line to the next.
     same_surface_rel: float = 0.1
     same_surface_abs: float = 0.01
 
@@ -72,7 +72,7 @@ class CompletionConfig:
 def complete_depth(
     sparse: np.ndarray, rgb: np.ndarray | None = None, config: CompletionConfig | None = None
 ) -> np.ndarray:
-    """Dense float32 depth in metres (0 = unknown) from sparse depth (metres, 0/NaN = none) and optional RGB.
+    """Dense float32 depth in meters (0 = unknown) from sparse depth (meters, 0/NaN = none) and optional RGB.
 
     The image, when given, (H, W, 3) uint8 RGB of the same size, only places depth boundaries along scan lines.
     """
@@ -142,7 +142,7 @@ def _fill_along_rows(
     value before (k < c1), a blend (c1 <= k < c2: both anchors within reach, one surface), the value after.
     """
     reach, width = config.along_gap_px, sparse.shape[1]
-    flat = np.flatnonzero(measured)  # row-major: consecutive points of a row are neighbours on it
+    flat = np.flatnonzero(measured)  # row-major: consecutive points of a row are neighbors on it
     row, col = np.divmod(flat, width)
     value = 1 / sparse[row, col]
     inverse = np.zeros(sparse.shape, np.float32)
@@ -155,7 +155,7 @@ def _fill_along_rows(
     split = gap // 2 + 1  # two surfaces meet half-way: the pixels before the split take the value before
     if rgb is not None:
         two_surfaces = np.flatnonzero((before > 0) & (after > 0) & ~same & (low <= high))
-        split = _colour_split(split, rgb, start, gap, two_surfaces, reach)
+        split = _color_split(split, rgb, start, gap, two_surfaces, reach)
     split = np.clip(split, low, high + 1)
     one_sided, sided_cut = (before == 0) | (after == 0), np.where(before == 0, 1, gap)  # all after / all before
     c1 = np.where(one_sided, sided_cut, np.where(same, low, split))
@@ -200,10 +200,10 @@ def _fill_runs(
     flat_image[start[run] + j] = value[run] + slope[run] * j.astype(np.float32)
 
 
-def _colour_split(
+def _color_split(
     split: np.ndarray, rgb: np.ndarray, start: np.ndarray, gap: np.ndarray, chosen: np.ndarray, reach: int
 ) -> np.ndarray:
-    """``split`` with the segments ``chosen`` split away from the strongest colour step between their anchors.
+    """``split`` with the segments ``chosen`` split away from the strongest color step between their anchors.
 
     Pixel k joins the side away from the strongest step in (0, k] vs (k, gap]: with that step first at j1 and
     last at j2, pixels before j1 join "before", from j2 on "after", and in between (a tie) the nearer side.

@@ -21,17 +21,17 @@ DIAMOND_KERNEL_5 = np.array(
     ],
     dtype=np.uint8,
 )
-MIN_VALID = 0.1  # metres; the reference code's threshold for "has depth", in both the direct and inverted domain
+MIN_VALID = 0.1  # meters; the reference code's threshold for "has depth", in both the direct and inverted domain
 BLURS = ("gaussian", "bilateral")
 
 
 def check_sparse_depth(sparse: np.ndarray) -> np.ndarray:
-    """The sparse map as float32; integer maps are refused because they are usually PNG units, not metres."""
+    """The sparse map as float32; integer maps are refused because they are usually PNG units, not meters."""
     sparse = np.asarray(sparse)
     if sparse.ndim != 2 or min(sparse.shape) == 0:
         raise ValueError(f"sparse depth: expected a non-empty (H, W) array, got shape {sparse.shape}")
     if not np.issubdtype(sparse.dtype, np.floating):
-        raise ValueError(f"sparse depth: expected float metres (float32), got dtype {sparse.dtype}")
+        raise ValueError(f"sparse depth: expected float meters (float32), got dtype {sparse.dtype}")
     return sparse.astype(np.float32, copy=False)
 
 
@@ -43,7 +43,7 @@ def invert_depth(sparse: np.ndarray, max_depth: float) -> np.ndarray:
 
 
 def extend_top_upwards(inverted: np.ndarray) -> np.ndarray:
-    """Each column's top-most value copied up to row 0 (the reference's per-column loop, vectorised)."""
+    """Each column's top-most value copied up to row 0 (the reference's per-column loop, vectorized)."""
     valid = inverted > MIN_VALID
     top_row = np.argmax(valid, axis=0)  # 0 for empty columns, whose value there is 0: nothing changes
     top_value = inverted[top_row, np.arange(inverted.shape[1])]
@@ -59,7 +59,7 @@ def fill_empty(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 def ip_basic_complete(
     sparse: np.ndarray, max_depth: float = 100.0, extrapolate: bool = True, blur: str = "gaussian"
 ) -> np.ndarray:
-    """Dense float32 depth (metres, 0 = still empty) from a sparse LiDAR depth map (metres, 0 = no return)."""
+    """Dense float32 depth (meters, 0 = still empty) from a sparse LiDAR depth map (meters, 0 = no return)."""
     sparse = check_sparse_depth(sparse)
     if blur not in BLURS:
         raise ValueError(f"IP-Basic blur: expected one of {BLURS}, got {blur!r}")

@@ -1,15 +1,15 @@
 """PanDepth-style learned depth completion on top of the classical fill, and PanDepth's depth -> semantics branch.
 
 The network refines the classical (IP-Basic) completion rather than replacing it: it predicts a bounded
-residual through a zero-initialised last layer, so an untrained model returns the classical depth exactly and a
-trained one cannot stray far from it. Sparse LiDAR enters through normalised convolutions (Eldesokey et al.),
+residual through a zero-initialized last layer, so an untrained model returns the classical depth exactly and a
+trained one cannot stray far from it. Sparse LiDAR enters through normalized convolutions (Eldesokey et al.),
 so a pixel without a measurement contributes nothing whatever value it holds, and the propagated confidence
 tells the rest of the network how much measured support each pixel had.
 
 As in PanDepth, sparse depth and image (+ optional semantic logits) are encoded separately, concatenated and
 fused by a stack of fuse blocks. PanDepth's fuse blocks pair a 2D branch with a 3D branch on back-projected
 points; here they are 2D only (dilated residual blocks at 1/4 resolution inside a small U-Net), which keeps
-the model at a fraction of a million parameters; metric structure reaches them through the normalised
+the model at a fraction of a million parameters; metric structure reaches them through the normalized
 depth and confidence channels instead of a point branch.
 """
 
@@ -45,11 +45,11 @@ class DepthCompletionConfig:
         for name in ("max_depth", "residual_scale"):
             value = getattr(self, name)
             if not value > 0:
-                raise ValueError(f"depth completion {name} must be > 0 metres, got {value!r}")
+                raise ValueError(f"depth completion {name} must be > 0 meters, got {value!r}")
 
 
 class NormalizedConv2d(nn.Module):
-    """Eldesokey et al.'s normalised convolution: conv(value * confidence) / conv(confidence) with non-negative
+    """Eldesokey et al.'s normalized convolution: conv(value * confidence) / conv(confidence) with non-negative
     weights, so missing inputs are interpolated over instead of read as zeros; the output confidence
     conv(confidence) / sum(weights) is the share of the kernel that had measured support."""
 
@@ -64,7 +64,7 @@ class NormalizedConv2d(nn.Module):
         weight = F.softplus(self.weight)
         padding = self.weight.shape[-1] // 2
         support = F.conv2d(confidence, weight, padding=padding)
-        # clamp rather than "+ eps": ONNX graph optimisers fold a tiny additive constant away (0 / 0 = NaN)
+        # clamp rather than "+ eps": ONNX graph optimizers fold a tiny additive constant away (0 / 0 = NaN)
         out = F.conv2d(value * confidence, weight, padding=padding) / support.clamp_min(self.eps)
         return out + self.bias.view(1, -1, 1, 1), support / weight.sum(dim=(1, 2, 3)).view(1, -1, 1, 1)
 
@@ -94,7 +94,7 @@ class _FuseBlock(nn.Module):
 
 
 class _SparseDepthEncoder(nn.Module):
-    """Three 5x5 normalised convolutions (13x13 support): interpolated depth and its confidence per channel."""
+    """Three 5x5 normalized convolutions (13x13 support): interpolated depth and its confidence per channel."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -113,10 +113,10 @@ def _upsample_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 class DepthCompletionNet(nn.Module):
-    """forward(rgb, sparse, init_depth, semantic_logits=None) -> dense (B, 1, H, W) metres >= 0.
+    """forward(rgb, sparse, init_depth, semantic_logits=None) -> dense (B, 1, H, W) meters >= 0.
 
-    rgb (B, 3, H, W) normalised; sparse (B, 1, H, W) metres, anything not finite and > 0 means "no
-    measurement"; init_depth (B, 1, H, W) metres from the classical completion, 0 where unknown (the output
+    rgb (B, 3, H, W) normalized; sparse (B, 1, H, W) meters, anything not finite and > 0 means "no
+    measurement"; init_depth (B, 1, H, W) meters from the classical completion, 0 where unknown (the output
     there is the residual alone); semantic_logits (B, n_classes, h, w) at any resolution, required exactly
     when config.use_semantics.
     """
@@ -199,8 +199,8 @@ class JointRefiner(nn.Module):
     """PanDepth's joint branch: completed depth + semantic logits -> 4 convs -> refined logits.
 
     Depth edges and depth-consistent regions sharpen class boundaries. The refinement is a residual with a
-    zero-initialised last conv, so attaching it to a trained segmenter starts as the identity.
-    forward(depth, logits): depth (B, 1, H, W) normalised (e.g. metres / max_depth), logits (B, n_classes, H, W).
+    zero-initialized last conv, so attaching it to a trained segmenter starts as the identity.
+    forward(depth, logits): depth (B, 1, H, W) normalized (e.g. meters / max_depth), logits (B, n_classes, H, W).
     """
 
     def __init__(self, n_classes: int, width: int = 64) -> None:

@@ -7,7 +7,7 @@ with d = log(pred) - log(gt). absRel = mean(|e| / gt) and sqRel = mean(e^2 / gt^
 definitions (not Eigen's mean(e^2 / gt)); delta_k = fraction with max(pred/gt, gt/pred) < 1.25^k.
 
 Predictions <= 0 at valid ground truth are raised to the smallest depth a KITTI depth PNG can hold, 1/256 m.
-The devkit instead fills such holes row-wise from their neighbours (``interpolateBackground``); metrics equal
+The devkit instead fills such holes row-wise from their neighbors (``interpolateBackground``); metrics equal
 the devkit's (up to its float32 sums) for dense predictions, which is what every depth source here produces.
 """
 
@@ -31,7 +31,7 @@ METRICS = (
 
 
 def depth_errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
-    """The metrics of one image; pred and gt in metres, same shape, gt 0 = no ground truth."""
+    """The metrics of one image; pred and gt in meters, same shape, gt 0 = no ground truth."""
     pred, gt = np.asarray(pred, dtype=np.float64), np.asarray(gt, dtype=np.float64)
     if pred.shape != gt.shape:
         raise ValueError(f"prediction and ground truth must have the same shape, got {pred.shape} and {gt.shape}")

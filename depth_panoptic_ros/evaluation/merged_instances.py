@@ -1,12 +1,12 @@
 """Merged instances: predicted thing segments that swallow two or more ground-truth instances of their class.
 
-This is the failure the depth-aware Dice loss targets (neighbouring look-alike objects predicted as one), and
+This is the failure the depth-aware Dice loss targets (neighboring look-alike objects predicted as one), and
 PQ hides it: the merged segment still matches one of the instances, so it costs only a false negative.
 
 A ground-truth instance counts as covered by a prediction of its class when *more than* ``min_fraction`` of its
 pixels lie in that prediction. The default 0.5 is PQ's majority rule: an instance then belongs to at most one
 prediction, so no instance counts towards two merges, and a prediction that only touches the edge of a
-neighbour is not called a merge. Crowd regions (thing classes without instance number) are not instances.
+neighbor is not called a merge. Crowd regions (thing classes without instance number) are not instances.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Depth image -> 3D points of the camera that took the image, and the panoptic point cloud built from them.
 
 Pixel (u, v) with depth z back-projects to z * inv(intrinsics) @ [u, v, 1]: the inverse of project_points for
-that camera (pixel centres at integer coordinates). Points are in the optical frame of the camera P describes
+that camera (pixel centers at integer coordinates). Points are in the optical frame of the camera P describes
 (for a P with a fourth column, e.g. KITTI's P2, that camera's frame, not the reference camera's).
 """
 
@@ -16,9 +16,9 @@ from depth_panoptic_ros.geometry.camera import CameraModel
 
 @dataclass(frozen=True)
 class PanopticCloud:
-    """Points with colour and panoptic labels, organised (H', W', ...) or flat (M, ...).
+    """Points with color and panoptic labels, organized (H', W', ...) or flat (M, ...).
 
-    xyz: float32 metres, NaN for invalid points of an organised cloud; rgb: uint8 (black without an image);
+    xyz: float32 meters, NaN for invalid points of an organized cloud; rgb: uint8 (black without an image);
     label: uint32 class id; instance: uint32 panoptic id (class id * label divisor + instance); 0 = void/none.
     """
 
@@ -39,7 +39,7 @@ class PanopticCloud:
                 raise ValueError(f"cloud {name}: expected {np.dtype(dtype)} {shape}, got {array.dtype} {array.shape}")
 
     @property
-    def organised(self) -> bool:
+    def organized(self) -> bool:
         return self.xyz.ndim == 3
 
 
@@ -97,29 +97,29 @@ def build_cloud(
     panoptic_ids: np.ndarray | None = None,
     stride: int = 1,
     max_range: float = np.inf,
-    organised: bool = False,
+    organized: bool = False,
 ) -> PanopticCloud:
-    """The 3D panoptic cloud of a depth map and its per-pixel colour / class / panoptic maps (all H x W).
+    """The 3D panoptic cloud of a depth map and its per-pixel color / class / panoptic maps (all H x W).
 
-    Points without depth or farther than max_range (Euclidean, metres) are NaN in an organised cloud and
+    Points without depth or farther than max_range (Euclidean, meters) are NaN in an organized cloud and
     dropped from a flat one. Missing maps give zeros (black, void).
     """
     xyz = backproject(depth, camera, stride)
     grid = xyz.shape[:2]
     sub = (slice(None, None, stride), slice(None, None, stride))
-    colours = np.zeros(grid + (3,), np.uint8)
+    colors = np.zeros(grid + (3,), np.uint8)
     if rgb is not None:
         rgb = _check_map(rgb, "rgb", camera.shape + (3,))
         if rgb.dtype != np.uint8:
             raise ValueError(f"rgb: expected uint8, got {rgb.dtype}")
-        colours = rgb[sub]
+        colors = rgb[sub]
     label = _sampled_ids(class_ids, "class_ids", camera, sub, grid)
     instance = _sampled_ids(panoptic_ids, "panoptic_ids", camera, sub, grid)
 
     valid = np.isfinite(xyz[..., 2])
     if np.isfinite(max_range):
         valid &= np.einsum("...i,...i->...", xyz, xyz) <= np.float32(max_range) ** 2
-    if organised:
+    if organized:
         xyz[~valid] = np.nan
-        return PanopticCloud(xyz=xyz, rgb=colours, label=label, instance=instance)
-    return PanopticCloud(xyz=xyz[valid], rgb=colours[valid], label=label[valid], instance=instance[valid])
+        return PanopticCloud(xyz=xyz, rgb=colors, label=label, instance=instance)
+    return PanopticCloud(xyz=xyz[valid], rgb=colors[valid], label=label[valid], instance=instance[valid])

@@ -73,7 +73,7 @@ class CameraModel:
 
     @property
     def baseline(self) -> float:
-        """Stereo baseline in metres from a right camera's P (P[0, 3] = -fx * B); 0 for a left/mono camera."""
+        """Stereo baseline in meters from a right camera's P (P[0, 3] = -fx * B); 0 for a left/mono camera."""
         return float(-self.P[0, 3] / self.P[0, 0])
 
     @property
@@ -81,7 +81,7 @@ class CameraModel:
         return self.height, self.width
 
     def resized(self, width: int, height: int) -> CameraModel:
-        """The model of the same camera after resizing its images to width x height (pixel-centre convention)."""
+        """The model of the same camera after resizing its images to width x height (pixel-center convention)."""
         sx, sy = width / self.width, height / self.height
         scale = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
         return CameraModel.from_matrices(width, height, scale @ self.K, scale @ self.P, self.D, self.distortion_model)

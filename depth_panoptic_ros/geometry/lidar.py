@@ -1,8 +1,8 @@
 """LiDAR points -> sparse depth image of a camera, with a z-buffer and the winning point per pixel.
 
-Pixel convention (OpenCV): pixel centres lie at integer coordinates, so a point projecting to (u, v) lands in
+Pixel convention (OpenCV): pixel centers lie at integer coordinates, so a point projecting to (u, v) lands in
 column floor(u + 0.5) and row floor(v + 0.5). Projection goes through the camera's full P, so that a P with a
-non-zero fourth column (KITTI's P2, a right camera) is honoured; the stored depth is the homogeneous w of
+non-zero fourth column (KITTI's P2, a right camera) is honored; the stored depth is the homogeneous w of
 P @ [X; 1], i.e. the z of the point in the frame of the camera P describes (the camera-frame z when P = [K | 0]).
 """
 
@@ -17,7 +17,7 @@ from depth_panoptic_ros.geometry.camera import CameraModel
 
 @dataclass(frozen=True)
 class LidarProjection:
-    """depth: (H, W) float32 metres, 0 = no return; index: (H, W) int32 row of the input point that won, -1 none."""
+    """depth: (H, W) float32 meters, 0 = no return; index: (H, W) int32 row of the input point that won, -1 none."""
 
     depth: np.ndarray
     index: np.ndarray

@@ -75,10 +75,10 @@ class PackedCloud:
 def pack_cloud(cloud: PanopticCloud, out: np.ndarray | None = None) -> PackedCloud:
     """Packs a cloud into the 24-byte layout; writes into ``out`` (a uint8 buffer) when it is large enough.
 
-    An organised cloud keeps its rows (height = H'); a flat one is a single row. Reusing the buffer of the
+    An organized cloud keeps its rows (height = H'); a flat one is a single row. Reusing the buffer of the
     previous frame avoids a fresh allocation per message.
     """
-    height, width = cloud.xyz.shape[:2] if cloud.organised else (1, cloud.xyz.shape[0])
+    height, width = cloud.xyz.shape[:2] if cloud.organized else (1, cloud.xyz.shape[0])
     nbytes = height * width * POINT_STEP
     if out is not None and out.dtype == np.uint8 and out.ndim == 1 and out.flags.c_contiguous and out.size >= nbytes:
         data = out[:nbytes]

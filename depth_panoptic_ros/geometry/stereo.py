@@ -24,7 +24,7 @@ _MODES = {
 
 @dataclass(frozen=True)
 class StereoConfig:
-    """SGBM on the grey images; P1/P2 follow OpenCV's recommendation (8 and 32 x block_size^2).
+    """SGBM on the gray images; P1/P2 follow OpenCV's recommendation (8 and 32 x block_size^2).
 
     num_disparities = 128 reaches ~3 m on KITTI (fx 721 px, B 0.54 m); min/max depth are the paper's validity
     range for stereo depth (values < 1 m or > 500 m set to 0).
@@ -60,7 +60,7 @@ class StereoConfig:
         return 32 * self.block_size**2
 
 
-def _grey(image: np.ndarray, name: str, shape: tuple[int, int]) -> np.ndarray:
+def _gray(image: np.ndarray, name: str, shape: tuple[int, int]) -> np.ndarray:
     if image.dtype != np.uint8 or image.shape[:2] != shape or image.ndim not in (2, 3):
         raise ValueError(
             f"{name}: expected uint8 (H, W) or (H, W, 3) with H, W = {shape}, got {image.dtype} {image.shape}"
@@ -75,7 +75,7 @@ def stereo_depth(
     right: CameraModel,
     config: StereoConfig | None = None,
 ) -> np.ndarray:
-    """(H, W) float32 metres of the left image from a rectified pair; 0 where matching failed or out of range."""
+    """(H, W) float32 meters of the left image from a rectified pair; 0 where matching failed or out of range."""
     config = config or StereoConfig()
     if left.shape != right.shape:
         raise ValueError(f"stereo cameras differ in size: left {left.shape}, right {right.shape}")
@@ -90,8 +90,8 @@ def stereo_depth(
             f"stereo pair is not rectified: fx/fy/cy differ (left {left.fx}, {left.fy}, {left.cy}; "
             f"right {right.fx}, {right.fy}, {right.cy})"
         )
-    grey_left = _grey(left_rgb, "left image", left.shape)
-    grey_right = _grey(right_rgb, "right image", left.shape)
+    gray_left = _gray(left_rgb, "left image", left.shape)
+    gray_right = _gray(right_rgb, "right image", left.shape)
 
     matcher = cv2.StereoSGBM_create(
         minDisparity=0,
@@ -106,7 +106,7 @@ def stereo_depth(
         speckleRange=config.speckle_range,
         mode=_MODES[config.mode],
     )
-    raw = matcher.compute(grey_left, grey_right)  # int16 fixed point, 4 fraction bits; -16 = no match
+    raw = matcher.compute(gray_left, gray_right)  # int16 fixed point, 4 fraction bits; -16 = no match
     disparity = raw.astype(np.float32) / 16.0 - np.float32(left.cx - right.cx)
     valid = (raw >= 0) & (disparity > 0)
     depth = np.zeros(disparity.shape, dtype=np.float32)

@@ -2,7 +2,7 @@
 
 torchvision is not a dependency, so the ResNets are written here; keeping torchvision's parameter and buffer
 names (``conv1``, ``bn1``, ``layer1.0.conv1``, ``layer2.0.downsample.0`` ...) lets a user's ImageNet
-checkpoint load into the colour encoder and, with the first convolution averaged over RGB, the depth encoder.
+checkpoint load into the color encoder and, with the first convolution averaged over RGB, the depth encoder.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from depth_panoptic_ros.panoptic.merge import MergeConfig
 
 BACKBONES = ("r18", "r34", "r50")
 FUSIONS = ("mean", "concat", "none")
-GROUP_NORM_GROUPS = 32  # detectron2's GroupNorm: every normalised head width must be a multiple of it
+GROUP_NORM_GROUPS = 32  # detectron2's GroupNorm: every normalized head width must be a multiple of it
 NUM_HEAD_LEVELS = 5  # P3..P7
 
 
@@ -46,7 +46,7 @@ class _DictConfig:
 
 @dataclass(frozen=True)
 class PanopticNetConfig(_DictConfig):
-    """The network: ResNet + FPN per input (colour, depth), late fusion per FPN level, Panoptic FCN heads.
+    """The network: ResNet + FPN per input (color, depth), late fusion per FPN level, Panoptic FCN heads.
 
     fusion "none" builds no depth branch at all (RGB-only Panoptic FCN). ``head_channels`` is the width of the
     semantic FPN, position head and kernel head towers (256 in the reference); ``embed_dim`` is C_e, the
@@ -81,7 +81,7 @@ class PanopticNetConfig(_DictConfig):
 class InferenceConfig(_DictConfig):
     """Turning network outputs into segments (Cityscapes-fork defaults; COCO used 0.05 / 100 / 0.05 / 0.9).
 
-    center_pool_sizes: the average-pool window smoothing each level's centre map (P3..P7), as the reference.
+    center_pool_sizes: the average-pool window smoothing each level's center map (P3..P7), as the reference.
     min_thing_score: the reference's cut on rescored thing scores before the panoptic paste (its
     COMBINE.INST_THRESH), applied here so that dropped things are never upsampled to full resolution.
     merge: the paste (strategy, mask threshold, overlap, stuff area); its mask_threshold also rescores things.

@@ -10,7 +10,7 @@ from torch import nn
 
 
 def _xavier_fill(conv: nn.Conv2d) -> nn.Conv2d:
-    """detectron2's c2_xavier_fill, the initialisation the reference FPN was trained from."""
+    """detectron2's c2_xavier_fill, the initialization the reference FPN was trained from."""
     nn.init.kaiming_uniform_(conv.weight, a=1)
     nn.init.zeros_(conv.bias)
     return conv

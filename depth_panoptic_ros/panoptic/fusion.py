@@ -1,4 +1,4 @@
-"""Late fusion of the colour and depth pyramids, level by level (Nguyen et al.).
+"""Late fusion of the color and depth pyramids, level by level (Nguyen et al.).
 
 "mean" (P_f = (P_c + P_d) / 2, the better variant in the paper: 62.6 vs 61.5 PQ) has no parameters;
 "concat" concatenates the two levels and maps them back to the pyramid width with one 1x1 conv per level.
@@ -22,7 +22,7 @@ class LateFusion(nn.Module):
             nn.ModuleList(nn.Conv2d(2 * channels, channels, 1) for _ in range(num_levels)) if mode == "concat" else None
         )
 
-    def forward(self, colour: Sequence[torch.Tensor], depth: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    def forward(self, color: Sequence[torch.Tensor], depth: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         if self.reduce is None:
-            return [(c + d) / 2 for c, d in zip(colour, depth, strict=True)]
-        return [conv(torch.cat((c, d), dim=1)) for conv, c, d in zip(self.reduce, colour, depth, strict=True)]
+            return [(c + d) / 2 for c, d in zip(color, depth, strict=True)]
+        return [conv(torch.cat((c, d), dim=1)) for conv, c, d in zip(self.reduce, color, depth, strict=True)]

@@ -72,7 +72,7 @@ class FeatureEncoder(nn.Module):
 
 
 class PositionHead(nn.Module):
-    """Per level: thing-centre heatmaps (one channel per thing class) and stuff maps (one per stuff class), logits."""
+    """Per level: thing-center heatmaps (one channel per thing class) and stuff maps (one per stuff class), logits."""
 
     def __init__(self, in_channels: int, channels: int, num_things: int, num_stuff: int) -> None:
         super().__init__()
@@ -89,7 +89,7 @@ class PositionHead(nn.Module):
 
 
 class KernelHead(nn.Module):
-    """Per level and position: a C_e-dimensional kernel, shared by things (at centres) and stuff (region means)."""
+    """Per level and position: a C_e-dimensional kernel, shared by things (at centers) and stuff (region means)."""
 
     def __init__(self, in_channels: int, channels: int, embed_dim: int) -> None:
         super().__init__()

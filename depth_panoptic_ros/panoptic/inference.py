@@ -1,6 +1,6 @@
 """Panoptic FCN inference: network outputs -> scored masks -> panoptic map, on the outputs' device.
 
-Follows the reference (dvlab-research/PanopticFCN ``inference``), except that the top-k of thing centres is
+Follows the reference (dvlab-research/PanopticFCN ``inference``), except that the top-k of thing centers is
 taken once over all levels together instead of per level. Every step is a batched tensor operation over
 candidates; no Python loop touches a mask (only the five pyramid levels are looped over).
 """
@@ -39,7 +39,7 @@ def thing_candidates(
     top_k: int,
     threshold: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Centre peaks over all levels -> (kernels (N, C), thing channels (N,), scores (N,)) by decreasing score.
+    """Center peaks over all levels -> (kernels (N, C), thing channels (N,), scores (N,)) by decreasing score.
 
     Per level (centers (n_thing, h, w) logits, kernels (C, h, w)): sigmoid, averaged with its average-pooled
     self (the reference's smoothing), kept only at 3x3 local maxima; then the best ``top_k`` above
@@ -102,7 +102,7 @@ def stuff_kernels(
 
 
 def mask_quality(probs: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Mean probability inside each binarised mask, (N, ...) -> (N,): the reference's rescoring factor."""
+    """Mean probability inside each binarized mask, (N, ...) -> (N,): the reference's rescoring factor."""
     inside = (probs > threshold).to(probs.dtype).flatten(1)
     return (probs.flatten(1) * inside).sum(1) / (inside.sum(1) + 1e-6)
 

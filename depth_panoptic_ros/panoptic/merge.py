@@ -7,7 +7,7 @@ Two published heuristics and a learned one, all computed on the masks' device:
   already taken; every free pixel takes its best stuff mask (no threshold, as in the reference); small stuff
   segments become void.
 * ``degeus`` (de Geus, Meletis, Dubbelman): thing overlaps resolved per pixel by score x probability, so a
-  confident instance does not swallow the boundary of a neighbour that is surer there; pixels no instance
+  confident instance does not swallow the boundary of a neighbor that is surer there; pixels no instance
   claims take the best stuff class only if its probability reaches ``degeus_alpha``, else stay void.
 * ``learned`` (seed 003): the thing masks are first refined by the learned merge head (panoptic.merge_head,
   applied in PanopticInference before upsampling); the refined masks then compete as in ``degeus``.

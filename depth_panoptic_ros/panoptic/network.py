@@ -25,11 +25,11 @@ def padded_size(height: int, width: int) -> tuple[int, int]:
 
 
 class DepthAwarePanopticFCN(nn.Module):
-    """Colour ResNet + FPN and depth ResNet + FPN of the same architecture, fused per FPN level, then the
+    """Color ResNet + FPN and depth ResNet + FPN of the same architecture, fused per FPN level, then the
     Panoptic FCN heads: a stride-4 feature encoder on P2..P5, position and kernel heads on P3..P7.
 
-    Depth input: one band, normalised by the caller with statistics of valid depth only, and invalid pixels
-    (no measurement, < 1 m or > 500 m) set to 0 *after* normalisation, i.e. to the mean depth. Holes thus
+    Depth input: one band, normalized by the caller with statistics of valid depth only, and invalid pixels
+    (no measurement, < 1 m or > 500 m) set to 0 *after* normalization, i.e. to the mean depth. Holes thus
     read as "average, uninformative" rather than as an extreme distance that would fake depth edges, and
     the encoder learns around them; no separate validity band is added, so the ImageNet first convolution
     (averaged over RGB) still fits the single band. fusion "none" builds no depth branch and ignores ``depth``.
@@ -41,8 +41,8 @@ class DepthAwarePanopticFCN(nn.Module):
     def __init__(self, config: PanopticNetConfig | None = None) -> None:
         super().__init__()
         self.config = config = config or PanopticNetConfig()
-        self.colour_backbone = ResNet(config.backbone, 3, config.frozen_bn)
-        self.colour_fpn = FPN(self.colour_backbone.out_channels, config.fpn_channels)
+        self.color_backbone = ResNet(config.backbone, 3, config.frozen_bn)
+        self.color_fpn = FPN(self.color_backbone.out_channels, config.fpn_channels)
         self.depth_backbone: ResNet | None = None
         self.depth_fpn: FPN | None = None
         self.fusion: LateFusion | None = None
@@ -57,18 +57,18 @@ class DepthAwarePanopticFCN(nn.Module):
         self.kernel_head = KernelHead(config.fpn_channels, config.head_channels, config.embed_dim)
 
     def load_imagenet(self, state_dict: Mapping[str, torch.Tensor]) -> None:
-        """Initialise both encoders from one torchvision ImageNet checkpoint (as the paper did)."""
-        load_imagenet_state_dict(self.colour_backbone, state_dict)
+        """Initialize both encoders from one torchvision ImageNet checkpoint (as the paper did)."""
+        load_imagenet_state_dict(self.color_backbone, state_dict)
         if self.depth_backbone is not None:
             load_imagenet_state_dict(self.depth_backbone, state_dict)
 
     def forward(self, rgb: torch.Tensor, depth: torch.Tensor | None = None) -> PanopticOutputs:
-        """rgb (B, 3, H, W) and depth (B, 1, H, W), both normalised; any H, W (padded to SIZE_DIVISOR here)."""
+        """rgb (B, 3, H, W) and depth (B, 1, H, W), both normalized; any H, W (padded to SIZE_DIVISOR here)."""
         if rgb.ndim != 4 or rgb.shape[1] != 3:
             raise ValueError(f"rgb must be (B, 3, H, W), got {tuple(rgb.shape)}")
         height, width = rgb.shape[-2:]
         pad = (0, (-width) % SIZE_DIVISOR, 0, (-height) % SIZE_DIVISOR)
-        levels = self.colour_fpn(self.colour_backbone(F.pad(rgb, pad)))
+        levels = self.color_fpn(self.color_backbone(F.pad(rgb, pad)))
         if self.fusion is not None:
             if depth is None or depth.shape != (rgb.shape[0], 1, height, width):
                 expected = (rgb.shape[0], 1, height, width)

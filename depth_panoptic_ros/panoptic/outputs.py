@@ -12,7 +12,7 @@ class PanopticOutputs:
     """Raw network outputs over the padded input (see network.SIZE_DIVISOR); heads on P3..P7.
 
     features: (B, C_e, H/4, W/4) encoded features; a kernel k gives the mask sigmoid(sum_c k_c * features[c]).
-    centers: per level (B, n_thing, h_l, w_l) thing-centre logits, channels in ClassTable.thing_indices order.
+    centers: per level (B, n_thing, h_l, w_l) thing-center logits, channels in ClassTable.thing_indices order.
     stuff: per level (B, n_stuff, h_l, w_l) stuff-region logits, channels in ClassTable.stuff_indices order.
     kernels: per level (B, C_e, h_l, w_l), a kernel at every position.
     """

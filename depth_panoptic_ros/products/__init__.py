@@ -1,1 +1,1 @@
-"""What the pipeline hands out per frame: instance depth tables, 3D panoptic clouds, colour maps."""
+"""What the pipeline hands out per frame: instance depth tables, 3D panoptic clouds, color maps."""

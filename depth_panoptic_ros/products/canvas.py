@@ -11,7 +11,7 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 SHEET_BACKGROUND = (32, 32, 32)
 OUTLINE = (0, 0, 0)
 WHITE = (255, 255, 255)
-_NEIGHBOURS = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy]
+_NEIGHBORS = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy]
 
 
 def check_rgb(name: str, image: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -25,9 +25,9 @@ def check_rgb(name: str, image: np.ndarray, shape: tuple[int, int] | None = None
 
 
 def pack_rgb(colors: np.ndarray) -> np.ndarray:
-    """(N,) uint32 words of (N, 3) uint8 RGB colours (the fourth byte zero), for painting with unpack_rgb.
+    """(N,) uint32 words of (N, 3) uint8 RGB colors (the fourth byte zero), for painting with unpack_rgb.
 
-    Full-size colour images are painted as one word per pixel and unpacked by OpenCV: numpy copies 4-byte
+    Full-size color images are painted as one word per pixel and unpacked by OpenCV: numpy copies 4-byte
     items several times faster than 3-byte rows.
     """
     colors = np.asarray(colors, dtype=np.uint8)
@@ -52,7 +52,7 @@ def text_size(text: str, scale: float) -> tuple[int, int]:
 def put_text(
     image: np.ndarray, text: str, center: tuple[float, float], scale: float, color: tuple[int, int, int] = WHITE
 ) -> None:
-    """Draws ``text`` centred on ``center`` (moved inside the image) with a dark outline, readable on any colour.
+    """Draws ``text`` centered on ``center`` (moved inside the image) with a dark outline, readable on any color.
 
     The outline is the text stamped at the 8 one-pixel offsets: a thicker stroke would not do, since Hershey
     glyphs advance further with thickness and the outline would drift off the letters.
@@ -61,7 +61,7 @@ def put_text(
     (w, h), baseline = cv2.getTextSize(text, FONT, scale, thickness)
     x = int(np.clip(center[0] - w / 2, 1, max(image.shape[1] - w - 1, 1)))
     y = int(np.clip(center[1] + h / 2, h + 1, max(image.shape[0] - baseline - 1, h + 1)))
-    for dx, dy in _NEIGHBOURS:
+    for dx, dy in _NEIGHBORS:
         cv2.putText(image, text, (x + dx, y + dy), FONT, scale, OUTLINE, thickness, cv2.LINE_AA)
     cv2.putText(image, text, (x, y), FONT, scale, color, thickness, cv2.LINE_AA)
 

@@ -1,6 +1,6 @@
-"""Depth as colour: a dense depth map with a legend in metres, and the Panoptic-DepthLab instance-depth view.
+"""Depth as color: a dense depth map with a legend in meters, and the Panoptic-DepthLab instance-depth view.
 
-Both map near to red and far to blue. Depth is normalised to a *nearness* t in [0, 1] (1 at ``near``, 0 at
+Both map near to red and far to blue. Depth is normalized to a *nearness* t in [0, 1] (1 at ``near``, 0 at
 ``far``), linear in depth or, with ``inverse``, linear in 1/depth, which spreads the near range where the
 depth resolution of stereo and LiDAR is highest.
 """
@@ -18,8 +18,8 @@ from depth_panoptic_ros.products.segments import SegmentRuns
 
 LEGEND_TICKS = 5
 LEGEND_BACKGROUND = (32, 32, 32)
-STUFF_BRIGHTNESS = 0.35  # stuff recedes so that the depth-coloured things stand out
-IMAGE_ALPHA = 0.4  # share of the camera image under the instance-depth colours
+STUFF_BRIGHTNESS = 0.35  # stuff recedes so that the depth-colored things stand out
+IMAGE_ALPHA = 0.4  # share of the camera image under the instance-depth colors
 MIN_LABEL_FRACTION = 1 / 2000  # instances smaller than this share of the image get no label
 
 
@@ -54,22 +54,22 @@ def colorize_depth(
     invalid_color: tuple[int, int, int] = (0, 0, 0),
     legend: bool = True,
 ) -> np.ndarray:
-    """(H, W [+ legend], 3) uint8 RGB of a depth map (metres, 0 / non-finite = invalid).
+    """(H, W [+ legend], 3) uint8 RGB of a depth map (meters, 0 / non-finite = invalid).
 
-    near / far (> 0) default to the smallest / largest valid depth. ``inverse`` (default) spaces colours by
-    1 / depth: street scenes are mostly near, and a linear scale spends most colours on the few far pixels.
-    With ``legend`` a bar with ticks in metres is
+    near / far (> 0) default to the smallest / largest valid depth. ``inverse`` (default) spaces colors by
+    1 / depth: street scenes are mostly near, and a linear scale spends most colors on the few far pixels.
+    With ``legend`` a bar with ticks in meters is
     appended on the right, so the output is wider than the map.
     """
     depth = np.asarray(depth, dtype=np.float32)
     if depth.ndim != 2:
-        raise ValueError(f"depth: expected an (H, W) array in metres, got shape {depth.shape}")
+        raise ValueError(f"depth: expected an (H, W) array in meters, got shape {depth.shape}")
     valid = np.isfinite(depth) & (depth > 0)
     near, far = _depth_range(depth, valid, near, far)
     level = nearness(depth, near, far, inverse)
     level *= 255
     np.rint(level, out=level)
-    # Colours by table lookup with one more entry, 256, for invalid pixels: no second pass to paint them.
+    # Colors by table lookup with one more entry, 256, for invalid pixels: no second pass to paint them.
     lut = np.append(pack_rgb(_colormap_rgb(cmap)), pack_rgb([invalid_color]))
     image = unpack_rgb(np.take(lut, np.where(valid, level, 256).astype(np.uint16)))
     if not legend:
@@ -85,12 +85,12 @@ def depth_colormap_panoptic(
     near: float = 2.0,
     far: float = 80.0,
 ) -> np.ndarray:
-    """(H, W, 3) uint8 RGB in the style of Panoptic-DepthLab: things coloured by their depth (red near, green,
-    blue far) and labelled "class d.d m"; stuff in its class colour dimmed; void black; outlines white.
+    """(H, W, 3) uint8 RGB in the style of Panoptic-DepthLab: things colored by their depth (red near, green,
+    blue far) and labeled "class d.d m"; stuff in its class color dimmed; void black; outlines white.
 
     ``table`` is instance_depth() of the same map. Things show their median depth, which background pixels
-    at mask edges do not drag away, and which the RViz labels show too. The fixed default range keeps colours
-    comparable across the frames of a stream. With ``rgb`` the colours are blended over the camera image.
+    at mask edges do not drag away, and which the RViz labels show too. The fixed default range keeps colors
+    comparable across the frames of a stream. With ``rgb`` the colors are blended over the camera image.
     """
     _check_range(near, far)
     runs = SegmentRuns.of(panoptic_ids)
@@ -112,8 +112,8 @@ def depth_colormap_panoptic(
 
     h, w = runs.shape
     scale = max(0.35, h / 1000)
-    labelled = np.flatnonzero(depth_colored & (table.pixel_count >= MIN_LABEL_FRACTION * h * w))
-    for k in labelled:
+    labeled = np.flatnonzero(depth_colored & (table.pixel_count >= MIN_LABEL_FRACTION * h * w))
+    for k in labeled:
         x0, y0, x1, y1 = table.bbox[k]
         text = f"{class_table.names[table.class_index[k]]} {table.depth_median[k]:.1f} m"
         put_text(image, text, ((x0 + x1) / 2, (y0 + y1) / 2), scale)
@@ -143,16 +143,16 @@ def _depth_range(depth: np.ndarray, valid: np.ndarray, near: float | None, far: 
 
 def _check_range(near: float, far: float) -> None:
     if not 0 < near < far:
-        raise ValueError(f"depth range: expected 0 < near < far (metres), got near={near} far={far}")
+        raise ValueError(f"depth range: expected 0 < near < far (meters), got near={near} far={far}")
 
 
 def _colormap_rgb(cmap: int) -> np.ndarray:
-    """(256, 3) uint8 RGB of an OpenCV colour map per 8-bit level; level 255 (nearness 1) is the near colour."""
+    """(256, 3) uint8 RGB of an OpenCV color map per 8-bit level; level 255 (nearness 1) is the near color."""
     return cv2.cvtColor(cv2.applyColorMap(np.arange(256, dtype=np.uint8)[None], cmap), cv2.COLOR_BGR2RGB)[0]
 
 
 def _legend(height: int, near: float, far: float, inverse: bool, cmap: int) -> np.ndarray:
-    """A (height, width, 3) panel: the colour bar (near at the top) and ticks labelled in metres."""
+    """A (height, width, 3) panel: the color bar (near at the top) and ticks labeled in meters."""
     scale = max(0.35, height / 1000)
     ticks = _round_significant(depth_at(np.linspace(1.0, 0.0, LEGEND_TICKS), near, far, inverse))
     labels = [f"{d:g} m" for d in ticks]

@@ -27,7 +27,7 @@ class InstanceDepthTable:
     """One row per panoptic segment (id != 0), sorted by panoptic id.
 
     bbox: (N, 4) int32 (x0, y0, x1, y1) half-open, so ``ids[y0:y1, x0:x1]`` is the segment's crop.
-    depth_* and centroid (N, 3; camera optical frame, metres) are over the segment's pixels with valid depth;
+    depth_* and centroid (N, 3; camera optical frame, meters) are over the segment's pixels with valid depth;
     NaN where it has none (valid_count 0). score is 1.0 when no PanopticResult was given.
     """
 

@@ -1,4 +1,4 @@
-"""Panoptic colour images: Cityscapes-style class colours, told-apart instances, overlays on the camera image."""
+"""Panoptic color images: Cityscapes-style class colors, told-apart instances, overlays on the camera image."""
 
 from __future__ import annotations
 
@@ -9,18 +9,18 @@ from depth_panoptic_ros.classes import ClassTable
 from depth_panoptic_ros.products.canvas import WHITE, check_rgb, pack_rgb, unpack_rgb
 from depth_panoptic_ros.products.segments import SegmentRuns, check_panoptic_ids, segment_class_index
 
-INSTANCE_JITTER = 48  # an instance's colour stays within its class colour +- this, per channel
+INSTANCE_JITTER = 48  # an instance's color stays within its class color +- this, per channel
 # Roberts' R3 low-discrepancy sequence (powers of 1/phi_3, phi_3 = 1.2207...): consecutive instance numbers
-# land far apart in every channel, so neighbouring instances of a class differ visibly.
+# land far apart in every channel, so neighboring instances of a class differ visibly.
 _R3 = 1.0 / 1.2207440846057596 ** np.arange(1, 4)
 
 
 def segment_colors(segments: np.ndarray, class_table: ClassTable) -> np.ndarray:
-    """(N, 3) uint8 RGB per panoptic id: the class colour, varied per instance for things; void black.
+    """(N, 3) uint8 RGB per panoptic id: the class color, varied per instance for things; void black.
 
-    Each channel of instance k sits at R3(k) within [class colour - J, class colour + J] cut to [0, 255], so
-    classes with saturated colours (rider (255, 0, 0)) keep as much spread as the cut range allows.
-    Instance 0 (a crowd region of things) and stuff keep the class colour.
+    Each channel of instance k sits at R3(k) within [class color - J, class color + J] cut to [0, 255], so
+    classes with saturated colors (rider (255, 0, 0)) keep as much spread as the cut range allows.
+    Instance 0 (a crowd region of things) and stuff keep the class color.
     """
     segments = np.asarray(segments)
     index = segment_class_index(segments, class_table)
@@ -35,7 +35,7 @@ def segment_colors(segments: np.ndarray, class_table: ClassTable) -> np.ndarray:
 
 
 def colorize_panoptic(panoptic_ids: np.ndarray, class_table: ClassTable) -> np.ndarray:
-    """(H, W, 3) uint8 RGB colour image of a panoptic map; one colour per segment, computed once per segment."""
+    """(H, W, 3) uint8 RGB color image of a panoptic map; one color per segment, computed once per segment."""
     runs = SegmentRuns.of(panoptic_ids)
     return paint_segments(runs, segment_colors(runs.segments, class_table))
 
@@ -46,7 +46,7 @@ def paint_segments(runs: SegmentRuns, colors: np.ndarray) -> np.ndarray:
 
 
 def segment_boundaries(panoptic_ids: np.ndarray) -> np.ndarray:
-    """(H, W) bool, True where the id differs from the right or lower neighbour (one-pixel outlines)."""
+    """(H, W) bool, True where the id differs from the right or lower neighbor (one-pixel outlines)."""
     ids = check_panoptic_ids(panoptic_ids)
     edge = np.empty(ids.shape, bool)
     np.not_equal(ids[:, 1:], ids[:, :-1], out=edge[:, :-1])

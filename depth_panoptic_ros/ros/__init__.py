@@ -1,1 +1,1 @@
-"""The ROS 2 adapter: node, message conversions, synchronisation, QoS, diagnostics. The only code importing rclpy."""
+"""The ROS 2 adapter: node, message conversions, synchronization, QoS, diagnostics. The only code importing rclpy."""

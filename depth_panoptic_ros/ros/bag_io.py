@@ -138,13 +138,13 @@ class BagWriter:
         self.counts: dict[str, int] = {}
 
     def write(self, topic: str, msg: Any, time_ns: int, *, msgtype: str | None = None, latched: bool = False) -> None:
-        """Appends ``msg`` (rclpy message, rosbags object, or serialised bytes with ``msgtype``) at ``time_ns``.
+        """Appends ``msg`` (rclpy message, rosbags object, or serialized bytes with ``msgtype``) at ``time_ns``.
 
         ``latched`` records transient-local QoS for the topic, so that players re-offer it to late subscribers.
         """
         if isinstance(msg, bytes | memoryview):
             if msgtype is None:
-                raise ValueError(f"{topic}: serialised bytes need their msgtype")
+                raise ValueError(f"{topic}: serialized bytes need their msgtype")
             raw = msg
         else:
             msgtype = msgtype_of(msg)

@@ -1,7 +1,7 @@
 """`bag process`: a recorded rosbag2 through the pipeline, offline, into a bag of the node's output topics.
 
-It does what the node does with the same building blocks (decoders, approximate-time synchroniser, pipeline,
-products_to_msgs), except that every synchronised set is processed (offline there is no newer set to prefer)
+It does what the node does with the same building blocks (decoders, approximate-time synchronizer, pipeline,
+products_to_msgs), except that every synchronized set is processed (offline there is no newer set to prefer)
 and outputs are recorded at the input image's record time, stamped with its header. The LiDAR -> camera
 extrinsic comes from the bag's own TF tree when it links the two frames, else from a calibration file.
 """
@@ -57,7 +57,7 @@ class InputTopics:
     right_camera_info: str | None = None
 
     @property
-    def synchronised(self) -> list[str]:
+    def synchronized(self) -> list[str]:
         """Topics matched by stamp, image first; CameraInfo is cached per camera instead (it rarely changes)."""
         return [t for t in (self.image, self.right_image, self.lidar) if t is not None]
 
@@ -191,7 +191,7 @@ def read_transform_tree(reader: Reader) -> TransformTree:
 
 @dataclass
 class ProcessSummary:
-    """images: image messages read; frames: synchronised sets processed into outputs; skipped: sets the
+    """images: image messages read; frames: synchronized sets processed into outputs; skipped: sets the
     pipeline rejected (first_error says why); written: messages per output topic."""
 
     images: int = 0
@@ -205,7 +205,7 @@ FrameHook = Callable[[int, SensorFrame, Products], None]
 
 
 class BagProcessor:
-    """Turns synchronised message sets of one bag into SensorFrames and writes the pipeline's outputs."""
+    """Turns synchronized message sets of one bag into SensorFrames and writes the pipeline's outputs."""
 
     def __init__(
         self,
@@ -280,7 +280,7 @@ class BagProcessor:
         return frame
 
     def process(self, msgs: dict[str, Any], record_ns: int) -> None:
-        """One synchronised set -> output messages at the image's record time; undecodable or rejected sets are
+        """One synchronized set -> output messages at the image's record time; undecodable or rejected sets are
         skipped and counted (as the node skips them), a missing extrinsic stops the run (LookupError)."""
         header = msgs[self.topics.image].header
         try:
@@ -301,13 +301,13 @@ class BagProcessor:
         self.summary.frames += 1
 
     def run(self, slop_s: float, progress: bool) -> None:
-        """Feeds the bag in record order through the synchroniser and processes each set as it completes."""
+        """Feeds the bag in record order through the synchronizer and processes each set as it completes."""
         from tqdm import tqdm
 
         topics = self.topics
         ready: list[tuple[Any, ...]] = []
-        sync = make_synchronizer(topics.synchronised, SYNC_QUEUE_SIZE, slop_s, lambda *msgs: ready.append(msgs))
-        index = {topic: i for i, topic in enumerate(topics.synchronised)}
+        sync = make_synchronizer(topics.synchronized, SYNC_QUEUE_SIZE, slop_s, lambda *msgs: ready.append(msgs))
+        index = {topic: i for i, topic in enumerate(topics.synchronized)}
         infos = {topics.camera_info, topics.right_camera_info} - {None}
         record_times: dict[int, int] = {}  # image stamp -> its record time
         total = sum(c.msgcount for c in self.reader.connections if c.topic == topics.image)
@@ -322,7 +322,7 @@ class BagProcessor:
                     bar.update()
                 sync.add(index[topic], msg)
                 for matched in ready:
-                    msgs = dict(zip(topics.synchronised, matched, strict=True))
+                    msgs = dict(zip(topics.synchronized, matched, strict=True))
                     self.process(msgs, record_times.pop(stamp_ns(msgs[topics.image].header.stamp), time_ns))
                     bar.set_postfix(frames=self.summary.frames, refresh=False)
                 ready.clear()
@@ -344,7 +344,7 @@ def process_bag(
     progress: bool = True,
     on_frame: FrameHook | None = None,
 ) -> ProcessSummary:
-    """Processes every synchronised set of the bag at ``in_path`` into a new mcap bag at ``out_path``.
+    """Processes every synchronized set of the bag at ``in_path`` into a new mcap bag at ``out_path``.
 
     ``topics`` overrides input topics by InputTopics field name. ``on_frame(index, frame, products)`` runs after
     each frame is written (exports, progress hooks). The output bag is closed whatever happens, so an
@@ -364,6 +364,6 @@ def process_bag(
 
 
 def _forget_oldest(record_times: dict[int, int], keep: int = 4 * SYNC_QUEUE_SIZE) -> None:
-    """Bounds the memory of long bags: images this far behind have left the synchroniser's queues."""
+    """Bounds the memory of long bags: images this far behind have left the synchronizer's queues."""
     for stamp in sorted(record_times)[:-keep]:
         del record_times[stamp]

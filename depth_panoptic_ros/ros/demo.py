@@ -226,7 +226,7 @@ def _node_process(T_cam_lidar: np.ndarray, model: str, log_path: Path) -> Iterat
 
 def write_previews(outputs: Path, inputs: Path, out: Path) -> list[str]:
     """Previews of the last frame that has outputs: input.png, panoptic.png (overlay), depth_color.png,
-    depth.png, contact_sheet.png (input | panoptic | depth colour map), points.ply, instances.json."""
+    depth.png, contact_sheet.png (input | panoptic | depth color map), points.ply, instances.json."""
     from depth_panoptic_ros.data.images import write_rgb
     from depth_panoptic_ros.data.ply import write_ply
     from depth_panoptic_ros.products.canvas import contact_sheet

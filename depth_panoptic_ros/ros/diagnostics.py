@@ -13,8 +13,8 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
 MODEL = "model"
-SETS = "synchronised sets"
-SET_RATE = "synchronised set rate (Hz)"
+SETS = "synchronized sets"
+SET_RATE = "synchronized set rate (Hz)"
 PROCESSED = "processed"
 PROCESSED_RATE = "processed rate (Hz)"
 DROPPED = "dropped (newer set arrived)"
@@ -23,7 +23,7 @@ SKIPPED = "skipped (bad input)"
 LAST_SKIP = "last skip reason"
 LATENCY = "latency median / max (ms)"
 PROCESSING = "processing median (ms)"
-SYNC = "synchronisation"
+SYNC = "synchronization"
 RECEIVED = "received "  # + input topic
 
 
@@ -49,7 +49,7 @@ class Snapshot:
 
 
 class FrameStatistics:
-    """Thread-safe counters of what happened to the synchronised input sets."""
+    """Thread-safe counters of what happened to the synchronized input sets."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -107,7 +107,7 @@ def diagnostic_status(
 ) -> DiagnosticStatus:
     """The node's status over the period between two snapshots ``seconds`` apart.
 
-    WARN when the model failed to load, no synchronised set arrives, or frames were skipped in the period.
+    WARN when the model failed to load, no synchronized set arrives, or frames were skipped in the period.
     """
     set_rate = (now.sets - before.sets) / seconds
     processed_rate = (now.processed - before.processed) / seconds

@@ -1,9 +1,9 @@
 """sensor_msgs/Image and CompressedImage <-> numpy.
 
 Camera drivers publish many encodings (yuyv webcams, mono industrial cameras, bgra from GPU pipelines), so the
-decoder turns each into the (H, W, 3) uint8 RGB the networks take, honouring row padding (``step``) and byte
-order. Depth follows REP 118: 32FC1 metres with NaN invalid, or 16UC1 millimetres with 0 invalid; inside the
-package depth is float32 metres with 0 invalid.
+decoder turns each into the (H, W, 3) uint8 RGB the networks take, honoring row padding (``step``) and byte
+order. Depth follows REP 118: 32FC1 meters with NaN invalid, or 16UC1 millimeters with 0 invalid; inside the
+package depth is float32 meters with 0 invalid.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def decode_image(msg: Image) -> np.ndarray:
 def decode_compressed_image(msg: CompressedImage) -> np.ndarray:
     """(H, W, 3) uint8 RGB from a jpeg or png CompressedImage (image_transport's ``compressed``)."""
     if "compressedDepth" in msg.format:
-        raise ValueError(f"CompressedImage format {msg.format!r}: compressedDepth is not a colour image")
+        raise ValueError(f"CompressedImage format {msg.format!r}: compressedDepth is not a color image")
     bgr = cv2.imdecode(message_bytes(msg.data), cv2.IMREAD_COLOR)
     if bgr is None:
         raise ValueError(f"CompressedImage format {msg.format!r}: OpenCV cannot decode its {len(msg.data)} bytes")
@@ -91,13 +91,13 @@ def decode_compressed_image(msg: CompressedImage) -> np.ndarray:
 
 
 def decode_depth(msg: Image) -> np.ndarray:
-    """(H, W) float32 metres, 0 = invalid, from a REP 118 depth image (32FC1 metres or 16UC1 millimetres)."""
+    """(H, W) float32 meters, 0 = invalid, from a REP 118 depth image (32FC1 meters or 16UC1 millimeters)."""
     if msg.encoding == "32FC1":
         depth = image_pixels(msg, 1, "f4")
         return np.where(np.isfinite(depth) & (depth > 0), depth, 0).astype(np.float32)
     if msg.encoding == "16UC1":
         return (image_pixels(msg, 1, "u2") / np.float32(_MM_PER_M)).astype(np.float32)
-    raise ValueError(f"unsupported depth encoding {msg.encoding!r}; supported: 32FC1 (metres), 16UC1 (millimetres)")
+    raise ValueError(f"unsupported depth encoding {msg.encoding!r}; supported: 32FC1 (meters), 16UC1 (millimeters)")
 
 
 def image_to_msg(values: np.ndarray, encoding: str, header: Header) -> Image:
@@ -127,13 +127,13 @@ def image_to_msg(values: np.ndarray, encoding: str, header: Header) -> Image:
 
 
 def depth_to_msg(depth: np.ndarray, header: Header, encoding: str = "32FC1") -> Image:
-    """A REP 118 depth image from float32 metres with 0 = invalid.
+    """A REP 118 depth image from float32 meters with 0 = invalid.
 
-    16UC1 rounds to millimetres; depth beyond 65.535 m does not fit and becomes 0 (invalid).
+    16UC1 rounds to millimeters; depth beyond 65.535 m does not fit and becomes 0 (invalid).
     """
     depth = np.asarray(depth)
     if depth.ndim != 2 or depth.dtype != np.float32:
-        raise ValueError(f"depth: expected (H, W) float32 metres, got {depth.shape} {depth.dtype}")
+        raise ValueError(f"depth: expected (H, W) float32 meters, got {depth.shape} {depth.dtype}")
     valid = depth > 0
     if encoding == "32FC1":
         return image_to_msg(np.where(valid, depth, np.float32(np.nan)), encoding, header)
@@ -141,4 +141,4 @@ def depth_to_msg(depth: np.ndarray, header: Header, encoding: str = "32FC1") -> 
         mm = np.rint(depth * np.float32(_MM_PER_M))
         fits = valid & (mm <= np.iinfo(np.uint16).max)
         return image_to_msg(np.where(fits, mm, 0).astype(np.uint16), encoding, header)
-    raise ValueError(f"unsupported depth encoding {encoding!r}; supported: 32FC1 (metres), 16UC1 (millimetres)")
+    raise ValueError(f"unsupported depth encoding {encoding!r}; supported: 32FC1 (meters), 16UC1 (millimeters)")

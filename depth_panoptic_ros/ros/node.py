@@ -1,6 +1,6 @@
 """depth_panoptic_node: camera (mono or stereo) + LiDAR in, depth-aware panoptic products out.
 
-A thin adapter over Pipeline. Subscription callbacks only synchronise and hand the newest set to one worker
+A thin adapter over Pipeline. Subscription callbacks only synchronize and hand the newest set to one worker
 thread (older unprocessed sets are dropped and counted), so latency stays bounded when the input outpaces the
 model and the executor never waits for inference. Every output keeps the input image's header. Outputs
 without subscribers are not computed. Bad input skips the frame with a throttled log naming the input; the
@@ -267,7 +267,7 @@ class DepthPanopticNode(Node):
         return dict(zip(topics, self._sync.receive_counts + self._info_counts, strict=True))
 
     def _sync_problem(self, now_ns: int) -> str | None:
-        """Why no synchronised set came for no_sync_warning_s: the silent inputs, or stamps too far apart."""
+        """Why no synchronized set came for no_sync_warning_s: the silent inputs, or stamps too far apart."""
         timeout = self._params.no_sync_warning_s
         waiting_ns = now_ns - (self._sync.last_set_ns or self._started_ns)
         if waiting_ns < timeout * NS_PER_S:
@@ -279,7 +279,7 @@ class DepthPanopticNode(Node):
         else:
             stamps = ", ".join(f"{s / NS_PER_S:.3f}" for s in self._sync.newest_stamps if s is not None)
             why = f"stamps never within sync_slop {self._params.sync_slop:g} s of each other (newest {stamps})"
-        return f"no synchronised input for {waiting_ns / NS_PER_S:.1f} s (messages received: {received}); {why}"
+        return f"no synchronized input for {waiting_ns / NS_PER_S:.1f} s (messages received: {received}); {why}"
 
     # -- worker thread -----------------------------------------------------------------------------------------
     def _work(self) -> None:

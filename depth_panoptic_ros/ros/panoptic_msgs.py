@@ -68,7 +68,7 @@ def markers_from_instances(
     lifetime_s: float,
     text_height_m: float = 0.5,
 ) -> MarkerArray:
-    """ "car 12.3 m" (median depth) at the centroid of every thing with valid depth, in its class colour.
+    """ "car 12.3 m" (median depth) at the centroid of every thing with valid depth, in its class color.
 
     A DELETEALL comes first so that labels of instances gone from this frame vanish instead of lingering.
     """

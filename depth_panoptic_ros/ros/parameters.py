@@ -25,6 +25,8 @@ MODES = ("mono", "stereo")
 PRECISIONS = ("fp32", "fp16", "bf16")
 DEFAULT_MODEL_PATH = f"package://{PACKAGE}/{DEFAULT_MODEL}"
 _DEVICE = re.compile(r"cpu|cuda(:\d+)?")
+# Parameters renamed to American spelling in 0.1.x: the old name still works, with a warning, until 0.2.
+RENAMED = {"cloud.organised": "cloud.organized"}
 
 
 @dataclass(frozen=True)
@@ -110,14 +112,14 @@ DOCS: dict[str, Doc] = {
     "use_tf": Doc("look up LiDAR -> camera in TF at the LiDAR stamp (falls back to lidar_to_camera without tf2_ros)"),
     "tf_timeout": Doc("seconds to wait for a TF transform before the frame is skipped", limits=(0.0, 10.0)),
     "sync_queue_size": Doc("messages kept per input for approximate-time matching", limits=(1, 1000)),
-    "sync_slop": Doc("largest stamp difference (s) within one synchronised set", limits=(0.001, 10.0)),
+    "sync_slop": Doc("largest stamp difference (s) within one synchronized set", limits=(0.001, 10.0)),
     "use_compressed": Doc("subscribe to <image topic>/compressed (jpeg/png) instead of raw images"),
     "no_sync_warning_s": Doc(
-        "warn (naming the silent inputs) when no synchronised set arrived for this many seconds", limits=(0.5, 3600.0)
+        "warn (naming the silent inputs) when no synchronized set arrived for this many seconds", limits=(0.5, 3600.0)
     ),
     "cloud.stride": Doc("panoptic/points takes every stride-th pixel in both directions", limits=(1, 64)),
     "cloud.max_range": Doc("panoptic/points drops points farther than this (m)", limits=(0.1, 1000.0)),
-    "cloud.organised": Doc("panoptic/points as an organised H x W cloud with NaN for invalid points"),
+    "cloud.organized": Doc("panoptic/points as an organized H x W cloud with NaN for invalid points"),
     **{
         f"outputs.{name}": Doc(f"create {topics} (computed only while subscribed)")
         for name, topics in {
@@ -166,12 +168,23 @@ def declare_parameters(node: Node) -> NodeParameters:
     rclpy checks types and ranges (ParameterException); the dataclass checks the rest (ValueError).
     """
     values: dict[str, Any] = {}
-    for name, default in flatten(NodeParameters()).items():
+    defaults = flatten(NodeParameters())
+    for name, default in defaults.items():
         # rclpy cannot infer a type from an empty list, and leaves an array parameter set to [] unset (None).
         declared = Parameter.Type.DOUBLE_ARRAY if default == [] else default
         values[name] = node.declare_parameter(name, declared, descriptor(name)).value
         if values[name] is None:
             values[name] = []
+    for old, new in RENAMED.items():
+        # Declared without a default: its value stays None unless the user sets the old name.
+        deprecated = ParameterDescriptor(description=f"deprecated: use {new}", read_only=True)
+        value = node.declare_parameter(old, Parameter.Type.from_parameter_value(defaults[new]), deprecated).value
+        if value is None:
+            continue
+        if values[new] not in (defaults[new], value):
+            raise ValueError(f"{old}: deprecated name of {new}, and both are set; keep only {new}")
+        node.get_logger().warning(f"parameter {old} is deprecated, use {new} (the old name goes in 0.2)")
+        values[new] = value
     return from_dict(NodeParameters, _nest(values), "parameters")
 
 

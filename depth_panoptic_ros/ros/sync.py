@@ -1,10 +1,10 @@
-"""Approximate-time synchronisation of the node's inputs, and the bookkeeping that says why no set comes out.
+"""Approximate-time synchronization of the node's inputs, and the bookkeeping that says why no set comes out.
 
 The matching rule is message_filters.ApproximateTimeSynchronizer's (Python implementation), used directly when
 message_filters is importable. Around it, :class:`TopicSynchronizer` adds what users of perception nodes ask for:
 only sets newer than the last one are emitted (stale messages are dropped instead of growing latency), a stamp
 jumping backwards (a rosbag loop) resets the queues instead of stalling them, and per-topic receive counts,
-newest stamps and silence tell why nothing is synchronised.
+newest stamps and silence tell why nothing is synchronized.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ class TopicSynchronizer:
         try:
             stamp = stamp_ns(msg.header.stamp)
         except AttributeError:
-            self._warn(f"{self.topics[index]}: message without header.stamp ignored (synchronisation needs stamps)")
+            self._warn(f"{self.topics[index]}: message without header.stamp ignored (synchronization needs stamps)")
             return
         jumped_from = None
         with self._lock:

@@ -1,8 +1,8 @@
 """A rosbag2 of synthetic sensor data laid out like a real recording, for the demo, the tests and trying the node.
 
 Topics use the node's default input names (so the bag plays into it without remapping); stamps advance at the
-camera rate and the LiDAR's are a few milliseconds off the camera's, as with unsynchronised real sensors, so
-the approximate-time synchroniser is exercised. /tf_static holds a small tree base_link -> camera_link ->
+camera rate and the LiDAR's are a few milliseconds off the camera's, as with unsynchronized real sensors, so
+the approximate-time synchronizer is exercised. /tf_static holds a small tree base_link -> camera_link ->
 camera optical frame and base_link -> lidar, so the LiDAR -> camera extrinsic takes a 3-link lookup.
 """
 

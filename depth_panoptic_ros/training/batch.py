@@ -41,7 +41,7 @@ class TrainingSet(torch.utils.data.Dataset):
 @dataclass
 class Batch:
     """rgb (B, 3, H, W) uint8; sparse, init_depth (classical completion) and ground-truth depth (B, 1, H, W)
-    metres, 0 = none; targets one per image, None for data without panoptic labels."""
+    meters, 0 = none; targets one per image, None for data without panoptic labels."""
 
     rgb: torch.Tensor
     sparse: torch.Tensor
@@ -64,15 +64,15 @@ class Collate:
 
     def __call__(self, items: list[tuple[Sample, np.ndarray]]) -> Batch:
         samples = [sample for sample, _ in items]
-        labelled = [s.panoptic is not None for s in samples]
-        if any(labelled) and not all(labelled):
+        labeled = [s.panoptic is not None for s in samples]
+        if any(labeled) and not all(labeled):
             raise ValueError("a batch mixes samples with and without panoptic labels")
 
         def stack(arrays: list[np.ndarray]) -> torch.Tensor:
             return torch.from_numpy(np.stack(arrays))
 
         targets = None
-        if all(labelled):
+        if all(labeled):
             targets = [build_targets(s.panoptic, self.class_table, s.depth, self.targets) for s in samples]
         return Batch(
             rgb=stack([s.rgb for s in samples]).permute(0, 3, 1, 2).contiguous(),

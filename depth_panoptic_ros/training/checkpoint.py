@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from depth_panoptic_ros.model import CheckpointError, DepthPanopticModel, save_model
+from depth_panoptic_ros.model import CheckpointError, DepthPanopticModel, load_weights, save_model
 
 PREFIX = "iter_"
 MODEL_FILE, OPTIMIZER_FILE, STATE_FILE = "model.safetensors", "optimizer.safetensors", "state.json"
@@ -94,7 +94,7 @@ def load_checkpoint(
     if missing:
         raise CheckpointError(f"checkpoint {path} is incomplete: {', '.join(missing)} missing")
     try:
-        model.load_state_dict(load_file(str(path / MODEL_FILE)), strict=True)
+        model.load_state_dict(load_weights(path / MODEL_FILE), strict=True)
         with safe_open(str(path / OPTIMIZER_FILE), framework="pt") as f:
             metadata = f.metadata()
         values = load_file(str(path / OPTIMIZER_FILE)) | json.loads(metadata["scalars"])

@@ -98,7 +98,7 @@ class RunConfig:
     """batch_size is the global batch, split evenly over the processes of a distributed run.
 
     device "auto" = CUDA when available; amp ("bf16", "fp16") applies on CUDA only. imagenet_weights: a
-    torchvision ResNet state dict (.pth / .safetensors) loaded into both encoders, as the paper initialised them.
+    torchvision ResNet state dict (.pth / .safetensors) loaded into both encoders, as the paper initialized them.
     init_model: a model .safetensors (of the same model config) whose weights start the run: fine-tuning.
     Intervals are in iterations; 0 switches periodic images, checkpoints or validation off.
     """
@@ -127,7 +127,7 @@ class RunConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"run.{name} must be >= 0, got {getattr(self, name)}")
         if self.imagenet_weights and self.init_model:
-            raise ValueError("run.imagenet_weights and run.init_model both initialise the network: set one")
+            raise ValueError("run.imagenet_weights and run.init_model both initialize the network: set one")
         if self.amp not in AMP_MODES:
             raise ValueError(f"run.amp must be one of {AMP_MODES}, got {self.amp!r}")
         if self.device != "auto" and not self.device.startswith(("cpu", "cuda")):

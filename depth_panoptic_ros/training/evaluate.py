@@ -69,13 +69,13 @@ def evaluate(pipeline: Pipeline, samples: Iterable[Sample], progress: bool = Fal
     classical, learned = DepthMetricAccumulator(), DepthMetricAccumulator()
     frames = look_alike_pairs = 0
     for sample in tqdm(samples, desc="evaluate", unit="frame", disable=not progress):
-        labelled = sample.panoptic is not None
-        products = pipeline.run(sample.sensor_frame(), outputs=("panoptic",) if labelled else ("depth",))
+        labeled = sample.panoptic is not None
+        products = pipeline.run(sample.sensor_frame(), outputs=("panoptic",) if labeled else ("depth",))
         frames += 1
         if np.any(sample.depth > 0):
             classical.add(products.classical_depth, sample.depth)
             learned.add(products.depth, sample.depth)
-        if not labelled:
+        if not labeled:
             continue
         predicted = products.panoptic.ids
         pq.add_ids(sample.panoptic, predicted, table)

@@ -1,8 +1,8 @@
-"""The training loop: model, optimiser and schedule from a TrainConfig, batches from the data-loader workers,
+"""The training loop: model, optimizer and schedule from a TrainConfig, batches from the data-loader workers,
 AMP and gradient clipping, TensorBoard, checkpoints with exact resume, periodic validation through the
 deployed pipeline, and the final export of OUTPUT_DIR/model.safetensors.
 
-The panoptic network trains on labelled data, the completion network whenever the config asks for it; the
+The panoptic network trains on labeled data, the completion network whenever the config asks for it; the
 part that does not train is frozen, so that data-parallel training never waits for gradients that never come.
 """
 
@@ -58,7 +58,7 @@ def seed_everything(seed: int) -> None:
 
 
 def build_model(config: TrainConfig) -> DepthPanopticModel:
-    """The model of the config in the Cityscapes label space, encoders optionally ImageNet-initialised, or the
+    """The model of the config in the Cityscapes label space, encoders optionally ImageNet-initialized, or the
     whole network started from a released model (fine-tuning)."""
     model = DepthPanopticModel(config.model, ClassTable.cityscapes())
     path = config.run.imagenet_weights
@@ -163,7 +163,7 @@ def _log_images(
     outputs: PanopticOutputs | None,
     step: int,
 ) -> None:
-    """The first image of the batch: its depth (colour map) and its panoptic prediction over the image."""
+    """The first image of the batch: its depth (color map) and its panoptic prediction over the image."""
     from depth_panoptic_ros.products.depth_colormap import colorize_depth
     from depth_panoptic_ros.products.palette import colorize_panoptic, overlay
 

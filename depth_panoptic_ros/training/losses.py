@@ -1,7 +1,7 @@
 """Training losses: Panoptic FCN's criterion with the depth-aware Dice for things, and the depth-completion loss.
 
 ``L = lambda_pos * L_pos + lambda_seg * L_seg``, ``L_seg`` = mean over stuff of (1 - Dice) + mean over things of
-(1 - DDice) (Nguyen, Mehlretter, Rottensteiner). Normalisations follow dvlab-research/PanopticFCN: the thing
+(1 - DDice) (Nguyen, Mehlretter, Rottensteiner). Normalizations follow dvlab-research/PanopticFCN: the thing
 focal loss and thing Dice are divided by the number of (instance, level) assignments, the stuff Dice by the
 number of (stuff class, level) pairs present, the stuff focal loss is a per-map pixel mean divided by the batch.
 """
@@ -102,7 +102,7 @@ def depth_aware_dice_loss(
 
     DDice = 2 sum(p g) / (sum [p (1 + omega dbar)]^2 + sum g^2), with
     dbar_j = |d_j - d_g| / max(d_g, d_max - d_g) * p_j * (1 - g_j): false positives far from the instance's
-    depth d_g cost more. depth: metres, broadcastable to pred, 0 = invalid (such pixels get no depth penalty);
+    depth d_g cost more. depth: meters, broadcastable to pred, 0 = invalid (such pixels get no depth penalty);
     gt_depth_mean: (N,) d_g over the instance's valid pixels, 0 = unknown (no depth penalty for that mask).
     With omega = 0 the scale is exactly 1, so the result equals ``dice_loss`` bit for bit.
     """
@@ -166,7 +166,7 @@ def _thing_kernels(
     """The k best-scoring kernel positions inside each instance at one level: kernels (n, k, C), scores (n, k).
 
     Candidates are cells more than 10% covered by the instance (the reference's guide threshold); their score is
-    the predicted centre probability of the instance's class. Scores stay in the graph, as in the reference.
+    the predicted center probability of the instance's class. Scores stay in the graph, as in the reference.
     """
     size = centers.shape[-2:]
     guide = F.adaptive_avg_pool2d(masks[None], size)[0] > GUIDE_MIN_FRACTION
@@ -227,7 +227,7 @@ def panoptic_criterion(
 ) -> dict[str, torch.Tensor]:
     """Weighted loss terms ``pos_thing``, ``pos_stuff``, ``seg_thing``, ``seg_stuff``; the total is their sum.
 
-    depth_stride4: (B, 1, H/4, W/4) metres on the feature grid (``targets.depth_at_mask_stride``), 0 = invalid;
+    depth_stride4: (B, 1, H/4, W/4) meters on the feature grid (``targets.depth_at_mask_stride``), 0 = invalid;
     None trains things with plain Dice (RGB-only mode).
     """
     weights = weights or LossWeights()
@@ -235,9 +235,9 @@ def panoptic_criterion(
     _check_shapes(outputs, targets, depth_stride4)
     pos_thing = pos_stuff = seg_thing = seg_stuff = outputs.features.new_zeros(())
     for level, (centers, stuff) in enumerate(zip(outputs.centers, outputs.stuff, strict=True)):
-        centre_targets = torch.stack([t.centers[level] for t in targets])
+        center_targets = torch.stack([t.centers[level] for t in targets])
         stuff_targets = torch.stack([t.stuff[level] for t in targets])
-        pos_thing = pos_thing + sigmoid_focal_loss(centers, centre_targets, reduction="sum")
+        pos_thing = pos_thing + sigmoid_focal_loss(centers, center_targets, reduction="sum")
         pos_stuff = pos_stuff + sigmoid_focal_loss(stuff, stuff_targets).flatten(2).mean(2).sum()
     n_things = n_stuff = 0
     for b, t in enumerate(targets):

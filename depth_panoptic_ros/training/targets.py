@@ -1,9 +1,9 @@
 """Panoptic FCN training targets from one panoptic id map (class id * label_divisor + instance, 0 = void).
 
 Follows the reference implementation (dvlab-research/PanopticFCN ``GenerateGT``, Cityscapes fork settings):
-each thing goes to every head level whose range contains sqrt(box area) in input pixels; its centre is the centre
-of mass of its mask; the centre map gets a Gaussian of CornerNet radius (min overlap 0.7) and sigma = diameter / 3,
-peak 1 at the cell holding the centre. Stuff targets are the per-cell class fraction with values < 0.5 zeroed.
+each thing goes to every head level whose range contains sqrt(box area) in input pixels; its center is the center
+of mass of its mask; the center map gets a Gaussian of CornerNet radius (min overlap 0.7) and sigma = diameter / 3,
+peak 1 at the cell holding the center. Stuff targets are the per-cell class fraction with values < 0.5 zeroed.
 
 Masks are resampled by exact cell fractions (the share of each stride-s cell a segment covers) rather than the
 reference's bilinear interpolation: same values on cell-aligned shapes, and no dependence on sampling phase.
@@ -57,13 +57,13 @@ class TargetConfig:
 class PanopticTargets:
     """Targets of one image, over the padded size (Hp, Wp); N thing instances.
 
-    centers: per level (n_thing, Hp/s, Wp/s) Gaussian centre heatmaps, channels in ClassTable.thing_indices order.
+    centers: per level (n_thing, Hp/s, Wp/s) Gaussian center heatmaps, channels in ClassTable.thing_indices order.
     stuff: per level (n_stuff, Hp/s, Wp/s) stuff class fraction per cell, < 0.5 zeroed (stuff_indices order).
     stuff_masks: (n_stuff, Hp/4, Wp/4) stuff class fraction per stride-4 cell (the stuff Dice target).
     thing_masks: (N, Hp/4, Wp/4) instance fraction per stride-4 cell (the thing Dice target).
-    thing_channels: (N,) long, the instance's centre-map channel.
+    thing_channels: (N,) long, the instance's center-map channel.
     thing_levels: (N, n_levels) bool, the levels the instance is assigned to.
-    depth_means: (N,) mean depth in metres over the instance's valid pixels, 0 where it has none.
+    depth_means: (N,) mean depth in meters over the instance's valid pixels, 0 where it has none.
     """
 
     centers: list[torch.Tensor]
@@ -136,31 +136,31 @@ def _cell_fractions(labels: np.ndarray, count: int, stride: int) -> torch.Tensor
 
 
 def _instance_geometry(labels: np.ndarray, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Centre of mass (x, y) and box size (w, h) in pixels per instance, from its pixel counts per row and column."""
+    """Center of mass (x, y) and box size (w, h) in pixels per instance, from its pixel counts per row and column."""
     height, width = labels.shape
     shifted = labels + 1  # 0 = no instance
     per_row = np.bincount((shifted * height + np.arange(height)[:, None]).ravel(), minlength=(count + 1) * height)
     per_col = np.bincount((shifted * width + np.arange(width)[None, :]).ravel(), minlength=(count + 1) * width)
     per_row, per_col = per_row.reshape(-1, height)[1:], per_col.reshape(-1, width)[1:]
     area = per_row.sum(axis=1)
-    centres = np.stack([per_col @ np.arange(width), per_row @ np.arange(height)], axis=1) / area[:, None]
+    centers = np.stack([per_col @ np.arange(width), per_row @ np.arange(height)], axis=1) / area[:, None]
     rows_on, cols_on = per_row > 0, per_col > 0
     box_h = height - rows_on.argmax(axis=1) - rows_on[:, ::-1].argmax(axis=1)
     box_w = width - cols_on.argmax(axis=1) - cols_on[:, ::-1].argmax(axis=1)
-    return torch.from_numpy(centres), torch.from_numpy(np.stack([box_w, box_h], axis=1).astype(np.float64))
+    return torch.from_numpy(centers), torch.from_numpy(np.stack([box_w, box_h], axis=1).astype(np.float64))
 
 
-def _centre_maps(
-    centres: torch.Tensor,
+def _center_maps(
+    centers: torch.Tensor,
     sizes: torch.Tensor,
     channels: torch.Tensor,
     shape: tuple[int, int, int],
     stride: int,
     config: TargetConfig,
 ) -> torch.Tensor:
-    """(n_thing, h, w): per class, the maximum of its instances' Gaussians (one vectorised map per instance)."""
+    """(n_thing, h, w): per class, the maximum of its instances' Gaussians (one vectorized map per instance)."""
     n_thing, height, width = shape
-    cell = torch.div(centres, stride, rounding_mode="floor")  # (n, 2) x, y
+    cell = torch.div(centers, stride, rounding_mode="floor")  # (n, 2) x, y
     radius = gaussian_radius(sizes[:, 1] / stride, sizes[:, 0] / stride, config.min_overlap).clamp(min=0).floor()
     sigma = (2 * radius + 1) / config.sigma_factor
     dx = torch.arange(width)[None, None, :] - cell[:, 0, None, None]
@@ -179,7 +179,7 @@ def build_targets(
     depth: np.ndarray | torch.Tensor | None = None,
     config: TargetConfig | None = None,
 ) -> PanopticTargets:
-    """Targets of one (H, W) panoptic map; ``depth`` (H, W) in metres, 0 = invalid, gives the instance depths.
+    """Targets of one (H, W) panoptic map; ``depth`` (H, W) in meters, 0 = invalid, gives the instance depths.
 
     Ids of classes outside the table are void; thing pixels without an instance number (crowd) get no target.
     Runs on CPU (data-loader workers); move the result with ``PanopticTargets.to``.
@@ -198,16 +198,16 @@ def build_targets(
         fraction = F.avg_pool2d(stuff_masks[None], stride // config.mask_stride)[0]
         stuff_levels.append(torch.where(fraction < 0.5, 0.0, fraction))
 
-    centres, sizes = _instance_geometry(instance_label, n_inst)
+    centers, sizes = _instance_geometry(instance_label, n_inst)
     scale = torch.sqrt(sizes[:, 0] * sizes[:, 1])
     ranges = torch.tensor(config.scale_ranges, dtype=torch.float64)
     levels = (scale[:, None] >= ranges[:, 0]) & (scale[:, None] <= ranges[:, 1])
     channels = torch.from_numpy(channels)
-    centre_maps = []
+    center_maps = []
     for level, stride in enumerate(config.strides):
         pick = levels[:, level]
         shape = (len(class_table.thing_indices), height // stride, width // stride)
-        centre_maps.append(_centre_maps(centres[pick], sizes[pick], channels[pick], shape, stride, config))
+        center_maps.append(_center_maps(centers[pick], sizes[pick], channels[pick], shape, stride, config))
 
     depth_means = torch.zeros(n_inst)
     if depth is not None:
@@ -221,11 +221,11 @@ def build_targets(
         depth_means = torch.from_numpy(np.divide(total, count, out=np.zeros(n_inst), where=count > 0)).float()
 
     thing_masks = _cell_fractions(instance_label, n_inst, config.mask_stride)
-    return PanopticTargets(centre_maps, stuff_levels, stuff_masks, thing_masks, channels, levels, depth_means)
+    return PanopticTargets(center_maps, stuff_levels, stuff_masks, thing_masks, channels, levels, depth_means)
 
 
 def depth_at_mask_stride(depth: torch.Tensor, config: TargetConfig | None = None) -> torch.Tensor:
-    """(B, 1, H, W) metres -> (B, 1, Hp/4, Wp/4): mean of the valid depth in each cell, 0 where none is valid.
+    """(B, 1, H, W) meters -> (B, 1, Hp/4, Wp/4): mean of the valid depth in each cell, 0 where none is valid.
 
     The depth the depth-aware Dice compares false positives with, on the grid of the network's masks.
     """

@@ -1,7 +1,7 @@
-"""Labelled synthetic street scenes (camera, stereo, LiDAR) for training, tests and the demo.
+"""Labeled synthetic street scenes (camera, stereo, LiDAR) for training, tests and the demo.
 
 No public driving data can be downloaded where this package is built, so it makes its own: random streets
-rendered by vectorised ray casting, with exact depth, Cityscapes panoptic ids and look-alike instance pairs.
+rendered by vectorized ray casting, with exact depth, Cityscapes panoptic ids and look-alike instance pairs.
 """
 
 from __future__ import annotations

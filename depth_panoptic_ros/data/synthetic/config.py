@@ -19,7 +19,7 @@ class LidarConfig:
     beams: int = 64
     elevation_deg: tuple[float, float] = (2.0, -24.8)  # (top beam, bottom beam)
     azimuth_step_deg: float = 0.18  # ~2000 steps per turn: ~120k rays a sweep, as KITTI's 10 Hz sweeps
-    fov_deg: float = 360.0  # horizontal field centred on the forward direction; less is faster
+    fov_deg: float = 360.0  # horizontal field centered on the forward direction; less is faster
     max_range_m: float = 120.0
     range_noise_m: float = 0.02  # standard deviation along the ray
     dropout: float = 0.05  # share of returns lost at random
@@ -50,7 +50,7 @@ class LidarConfig:
 class SyntheticConfig:
     """A reproducible synthetic data set: frame i of a config is always the same frame.
 
-    look_alike_fraction: share of scenes with a pair of identical things (same class, colour, texture, shape)
+    look_alike_fraction: share of scenes with a pair of identical things (same class, color, texture, shape)
     overlapping 30-60% in the image, the farther one at least look_alike_min_gap_m behind: what a depth-aware
     loss separates. same_depth_fraction: share of scenes with such a pair side by side at the same depth, the
     case depth cannot help with. n_things: (min, max) thing instances per scene (a rider's bicycle counts).
@@ -67,7 +67,7 @@ class SyntheticConfig:
     baseline_m: float | None = None  # None = the preset rig's baseline (KITTI 0.54 m)
     lidar: bool = True
     lidar_config: LidarConfig = field(default_factory=LidarConfig)
-    image_noise: float = 2.0  # standard deviation of the sensor noise, in 8-bit grey levels
+    image_noise: float = 2.0  # standard deviation of the sensor noise, in 8-bit gray levels
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:

@@ -22,7 +22,7 @@ class SyntheticFrame:
     """Sensor data and exact ground truth of one synthetic scene.
 
     rgb / right_rgb: (H, W, 3) uint8 of the rectified left / right camera (right_rgb None without stereo).
-    depth: (H, W) float32 metres along the left camera's z, 0 on sky.
+    depth: (H, W) float32 meters along the left camera's z, 0 on sky.
     panoptic: (H, W) int32 Cityscapes panoptic ids (class id * 1000 + instance).
     points: (N, 4) float32 x, y, z, intensity in the LiDAR frame (None without LiDAR); T_cam_lidar: (4, 4).
     look_alike_pairs: (P, 2) panoptic ids of identical things overlapping in the image at different depths

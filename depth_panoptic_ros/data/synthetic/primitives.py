@@ -1,7 +1,7 @@
 """The solids things and street furniture are built from: yawed boxes and vertical cylinders.
 
 Each answers two questions for the renderer: where along a bundle of rays it is first hit (``intersect``,
-vectorised over the rays) and, only for the pixels it wins, the surface coordinates and normal there
+vectorized over the rays) and, only for the pixels it wins, the surface coordinates and normal there
 (``surface_at``). All coordinates are in the left camera's optical frame (x right, y down, z forward).
 """
 
@@ -57,7 +57,7 @@ class Box:
         return np.where((near <= far) & (near > 0), near, np.float32(np.inf))
 
     def surface_at(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Texture coordinates (s, q) in metres from the face's corner, and the outward normals, at hit points."""
+        """Texture coordinates (s, q) in meters from the face's corner, and the outward normals, at hit points."""
         rot = yaw_matrix(self.yaw)
         local = (points - self.center) @ rot
         axis = np.argmax(np.abs(local) / self.half, axis=1)
@@ -71,7 +71,7 @@ class Box:
 
 @dataclass(frozen=True)
 class Cylinder:
-    center: np.ndarray  # (3,) centre of the axis
+    center: np.ndarray  # (3,) center of the axis
     half_height: float
     radius: float
     segment: int

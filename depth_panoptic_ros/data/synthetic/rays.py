@@ -43,9 +43,9 @@ def gather(dirs: Dirs, mask: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class CameraRays:
-    """The rays of a rectified pinhole camera whose optical centre is at origin (left camera axes).
+    """The rays of a rectified pinhole camera whose optical center is at origin (left camera axes).
 
-    Rays pass through pixel centres (OpenCV convention: integer coordinates) and have z = 1, so t is depth.
+    Rays pass through pixel centers (OpenCV convention: integer coordinates) and have z = 1, so t is depth.
     """
 
     camera: CameraModel

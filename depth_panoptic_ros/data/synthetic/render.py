@@ -1,10 +1,10 @@
-"""Ray casting of a scene: the nearest hit per ray, then colours (camera) or reflectances (LiDAR) from it.
+"""Ray casting of a scene: the nearest hit per ray, then colors (camera) or reflectances (LiDAR) from it.
 
 The street (road, sidewalks, facades, the building closing the street) bounds a convex room around the sensors,
 so its hit is the nearest of three analytic planes for every ray at once; the solids are then tested only on
 the rays of their footprint, each keeping the rays where it is nearer than what was hit so far. Texture is
 looked up once at the end, for the surviving hits only. Shading is Lambertian (view independent), so both
-stereo views see the same colour on the same surface point.
+stereo views see the same color on the same surface point.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Hits:
     t: np.ndarray  # float32 distance along the ray (depth for camera rays, range for unit LiDAR rays)
     segment: np.ndarray  # int32 panoptic id
     surface: np.ndarray  # intp row of the scene's surface table
-    s: np.ndarray  # float32 surface coordinates in metres, for the texture
+    s: np.ndarray  # float32 surface coordinates in meters, for the texture
     q: np.ndarray
     shade: np.ndarray  # float32 Lambertian shading
 
@@ -133,10 +133,10 @@ def _facades(
     with np.errstate(divide="ignore", invalid="ignore"):
         t_side = ((z_side - oz) / d[2]).astype(np.float32)
         y_side = oy + t_side * d[1]
-        neighbour = _cell_at(street, right, z_side + np.where(ahead, 0.5, -0.5) * CELL_M)
-        on_side = y_side >= h - np.take(street.cell_top, neighbour)
+        neighbor = _cell_at(street, right, z_side + np.where(ahead, 0.5, -0.5) * CELL_M)
+        on_side = y_side >= h - np.take(street.cell_top, neighbor)
         hits.s[over] = ox + t_side * d[0]
-    block = np.take(street.cell_block, neighbour)
+    block = np.take(street.cell_block, neighbor)
     hits.t[over] = np.where(on_side, t_side, np.float32(np.inf))
     hits.q[over] = y_side
     hits.segment[over] = np.take(street.block_segment, block)

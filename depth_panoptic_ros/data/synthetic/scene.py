@@ -32,9 +32,9 @@ class Scene:
 
 
 def sample_scene(config: SyntheticConfig, camera: CameraModel, height: float, rng: np.random.Generator) -> Scene:
-    """A random scene for the left camera `camera` mounted `height` metres above the road."""
+    """A random scene for the left camera `camera` mounted `height` meters above the road."""
     book = SurfaceBook(rng)
-    book.add((0, 0, 0), contrast=0.0, texels_per_m=1, reflectance=0.0)  # row 0: sky, coloured by the renderer
+    book.add((0, 0, 0), contrast=0.0, texels_per_m=1, reflectance=0.0)  # row 0: sky, colored by the renderer
     street = sample_street(rng, book, height)
     placer = ThingPlacer(rng, camera, street, book)
     pairs = {}

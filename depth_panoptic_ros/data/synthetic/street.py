@@ -17,10 +17,10 @@ from depth_panoptic_ros.data.synthetic.surfaces import SurfaceBook, jitter
 CELL_M = 0.05  # facades are tabulated in cells along z, so that a hit finds its block and height by one lookup
 BEHIND_M = 130.0  # the street extends this far behind the camera, beyond the LiDAR's range
 
-_FACADE_COLOURS = np.array(
+_FACADE_COLORS = np.array(
     [(200, 190, 170), (170, 150, 130), (150, 80, 60), (210, 210, 205), (120, 120, 125), (190, 160, 110)], dtype=float
 )
-_FOLIAGE_COLOURS = np.array([(70, 110, 40), (50, 90, 45), (95, 120, 50)], dtype=float)
+_FOLIAGE_COLORS = np.array([(70, 110, 40), (50, 90, 45), (95, 120, 50)], dtype=float)
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Street:
 
 
 def sample_street(rng: np.random.Generator, book: SurfaceBook, height: float) -> Street:
-    """A street for a camera `height` metres above the road, which runs along z with the camera in a lane."""
+    """A street for a camera `height` meters above the road, which runs along z with the camera in a lane."""
     ids = class_ids()
     n_lanes, lane = int(rng.integers(2, 5)), rng.uniform(3.0, 3.6)
     road_l = -(rng.integers(n_lanes) + 0.5) * lane + rng.uniform(-0.4, 0.4)
@@ -91,8 +91,8 @@ def sample_street(rng: np.random.Generator, book: SurfaceBook, height: float) ->
             else:  # above both sensors, so a ray that passes over the top goes up to the sky
                 tops.append(rng.uniform(4.0, 8.0))
                 waves.append(rng.uniform(0.3, 0.8))
-                colour = jitter(rng, _FOLIAGE_COLOURS)
-                surfaces.append(book.add(colour, contrast=0.5, texels_per_m=15, reflectance=0.35))
+                color = jitter(rng, _FOLIAGE_COLORS)
+                surfaces.append(book.add(color, contrast=0.5, texels_per_m=15, reflectance=0.35))
                 segments.append(ids["vegetation"] * 1000)
     z = -BEHIND_M + CELL_M * (np.arange(n_cells) + 0.5)
     ragged = np.sin(1.3 * z + cell_block) + 0.4 * np.sin(4.1 * z)  # a tree line rather than a hedge
@@ -117,7 +117,7 @@ def sample_street(rng: np.random.Generator, book: SurfaceBook, height: float) ->
 def _facade(rng: np.random.Generator, book: SurfaceBook) -> int:
     """A building wall with a grid of windows."""
     return book.add(
-        jitter(rng, _FACADE_COLOURS),
+        jitter(rng, _FACADE_COLORS),
         contrast=0.2,
         texels_per_m=20,
         reflectance=0.3,

@@ -1,6 +1,6 @@
 """Surface appearance as one table row per material instance.
 
-A row holds a base colour, a procedural texture (a tileable noise image mapped in metres, so that both stereo
+A row holds a base color, a procedural texture (a tileable noise image mapped in meters, so that both stereo
 views and the LiDAR see the same pattern on the same surface point) and a rectangular "decal" grid (windows,
 lane dashes, paving tiles, sign faces). Look-alike instances share rows, which is what makes them look alike.
 """
@@ -15,11 +15,11 @@ import numpy as np
 # Columns of the surface table.
 BASE, DECAL = slice(0, 3), slice(3, 6)  # RGB in 0..255
 CONTRAST, TEXELS_PER_M, TEX_OFFSET = 6, 7, slice(8, 10)
-PERIOD, DUTY, DECAL_OFFSET = slice(10, 12), slice(12, 14), slice(14, 16)  # decal grid in metres (s, q)
+PERIOD, DUTY, DECAL_OFFSET = slice(10, 12), slice(12, 14), slice(14, 16)  # decal grid in meters (s, q)
 REFLECTANCE, DECAL_REFLECTANCE = 16, 17  # LiDAR reflectivity in 0..1
 N_COLUMNS = 18
 
-TILE_SIZE = 1024  # texels: with tens of texels per metre, a pattern repeats only every few tens of metres
+TILE_SIZE = 1024  # texels: with tens of texels per meter, a pattern repeats only every few tens of meters
 
 
 class SurfaceBook:
@@ -59,7 +59,7 @@ class SurfaceBook:
 
 
 def jitter(rng: np.random.Generator, palette: np.ndarray) -> tuple[float, float, float]:
-    """A colour of the (N, 3) palette, slightly varied so that no two surfaces are exactly alike by chance."""
+    """A color of the (N, 3) palette, slightly varied so that no two surfaces are exactly alike by chance."""
     return tuple(np.clip(palette[rng.integers(len(palette))] + rng.normal(0, 6, 3), 0, 255))
 
 
@@ -80,7 +80,7 @@ def noise_tile() -> np.ndarray:
 def texture_and_decal(
     table: np.ndarray, surface: np.ndarray, s: np.ndarray, q: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Texture brightness factor and decal flag of each hit from its surface (row of table) and (s, q) in metres.
+    """Texture brightness factor and decal flag of each hit from its surface (row of table) and (s, q) in meters.
 
     All arrays are 2D grids (rows, cols). The texture is sampled bilinearly, so that it is continuous and a
     sub-pixel shift between the stereo views changes it little.

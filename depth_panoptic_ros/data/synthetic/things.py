@@ -20,7 +20,7 @@ from depth_panoptic_ros.geometry.camera import CameraModel
 
 MIN_THING_DEPTH_M = 3.5  # no part of a thing comes nearer to the camera plane than this
 
-_CAR_COLOURS = np.array(
+_CAR_COLORS = np.array(
     [
         (225, 225, 225),
         (30, 30, 32),
@@ -34,18 +34,18 @@ _CAR_COLOURS = np.array(
     ],
     dtype=float,
 )
-_CARGO_COLOURS = np.array([(230, 230, 225), (200, 190, 170), (120, 120, 125), (40, 90, 150)], dtype=float)
-_CLOTH_COLOURS = np.array(
+_CARGO_COLORS = np.array([(230, 230, 225), (200, 190, 170), (120, 120, 125), (40, 90, 150)], dtype=float)
+_CLOTH_COLORS = np.array(
     [(40, 40, 45), (30, 40, 90), (150, 30, 30), (220, 220, 215), (90, 110, 60), (120, 95, 70), (200, 150, 40)],
     dtype=float,
 )
-_SKIN_COLOURS = np.array([(230, 190, 160), (190, 140, 100), (120, 80, 55)], dtype=float)
-_SIGN_COLOURS = np.array([(200, 30, 30), (30, 70, 180), (230, 190, 20)], dtype=float)
+_SKIN_COLORS = np.array([(230, 190, 160), (190, 140, 100), (120, 80, 55)], dtype=float)
+_SIGN_COLORS = np.array([(200, 30, 30), (30, 70, 180), (230, 190, 20)], dtype=float)
 
 
 @dataclass(frozen=True)
 class Instance:
-    """A thing's 3D bounding box (centre, half extents along its width, height, length, yaw) and panoptic id."""
+    """A thing's 3D bounding box (center, half extents along its width, height, length, yaw) and panoptic id."""
 
     segment: int
     center: np.ndarray
@@ -99,7 +99,7 @@ class ThingPlacer:
         self.protected: list[tuple[np.ndarray, float]] = []  # (image box, farthest depth) of look-alikes
         self.next_instance: dict[str, int] = {}
         self.glass = book.add((35, 45, 55), contrast=0.1, texels_per_m=20, reflectance=0.05)
-        self.tyre = book.add((28, 28, 30), contrast=0.2, texels_per_m=40, reflectance=0.05)
+        self.tire = book.add((28, 28, 30), contrast=0.2, texels_per_m=40, reflectance=0.05)
         self.pole = book.add((130, 132, 135), contrast=0.1, texels_per_m=40, reflectance=0.3)
 
     # -- models ---------------------------------------------------------------------------------------------
@@ -108,32 +108,32 @@ class ThingPlacer:
         rng, add = self.rng, self.book.add
         if class_name == "car":
             length, width, height = rng.uniform(3.8, 4.8), rng.uniform(1.65, 1.9), rng.uniform(1.4, 1.6)
-            paint = add(jitter(rng, _CAR_COLOURS), contrast=0.1, texels_per_m=20, reflectance=0.5)
+            paint = add(jitter(rng, _CAR_COLORS), contrast=0.1, texels_per_m=20, reflectance=0.5)
             axle = length / 2 - 0.75
             parts = (
                 _part(Box, width, 0.28, 0.95, length, paint),
                 _part(Box, width - 0.16, 0.95, height, 0.55 * length, self.glass, z=-0.05 * length),
-                _part(Box, width + 0.04, 0.0, 0.66, 0.66, self.tyre, z=axle),
-                _part(Box, width + 0.04, 0.0, 0.66, 0.66, self.tyre, z=-axle),
+                _part(Box, width + 0.04, 0.0, 0.66, 0.66, self.tire, z=axle),
+                _part(Box, width + 0.04, 0.0, 0.66, 0.66, self.tire, z=-axle),
             )
         elif class_name == "truck":
             length, width, height = rng.uniform(6.0, 9.0), rng.uniform(2.3, 2.5), rng.uniform(2.9, 3.6)
-            paint = add(jitter(rng, _CAR_COLOURS), contrast=0.1, texels_per_m=20, reflectance=0.5)
-            cargo = add(jitter(rng, _CARGO_COLOURS), contrast=0.15, texels_per_m=20, reflectance=0.5)
+            paint = add(jitter(rng, _CAR_COLORS), contrast=0.1, texels_per_m=20, reflectance=0.5)
+            cargo = add(jitter(rng, _CARGO_COLORS), contrast=0.15, texels_per_m=20, reflectance=0.5)
             cab_z = length / 2 - 1.0
             parts = (
                 _part(Box, width, 0.5, height - 1.4, 2.0, paint, z=cab_z),
                 _part(Box, width - 0.1, height - 1.4, height - 0.5, 1.9, self.glass, z=cab_z),
                 _part(Box, width, 0.6, height, length - 2.1, cargo, z=-1.05),
             ) + tuple(
-                _part(Box, width + 0.04, 0.0, 1.0, 1.0, self.tyre, z=z)
+                _part(Box, width + 0.04, 0.0, 1.0, 1.0, self.tire, z=z)
                 for z in (length / 2 - 1.2, -length / 2 + 1.0, -length / 2 + 2.2)
             )
         elif class_name in ("person", "rider"):
             radius = rng.uniform(0.17, 0.23)
-            trousers = add(jitter(rng, _CLOTH_COLOURS), contrast=0.3, texels_per_m=50, reflectance=0.25)
-            shirt = add(jitter(rng, _CLOTH_COLOURS), contrast=0.3, texels_per_m=50, reflectance=0.25)
-            skin = add(jitter(rng, _SKIN_COLOURS), contrast=0.15, texels_per_m=50, reflectance=0.3)
+            trousers = add(jitter(rng, _CLOTH_COLORS), contrast=0.3, texels_per_m=50, reflectance=0.25)
+            shirt = add(jitter(rng, _CLOTH_COLORS), contrast=0.3, texels_per_m=50, reflectance=0.25)
+            skin = add(jitter(rng, _SKIN_COLORS), contrast=0.15, texels_per_m=50, reflectance=0.3)
             if class_name == "person":
                 height = rng.uniform(1.55, 1.95)
                 levels = (0.0, 0.47 * height, 0.85 * height, height)
@@ -145,10 +145,10 @@ class ThingPlacer:
                 _part(Cylinder, 0.9 * radius, levels[2], levels[3], 0.9 * radius, skin),
             )
         elif class_name == "bicycle":
-            frame = add(jitter(rng, _CAR_COLOURS), contrast=0.1, texels_per_m=40, reflectance=0.4)
+            frame = add(jitter(rng, _CAR_COLORS), contrast=0.1, texels_per_m=40, reflectance=0.4)
             parts = (
-                _part(Box, 0.06, 0.0, 0.66, 0.66, self.tyre, z=0.52),
-                _part(Box, 0.06, 0.0, 0.66, 0.66, self.tyre, z=-0.52),
+                _part(Box, 0.06, 0.0, 0.66, 0.66, self.tire, z=0.52),
+                _part(Box, 0.06, 0.0, 0.66, 0.66, self.tire, z=-0.52),
                 _part(Box, 0.08, 0.45, 0.9, 1.1, frame),
             )
         else:
@@ -214,7 +214,7 @@ class ThingPlacer:
 
     # -- where things go --------------------------------------------------------------------------------------
     def lateral(self, class_name: str, half_width: float) -> float:
-        """A random x for the class: vehicles in a lane, riders near a kerb, pedestrians mostly on a sidewalk."""
+        """A random x for the class: vehicles in a lane, riders near a curb, pedestrians mostly on a sidewalk."""
         (road_l, road_r), (fac_l, fac_r) = self.street.road, self.street.facades
         rng = self.rng
         if class_name in ("car", "truck"):
@@ -242,7 +242,7 @@ class ThingPlacer:
         return (0.0 if x > sum(self.street.road) / 2 - 1.0 else np.pi) + rng.normal(0, 0.08)
 
     def look_alike_pair(self, same_depth: bool, min_gap: float) -> np.ndarray | None:
-        """Two placements of one model: overlapping in the image min_gap+ metres apart in depth, or side by side."""
+        """Two placements of one model: overlapping in the image min_gap+ meters apart in depth, or side by side."""
         rng = self.rng
         for _ in range(30):
             model = self.model("car" if rng.random() < 0.7 else "person")
@@ -287,7 +287,7 @@ class ThingPlacer:
         return x2
 
     def furniture(self) -> None:
-        """Poles (some carrying a sign) at the kerbs and trees on the sidewalks."""
+        """Poles (some carrying a sign) at the curbs and trees on the sidewalks."""
         rng, (road_l, road_r), (fac_l, fac_r) = self.rng, self.street.road, self.street.facades
         h, ids = self.street.height, class_ids()
         for _ in range(rng.integers(1, 7)):
@@ -305,7 +305,7 @@ class ThingPlacer:
                     contrast=0.1,
                     texels_per_m=40,
                     reflectance=0.9,
-                    decal=jitter(rng, _SIGN_COLOURS),
+                    decal=jitter(rng, _SIGN_COLORS),
                     period=tuple(2 * half),
                     duty=(0.82, 0.82),
                     decal_offset=tuple(0.18 * half),
