@@ -121,7 +121,7 @@ class DepthPanopticModel(nn.Module):
         self.inference.config = replace(config, merge=replace(config.merge, strategy=strategy))
 
     def mask_grid_depth(self, dense: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        """(B, 1, H, W) metres -> (B, h, w) normalised depth on the feature grid: the merge head's depth input."""
+        """(B, 1, H, W) meters -> (B, h, w) normalized depth on the feature grid: the merge head's depth input."""
         padded = _pad_like(self.normalize_depth(dense), features, FEATURE_STRIDE)
         return F.avg_pool2d(padded, FEATURE_STRIDE)[:, 0]
 

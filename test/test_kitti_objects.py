@@ -229,7 +229,7 @@ def test_hand_built_segments_give_known_matches_and_depth_errors() -> None:
     json.dumps(result.row(), allow_nan=False)
 
 
-def test_overlay_colours_found_missed_and_false_boxes() -> None:
+def test_overlay_colors_found_missed_and_false_boxes() -> None:
     from depth_panoptic_ros.evaluation.kitti_overlay import FALSE, FOUND, MISSED, draw_object_evaluation
 
     gt = labels(("Car", 0.0, 0, (100, 100, 200, 180), *FAR), ("Car", 0.0, 0, (300, 100, 400, 180), *FAR))

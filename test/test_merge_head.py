@@ -83,7 +83,7 @@ def test_untrained_head_is_the_identity() -> None:
 
 
 def test_hand_built_scene_far_duplicate_vanishes() -> None:
-    """Two overlapping car candidates on 6x8, the better-scored one far (normalised depth +1 on its box), the
+    """Two overlapping car candidates on 6x8, the better-scored one far (normalized depth +1 on its box), the
     other near (-1 elsewhere). The head's car filters add -3 x depth to the logit: the far car falls below the
     mask threshold everywhere and leaves the merge, the near one keeps only its near pixels."""
     h, w = 6, 8

@@ -38,12 +38,12 @@ def test_depth_only_images_are_flat() -> None:
     assert out.dtype == np.uint8 and (out == np.array([94, 93, 84], np.uint8)).all()
 
 
-def test_grey_stays_grey_and_tone_changes_keep_the_order_of_intensities() -> None:
+def test_gray_stays_gray_and_tone_changes_keep_the_order_of_intensities() -> None:
     ramp = np.repeat(np.linspace(0, 255, 64).astype(np.uint8)[None, :, None], 3, axis=2).repeat(4, axis=0)
     config = PhotometricConfig(brightness=0.4, contrast=0.4, saturation=0.5, gamma=1.0)
     for seed in range(10):
         out = photometric(ramp, config, np.random.default_rng(seed))
-        assert (out == out[..., :1]).all()  # no white balance: grey in, grey out
+        assert (out == out[..., :1]).all()  # no white balance: gray in, gray out
         assert (np.diff(out[0, :, 0].astype(int)) >= 0).all()  # monotonic tone curve
 
 

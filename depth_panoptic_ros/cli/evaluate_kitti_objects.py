@@ -1,4 +1,4 @@
-"""`depth-panoptic evaluate-kitti-objects`: a model through the deployed pipeline on labelled KITTI object frames."""
+"""`depth-panoptic evaluate-kitti-objects`: a model through the deployed pipeline on labeled KITTI object frames."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Label lines follow the devkit's readme: type, truncated (0..1), occluded (0 visible, 1 partly, 2 largely,
 3 unknown), alpha, 2D box (left, top, right, bottom; pixels of image_2), dimensions (height, width, length; m),
-location (x, y, z of the box's bottom centre in the rectified camera-0 frame; m), rotation_y, and an optional
+location (x, y, z of the box's bottom center in the rectified camera-0 frame; m), rotation_y, and an optional
 score (result files). Every column is kept as one array so that the evaluation can filter objects at once.
 """
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as OpenCV's RGB -> grey
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as OpenCV's RGB -> gray
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class PhotometricConfig:
 
     brightness b: gain in [1 - b, 1 + b]; white_balance w: per-channel gain in [1 - w, 1 + w];
     contrast c: factor in [1 - c, 1 + c] about the image mean; saturation s: factor in [1 - s, 1 + s] about
-    the grey image (0 = grey); gamma g: exponent in [1 / (1 + g), 1 + g] on [0, 1] intensities;
+    the gray image (0 = gray); gamma g: exponent in [1 / (1 + g), 1 + g] on [0, 1] intensities;
     blur_sigma: Gaussian blur of sigma in [0, blur_sigma] px; noise_std: additive Gaussian noise of standard
     deviation in [0, noise_std] (8-bit levels); depth_only: probability of a flat image of the mean color
     ``flat_color`` (the normalization mean, so that the color branch sees zeros).
@@ -83,8 +83,8 @@ def photometric(rgb: np.ndarray, config: PhotometricConfig, rng: np.random.Gener
         mean = np.float32(x.mean())
         x = mean + np.float32(rng.uniform(1 - config.contrast, 1 + config.contrast)) * (x - mean)
     if config.saturation:
-        grey = (x @ _LUMA)[..., None]
-        x = grey + np.float32(rng.uniform(1 - config.saturation, 1 + config.saturation)) * (x - grey)
+        gray = (x @ _LUMA)[..., None]
+        x = gray + np.float32(rng.uniform(1 - config.saturation, 1 + config.saturation)) * (x - gray)
     np.clip(x, 0, 1, out=x)
     if config.gamma:
         exponent = np.exp(rng.uniform(-np.log1p(config.gamma), np.log1p(config.gamma)))

@@ -1,6 +1,6 @@
 """Side-by-side panoptic overlays of several models on the same frames: the before/after pictures of a model card.
 
-One row per frame: the camera image, then each model's panoptic overlay (class colours, segment outlines),
+One row per frame: the camera image, then each model's panoptic overlay (class colors, segment outlines),
 every cell scaled by the same factor so that a sheet of full KITTI frames stays a reasonable file.
 """
 

@@ -4,9 +4,9 @@ Each predicted thing segment of a group's model classes is a detection whose box
 Ground truth and detections are treated as the KITTI object devkit (cpp/evaluate_object.cpp) treats them at
 one operating point (every segment counts; segments carry no calibrated score):
 
-- difficulty: a labelled object counts for recall when its box height > min height, occlusion <= max occlusion
+- difficulty: a labeled object counts for recall when its box height > min height, occlusion <= max occlusion
   and truncation <= max truncation (easy 40 px / 0 / 0.15, moderate 25 / 1 / 0.30, hard 25 / 2 / 0.50; each level
-  includes the easier ones). A group's object that fails the limits, and a *neighbouring* type, is ignored:
+  includes the easier ones). A group's object that fails the limits, and a *neighboring* type, is ignored:
   a detection may be assigned to it but is then neither a true nor a false positive. Other types do not exist
   for the group (a detection on them is a false positive). DontCare regions: an unassigned detection whose box
   lies inside them by intersection / detection area >= min IoU is not a false positive.
@@ -15,12 +15,12 @@ one operating point (every segment counts; segments carry no calibrated score):
 - assignment: labels in file order; each takes the unassigned detection of highest box IoU >= min IoU.
 
 Deviation, stated: the devkit uses IoU > threshold; this module uses >= (the same except at exactly the
-threshold), and the groups merge KITTI classes (Van and Person_sitting, the devkit's neighbours of Car and
-Pedestrian, count here), with Tram as the vehicles' neighbour because the model's `train` class covers trams.
+threshold), and the groups merge KITTI classes (Van and Person_sitting, the devkit's neighbors of Car and
+Pedestrian, count here), with Tram as the vehicles' neighbor because the model's `train` class covers trams.
 
 Instance depth: for a true positive, the detection's depth (the segment's median depth, as the node publishes)
 against the label's *near-face depth*: of the four vertical faces of the label's 3D box, take the one whose
-centre is nearest to the camera centre; its centre's depth in the evaluated camera (the homogeneous w of
+center is nearest to the camera center; its center's depth in the evaluated camera (the homogeneous w of
 P2 . [X; 1], the same depth the pipeline's depth maps hold). Relative error = (predicted - near face) / near face.
 The median of the visible surface lies behind the near face for objects seen at an angle (their side recedes),
 so a few per cent of positive error is expected of a perfect segment.
@@ -68,11 +68,11 @@ DIFFICULTIES = (
 
 @dataclass(frozen=True)
 class ObjectGroup:
-    """KITTI label types scored together, their ignored neighbours, and the model classes that detect them."""
+    """KITTI label types scored together, their ignored neighbors, and the model classes that detect them."""
 
     name: str
     label_types: tuple[str, ...]
-    neighbour_types: tuple[str, ...]
+    neighbor_types: tuple[str, ...]
     model_classes: tuple[str, ...]
 
 
@@ -140,13 +140,13 @@ def _area(box: np.ndarray) -> np.ndarray:
 
 
 def near_face_depth(labels: ObjectLabels, P: np.ndarray) -> np.ndarray:
-    """(N,) depth in the camera of P (3, 4) of the centre of each label's vertical box face nearest the camera.
+    """(N,) depth in the camera of P (3, 4) of the center of each label's vertical box face nearest the camera.
 
     Box frame (devkit): x along the length, z along the width, y down; rotation_y turns it about the camera's y;
-    location is the bottom centre, so face centres sit h/2 above it.
+    location is the bottom center, so face centers sit h/2 above it.
     """
     h, w, length = labels.dimensions.T
-    # Face centres in the box's ground plane: front/back at +-l/2 along x, the sides at +-w/2 along z.
+    # Face centers in the box's ground plane: front/back at +-l/2 along x, the sides at +-w/2 along z.
     fx = np.stack([length / 2, -length / 2, np.zeros_like(w), np.zeros_like(w)], axis=1)
     fz = np.stack([np.zeros_like(w), np.zeros_like(w), w / 2, -w / 2], axis=1)
     c, s = np.cos(labels.rotation_y)[:, None], np.sin(labels.rotation_y)[:, None]
@@ -154,9 +154,9 @@ def near_face_depth(labels: ObjectLabels, P: np.ndarray) -> np.ndarray:
     z = labels.location[:, 2:3] - s * fx + c * fz
     y = np.broadcast_to((labels.location[:, 1] - h / 2)[:, None], x.shape)
     nearest = np.argmin(x * x + y * y + z * z, axis=1)
-    centre = np.stack([a[np.arange(len(labels)), nearest] for a in (x, y, z)], axis=1)
+    center = np.stack([a[np.arange(len(labels)), nearest] for a in (x, y, z)], axis=1)
     P = np.asarray(P, np.float64).reshape(3, 4)
-    return centre @ P[2, :3] + P[2, 3]
+    return center @ P[2, :3] + P[2, 3]
 
 
 @dataclass
@@ -204,7 +204,7 @@ def match_group(
         | (height <= difficulty.min_height)
     )
     label_state = np.where(
-        in_group & ~beyond, COUNTED, np.where(in_group | np.isin(labels.type, group.neighbour_types), IGNORED, OTHER)
+        in_group & ~beyond, COUNTED, np.where(in_group | np.isin(labels.type, group.neighbor_types), IGNORED, OTHER)
     ).astype(np.int8)
     small = detections.box[:, 3] - detections.box[:, 1] < difficulty.min_height
     iou = box_iou(labels.box, detections.box)
@@ -314,7 +314,7 @@ class Summary:
 
 def summarize(results: list[FrameResult]) -> Summary:
     """Recall = TP / (TP + FN), precision = TP / (TP + FP) (None when undefined), and the depth errors of the
-    true positives with depth: median |relative error|, median relative error, median |error| in metres."""
+    true positives with depth: median |relative error|, median relative error, median |error| in meters."""
     summary = Summary(frames=len(results))
     keys = list(results[0].groups) if results else []
     for key in keys:

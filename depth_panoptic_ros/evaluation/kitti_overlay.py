@@ -1,9 +1,9 @@
 """The picture of one KITTI object evaluation: the panoptic overlay with label and detection boxes on top.
 
-Labels: green found, red missed, grey ignored (too small, occluded, truncated, or a neighbouring type) or
-DontCare. Detections: cyan true positive, magenta false positive, grey ignored or inside a DontCare region.
+Labels: green found, red missed, gray ignored (too small, occluded, truncated, or a neighboring type) or
+DontCare. Detections: cyan true positive, magenta false positive, gray ignored or inside a DontCare region.
 Label boxes are thick, detection boxes thin; each carries its type and depth (near face for labels, segment
-median for detections), in metres.
+median for detections), in meters.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from depth_panoptic_ros.evaluation.kitti_objects import (
 from depth_panoptic_ros.products.canvas import put_text
 from depth_panoptic_ros.products.palette import colorize_panoptic, overlay
 
-FOUND, MISSED, GREY = (0, 220, 0), (230, 30, 30), (150, 150, 150)
+FOUND, MISSED, GRAY = (0, 220, 0), (230, 30, 30), (150, 150, 150)
 HIT, FALSE = (0, 220, 255), (255, 0, 255)
 _TEXT_SCALE = 0.4
 
@@ -48,17 +48,17 @@ def draw_object_evaluation(
         match = group.match
         for i in np.flatnonzero(match.label_state != -1):
             state = match.label_state[i]
-            color = GREY if state == IGNORED else FOUND if match.label_matched[i] else MISSED
+            color = GRAY if state == IGNORED else FOUND if match.label_matched[i] else MISSED
             if state == COUNTED or state == IGNORED:
                 _box(image, labels.box[i], color, 2, f"{labels.type[i]} {near_face[i]:.1f}m", above=True)
         detections = group.detections
         for j, state in enumerate(match.detection_state):
-            color = HIT if state == TRUE_POSITIVE else FALSE if state == FALSE_POSITIVE else GREY
+            color = HIT if state == TRUE_POSITIVE else FALSE if state == FALSE_POSITIVE else GRAY
             depth = detections.depth[j]
             text = f"{detections.class_name[j]} {depth:.1f}m" if np.isfinite(depth) else detections.class_name[j]
             _box(image, detections.box[j], color, 1, text, above=False)
     for box in labels.box[labels.type == DONT_CARE]:
-        _box(image, box, GREY, 1, "", above=True)
+        _box(image, box, GRAY, 1, "", above=True)
     return image
 
 

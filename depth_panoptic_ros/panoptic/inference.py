@@ -179,7 +179,7 @@ class PanopticInference:
         """Masks (N, H, W) float32 probabilities at ``image_size``, class indices (N,), scores (N,): things by
         decreasing score, then stuff. ``image_size`` is the (H, W) given to the network, before its padding.
         With the merge ``learned`` the thing masks are the merge head's refinement, which reads ``depth``, the
-        normalised depth on the feature grid (h, w) (DepthPanopticModel.mask_grid_depth)."""
+        normalized depth on the feature grid (h, w) (DepthPanopticModel.mask_grid_depth)."""
         _check_size(outputs, image_size)
         found = self.candidates(outputs, class_table)
         thing_masks = found.thing_masks

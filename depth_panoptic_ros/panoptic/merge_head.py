@@ -3,11 +3,11 @@
 For each thing class one small CNN refines each candidate instance's soft mask from a fixed-channel stack:
 the candidate's own mask, the per-class "semantic" maps of every thing class (the per-pixel maximum over that
 class's candidates) and every stuff class (its stuff mask, 0 where the class is absent), and the completed
-depth (normalised as the network's depth input). A channel-wise (depthwise) k x k convolution, then a k x k
+depth (normalized as the network's depth input). A channel-wise (depthwise) k x k convolution, then a k x k
 convolution down to one channel and a sigmoid give the refined mask; the refined masks then compete per pixel
 as in de Geus et al. (merge.merge_degeus). It works on the stride-4 mask grid, before upsampling.
 
-The candidate's mask enters as a logit, and the head starts as the identity (centre taps 1 on that channel, 0
+The candidate's mask enters as a logit, and the head starts as the identity (center taps 1 on that channel, 0
 elsewhere): an untrained head reproduces the de Geus merge exactly, and training only has to learn corrections.
 
 Both convolutions are linear, so the response is a sum of per-channel terms. The shared channels (semantic
@@ -49,7 +49,7 @@ def context_maps(
     """The channels every candidate of an image shares: (num_thing + num_stuff + 1, h, w).
 
     thing_masks (N, h, w) probabilities with their thing channels (N,); stuff_masks (S, h, w) with their stuff
-    channels (S,), at most one per channel; depth (h, w) normalised. Absent classes give zero maps.
+    channels (S,), at most one per channel; depth (h, w) normalized. Absent classes give zero maps.
     """
     height, width = depth.shape
     things = thing_masks.new_zeros(num_thing, height * width)
