@@ -30,7 +30,7 @@ setup(
     entry_points={
         "console_scripts": [
             "depth-panoptic = depth_panoptic_ros.cli:main",
-            "depth-panoptic-train = depth_panoptic_ros.training.cli:main",
+            "depth-panoptic-train = depth_panoptic_ros.cli.train:main",
         ]
     },
 )

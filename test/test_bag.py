@@ -369,7 +369,7 @@ def test_interrupted_run_leaves_a_readable_bag_of_the_frames_done(synthetic_bag,
 
 
 def test_interrupted_cli_run_says_what_it_kept(synthetic_bag, tmp_path: Path, capsys, monkeypatch) -> None:
-    import depth_panoptic_ros.cli.infer as infer
+    import depth_panoptic_ros.products.files as files
 
     exports = []
 
@@ -378,7 +378,7 @@ def test_interrupted_cli_run_says_what_it_kept(synthetic_bag, tmp_path: Path, ca
         if len(exports) == 2:
             raise KeyboardInterrupt  # Ctrl-C while the second frame is exported
 
-    monkeypatch.setattr(infer, "write_products", export_then_interrupt)
+    monkeypatch.setattr(files, "write_products", export_then_interrupt)
     code = main(["bag", "process", str(synthetic_bag.path), str(tmp_path / "out"), "--model", "",
                  "--export", str(tmp_path / "export")])  # fmt: skip
     assert code == 130

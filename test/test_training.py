@@ -16,11 +16,11 @@ import yaml
 
 from depth_panoptic_ros.classes import ClassTable
 from depth_panoptic_ros.cli import main as cli_main
+from depth_panoptic_ros.cli.train import main as train_main
 from depth_panoptic_ros.depth.classical import complete_depth
 from depth_panoptic_ros.evaluation.depth_metrics import depth_errors
 from depth_panoptic_ros.model import DepthPanopticModel, save_model
 from depth_panoptic_ros.training.batch import Collate, TrainingSet
-from depth_panoptic_ros.training.cli import main as train_main
 from depth_panoptic_ros.training.config import TrainConfig, apply_override, load_train_config
 from depth_panoptic_ros.training.distributed import DistributedContext, StreamSampler
 from depth_panoptic_ros.training.loop import train
@@ -206,7 +206,7 @@ def test_entrypoint_trains_and_exports_without_importing_rclpy(tmp_path) -> None
     args = ["--config", str(SYNTHETIC), "--max-iters", "2", "--output-dir", str(tmp_path / "run"), "--quiet", *TINY]
     args += ["run.checkpoint_every=1", "run.keep_checkpoints=1"]
     code = (
-        "import sys\nfrom depth_panoptic_ros.training.cli import main\n"
+        "import sys\nfrom depth_panoptic_ros.cli.train import main\n"
         f"rc = main({args!r})\nprint('rclpy' in sys.modules)\nsys.exit(rc)"
     )
     done = _run_python(code, tmp_path)
@@ -280,8 +280,8 @@ def test_evaluate_reports_a_missing_checkpoint(tmp_path, capsys) -> None:
 
 
 def test_release_stores_fp16_weights_with_their_own_evaluation(tiny_checkpoint, tmp_path) -> None:
+    from depth_panoptic_ros.cli.train import main as train_main
     from depth_panoptic_ros.model import read_header
-    from depth_panoptic_ros.training.cli import main as train_main
     from depth_panoptic_ros.training.release import evaluate_file
 
     out = tmp_path / "released.safetensors"

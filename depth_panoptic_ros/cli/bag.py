@@ -59,8 +59,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_process(args: argparse.Namespace) -> int:
-    from depth_panoptic_ros.cli.infer import write_products
     from depth_panoptic_ros.pipeline import load_pipeline
+    from depth_panoptic_ros.products.files import write_products
     from depth_panoptic_ros.ros.bag_process import process_bag
 
     topics = {name: getattr(args, name) for name in _TOPIC_OPTIONS if getattr(args, name) is not None}
@@ -92,24 +92,15 @@ def run_process(args: argparse.Namespace) -> int:
 
 
 def run_play(args: argparse.Namespace) -> int:
-    import rclpy
+    from depth_panoptic_ros.ros.bag_play import play_bag
 
-    from depth_panoptic_ros.ros.bag_play import BagPlayer
-
-    rclpy.init()
-    node = rclpy.create_node("depth_panoptic_bag_player")
     try:
-        player = BagPlayer(node, args.input, args.topics)
-        if args.wait_for_subscribers > 0:
-            alone = player.wait_for_subscribers(args.wait_for_subscribers)
-            if alone:
-                print(f"no subscriber after {args.wait_for_subscribers:g} s on: {', '.join(alone)}; playing anyway")
-        sent = player.play(rate=args.rate, loop=args.loop, clock=args.clock)
+        sent, skipped = play_bag(
+            args.input, args.topics, rate=args.rate, loop=args.loop, clock=args.clock,
+            wait_for_subscribers_s=args.wait_for_subscribers,
+        )  # fmt: skip
     except ValueError as exc:
         raise CliError(str(exc)) from exc
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    skipped = f" (not played, type not installed: {', '.join(player.skipped)})" if player.skipped else ""
+    skipped = f" (not played, type not installed: {', '.join(skipped)})" if skipped else ""
     print(f"published {sent} message(s) from {args.input}{skipped}")
     return 0

@@ -5,12 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from depth_panoptic_ros.cli import CliError, add_merge_argument
-
-if TYPE_CHECKING:
-    from depth_panoptic_ros.training.evaluate import EvaluationResult
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -33,31 +29,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def format_report(result: EvaluationResult, split: str) -> str:
-    """The panoptic table as `depth-panoptic pq` prints it, then depth errors and merged instances."""
-    from depth_panoptic_ros.cli.pq import format_table
-
-    lines = [f"{result.frames} frames of split {split}, merge {result.merge}"]
-    if result.panoptic is not None:
-        lines += ["", "Panoptic quality (%)", format_table(result.panoptic)]
-    if result.depth_model is not None:
-        lines += ["", f"{'Depth (valid ground truth)':<28} {'classical':>12} {'model':>12}"]
-        for key, model_value in result.depth_model.items():
-            lines.append(f"{key:<28} {result.depth_classical[key]:12.4g} {model_value:12.4g}")
-    if result.merged_instances is not None:
-        lines += ["", f"Merged instances: {result.merged_instances}"]
-    if result.merged_look_alike is not None:
-        lines.append(
-            f"Look-alike pairs: {result.look_alike_pairs}, merged by one prediction: {result.merged_look_alike}"
-        )
-    return "\n".join(lines)
-
-
 def run(args: argparse.Namespace) -> int:
     from depth_panoptic_ros.model import load_model
     from depth_panoptic_ros.pipeline import Pipeline
     from depth_panoptic_ros.training.config import load_train_config
-    from depth_panoptic_ros.training.evaluate import evaluate
+    from depth_panoptic_ros.training.evaluate import evaluate, format_report
 
     if args.frames is not None and args.frames < 1:
         raise CliError(f"--frames must be >= 1, got {args.frames}")

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
-
-import numpy as np
 
 from depth_panoptic_ros.cli import CliError, add_merge_argument
 
@@ -32,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from depth_panoptic_ros.data.kitti import read_points
     from depth_panoptic_ros.frame import SensorFrame
     from depth_panoptic_ros.pipeline import load_pipeline
+    from depth_panoptic_ros.products.files import write_products
 
     try:
         rgb = read_rgb(args.image)
@@ -51,41 +49,8 @@ def run(args: argparse.Namespace) -> int:
             right_camera=calib.right_camera,
         )
         products = pipeline.run(frame)
+        written = write_products(args.out, frame, products, pipeline.class_table)
     except (ValueError, OSError) as exc:
         raise CliError(str(exc)) from exc
-    written = write_products(args.out, frame, products, pipeline.class_table)
     print(f"wrote {', '.join(sorted(written))} to {args.out}")
     return 0
-
-
-def write_products(out: Path, frame, products, class_table) -> list[str]:
-    """Writes every product that exists; returns the file names. Shared with the bag exporter."""
-    import cv2
-
-    from depth_panoptic_ros.data.images import write_rgb
-    from depth_panoptic_ros.data.ply import write_ply
-    from depth_panoptic_ros.products.depth_colormap import colorize_depth, depth_colormap_panoptic
-    from depth_panoptic_ros.products.palette import colorize_panoptic, overlay
-
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"depth.npy": None, "depth.png": colorize_depth(products.depth)}
-    np.save(out / "depth.npy", products.depth.astype(np.float32))
-    if products.cloud is not None:
-        write_ply(out / "points.ply", products.cloud)
-        files["points.ply"] = None
-    if products.panoptic is not None:
-        ids = products.panoptic.ids
-        if ids.max(initial=0) > np.iinfo(np.uint16).max:
-            raise CliError(f"panoptic ids up to {ids.max()} do not fit a 16-bit PNG")
-        cv2.imwrite(str(out / "panoptic.png"), ids.astype(np.uint16))
-        files["panoptic.png"] = None
-        files["panoptic_color.png"] = overlay(frame.rgb, colorize_panoptic(ids, class_table), panoptic_ids=ids)
-    if products.instances is not None:
-        records = products.instances.to_records(class_table)
-        (out / "instances.json").write_text(json.dumps(records, indent=1, allow_nan=False))
-        files["instances.json"] = None
-        files["depth_color.png"] = depth_colormap_panoptic(ids, products.instances, class_table, rgb=frame.rgb)
-    for name, image in files.items():
-        if image is not None:
-            write_rgb(out / name, image)
-    return list(files)

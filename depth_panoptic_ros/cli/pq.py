@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 from depth_panoptic_ros.cli import CliError
 
@@ -24,22 +23,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def format_table(result: dict[str, Any]) -> str:
-    """Per-class rows, then All / Things / Stuff, in percent like panopticapi's printout."""
-    width = max([len(name) for name in result["per_class"]] + [6])
-    lines = [f"{'':<{width}} | {'PQ':>6} {'SQ':>6} {'RQ':>6} {'N':>4}", "-" * (width + 31)]
-    for name, values in result["per_class"].items():
-        lines.append(f"{name:<{width}} | {100 * values['pq']:6.1f} {100 * values['sq']:6.1f} {100 * values['rq']:6.1f}")
-    lines.append("-" * (width + 31))
-    for group in ("All", "Things", "Stuff"):
-        values = result[group]
-        row = " ".join(f"{100 * values[key]:6.1f}" for key in ("pq", "sq", "rq"))
-        lines.append(f"{group:<{width}} | {row} {values['n']:>4}")
-    return "\n".join(lines)
-
-
 def run(args: argparse.Namespace) -> int:
-    from depth_panoptic_ros.evaluation.pq import pq_compute
+    from depth_panoptic_ros.evaluation.pq import format_table, pq_compute
 
     for option, path, want_dir in (
         ("--gt-json", args.gt_json, False),

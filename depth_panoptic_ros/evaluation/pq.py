@@ -294,3 +294,17 @@ def pq_compute(
         except ValueError as exc:
             raise ValueError(f"image {gt_ann['image_id']}: {exc}") from exc
     return accumulator.summary()
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """Per-class rows, then All / Things / Stuff, in percent like panopticapi's printout."""
+    width = max([len(name) for name in result["per_class"]] + [6])
+    lines = [f"{'':<{width}} | {'PQ':>6} {'SQ':>6} {'RQ':>6} {'N':>4}", "-" * (width + 31)]
+    for name, values in result["per_class"].items():
+        lines.append(f"{name:<{width}} | {100 * values['pq']:6.1f} {100 * values['sq']:6.1f} {100 * values['rq']:6.1f}")
+    lines.append("-" * (width + 31))
+    for group in ("All", "Things", "Stuff"):
+        values = result[group]
+        row = " ".join(f"{100 * values[key]:6.1f}" for key in ("pq", "sq", "rq"))
+        lines.append(f"{group:<{width}} | {row} {values['n']:>4}")
+    return "\n".join(lines)

@@ -150,3 +150,31 @@ class BagPlayer:
         msg = Clock()
         msg.clock.sec, msg.clock.nanosec = divmod(time_ns, NS_PER_S)
         self._clock.publish(msg)
+
+
+def play_bag(
+    path: str | Path,
+    topics: Sequence[str] | None = None,
+    *,
+    rate: float = 1.0,
+    loop: bool = False,
+    clock: bool = False,
+    wait_for_subscribers_s: float = 0.0,
+    report: Callable[[str], None] = print,
+) -> tuple[int, list[str]]:
+    """Plays a bag from a node of its own in a fresh rclpy session (the `bag play` front end, which stays
+    ROS-free); returns the messages sent and the topics left out. ``report`` gets the no-subscriber notice."""
+    import rclpy
+
+    rclpy.init()
+    node = rclpy.create_node("depth_panoptic_bag_player")
+    try:
+        player = BagPlayer(node, path, topics)
+        if wait_for_subscribers_s > 0:
+            alone = player.wait_for_subscribers(wait_for_subscribers_s)
+            if alone:
+                report(f"no subscriber after {wait_for_subscribers_s:g} s on: {', '.join(alone)}; playing anyway")
+        return player.play(rate=rate, loop=loop, clock=clock), player.skipped
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()

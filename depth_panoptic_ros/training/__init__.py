@@ -1,1 +1,2 @@
-"""Losses, targets, the training loop and the `depth-panoptic-train` entrypoint (never imports rclpy)."""
+"""Losses, targets, the training loop, input statistics and release (never imports rclpy; the entrypoint
+`depth-panoptic-train` is cli/train.py)."""

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from depth_panoptic_ros.data.sample import Sample
 from depth_panoptic_ros.evaluation.depth_metrics import DepthMetricAccumulator
 from depth_panoptic_ros.evaluation.merged_instances import MergedInstanceCounter
-from depth_panoptic_ros.evaluation.pq import PQAccumulator
+from depth_panoptic_ros.evaluation.pq import PQAccumulator, format_table
 from depth_panoptic_ros.pipeline import Pipeline
 
 
@@ -94,3 +94,21 @@ def evaluate(pipeline: Pipeline, samples: Iterable[Sample], progress: bool = Fal
         merged_look_alike=merged_look_alike.merged if merged_look_alike.images else None,
         merge=pipeline.model.merge,
     )
+
+
+def format_report(result: EvaluationResult, split: str) -> str:
+    """The panoptic table as `depth-panoptic pq` prints it, then depth errors and merged instances."""
+    lines = [f"{result.frames} frames of split {split}, merge {result.merge}"]
+    if result.panoptic is not None:
+        lines += ["", "Panoptic quality (%)", format_table(result.panoptic)]
+    if result.depth_model is not None:
+        lines += ["", f"{'Depth (valid ground truth)':<28} {'classical':>12} {'model':>12}"]
+        for key, model_value in result.depth_model.items():
+            lines.append(f"{key:<28} {result.depth_classical[key]:12.4g} {model_value:12.4g}")
+    if result.merged_instances is not None:
+        lines += ["", f"Merged instances: {result.merged_instances}"]
+    if result.merged_look_alike is not None:
+        lines.append(
+            f"Look-alike pairs: {result.look_alike_pairs}, merged by one prediction: {result.merged_look_alike}"
+        )
+    return "\n".join(lines)
