@@ -17,8 +17,9 @@ $(VENV)/.deps: requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $@
 
-# Messages: rosidl into the venv prefix; sources installed as symlinks so that edits are live.
-$(BUILD)/.msgs: $(VENV)/.deps CMakeLists.txt package.xml $(wildcard msg/*.msg)
+# Messages: rosidl into the venv prefix; sources installed as symlinks so that edits are live. The entry
+# scripts are configured (shebang) at build time, so a changed script needs a build too.
+$(BUILD)/.msgs: $(VENV)/.deps CMakeLists.txt package.xml $(wildcard msg/*.msg) $(wildcard scripts/*)
 	@mkdir -p $(BUILD)
 	VIRTUAL_ENV=$(abspath $(VENV)) cmake -S . -B $(BUILD) -G Ninja -Wno-dev \
 	  -DCMAKE_PREFIX_PATH=$(abspath $(VENV)) -DCMAKE_INSTALL_PREFIX=$(abspath $(VENV)) \
