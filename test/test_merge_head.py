@@ -196,3 +196,54 @@ def test_node_falls_back_to_the_stored_merge(tmp_path: Path) -> None:
     assert pipeline.model.merge == "degeus" and len(errors) == 1
     with pytest.raises(ValueError, match="merge: expected empty or one of"):
         NodeParameters(merge="best")
+
+
+def test_candidates_match_instances_one_to_one_in_score_order() -> None:
+    from depth_panoptic_ros.training.merge_head import match_candidates
+
+    gt = torch.zeros(3, 4, 6)
+    gt[0, :, :2] = 1.0  # instance 0, class 0: columns 0-1
+    gt[1, :, 2:4] = 1.0  # instance 1, class 0: columns 2-3
+    gt[2, :, 4:] = 1.0  # instance 2, class 1: columns 4-5
+    masks = torch.zeros(5, 4, 6)
+    masks[0, :, :2] = 0.9  # exactly instance 0
+    masks[1, :, :2] = 0.8  # a duplicate of it: instance 0 is taken, instance 1 overlaps 0 -> unmatched
+    masks[2, :, 1:4] = 0.7  # instance 1 with one extra column: IoU 8 / 12 -> matched
+    masks[3, :, 4:] = 0.9  # on instance 2 but of class 0: no match
+    masks[4, :2, 4:] = 0.9  # class 1, half of instance 2: IoU 0.5 >= 0.3 -> matched
+    channels = torch.tensor([0, 0, 0, 0, 1])
+    match = match_candidates(masks, channels, gt, torch.tensor([0, 0, 1]))
+    assert match.tolist() == [0, -1, 1, -1, 2]
+    assert match_candidates(masks, channels, gt[:0], torch.tensor([], dtype=torch.long)).tolist() == [-1] * 5
+
+
+@pytest.mark.slow
+def test_head_training_changes_only_the_head(tmp_path: Path) -> None:
+    from test_training import CPU, tiny_config
+
+    from depth_panoptic_ros.training.loop import train
+
+    base = tiny_config().model
+    torch.manual_seed(0)
+    save_model(tmp_path / "base.safetensors", DepthPanopticModel(base, ClassTable.cityscapes()))
+    overrides = [
+        f"run.init_model={tmp_path / 'base.safetensors'}",
+        "run.train_merge_head=true",
+        "model.merge_head.kernel_size=3",
+        "model.inference.merge.strategy=learned",
+        "model.inference.min_thing_score=0.0",  # an untrained network's candidates are weak: keep them all
+        "model.inference.center_threshold=0.0",
+        "optimizer.lr=0.01",
+        "run.max_iters=6",
+    ]
+    result = train(tiny_config(*overrides), tmp_path / "run", CPU, progress=False)
+    assert len(result.losses) == 6 and all(np.isfinite(result.losses)) and max(result.losses) > 0
+    trained = load_model(tmp_path / "run" / "model.safetensors")
+    start = load_model(tmp_path / "base.safetensors")
+    assert trained.merge == "learned"
+    for name, value in start.state_dict().items():
+        assert torch.equal(trained.state_dict()[name], value), name  # the networks stayed frozen
+    identity = MergeHead(MergeHeadConfig(kernel_size=3), 8, 11)
+    assert not torch.equal(trained.merge_head.project, identity.project)
+    with pytest.raises(ValueError, match="needs model.merge_head set"):
+        tiny_config(*overrides[:2])

@@ -101,6 +101,9 @@ class RunConfig:
     torchvision ResNet state dict (.pth / .safetensors) loaded into both encoders, as the paper initialized them.
     init_model: a model .safetensors (of the same model config) whose weights start the run: fine-tuning.
     Intervals are in iterations; 0 switches periodic images, checkpoints or validation off.
+
+    train_merge_head: train only the learned merge head (model.merge_head, see training.merge_head) on the
+    frozen networks of init_model (the model section must describe that file, plus the head).
     """
 
     max_iters: int = 180_000
@@ -112,6 +115,7 @@ class RunConfig:
     imagenet_weights: str | None = None
     init_model: str | None = None
     train_completion: bool = True
+    train_merge_head: bool = False
     log_every: int = 20
     image_every: int = 1000
     checkpoint_every: int = 5000
@@ -130,6 +134,10 @@ class RunConfig:
             raise ValueError("run.imagenet_weights and run.init_model both initialize the network: set one")
         if self.amp not in AMP_MODES:
             raise ValueError(f"run.amp must be one of {AMP_MODES}, got {self.amp!r}")
+        if self.train_merge_head and not self.init_model:
+            raise ValueError(
+                "run.train_merge_head trains the head on the frozen networks of a trained model: set run.init_model"
+            )
         if self.device != "auto" and not self.device.startswith(("cpu", "cuda")):
             raise ValueError(f"run.device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 
@@ -150,6 +158,11 @@ class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self) -> None:
+        if self.run.train_merge_head and (self.model.merge_head is None or not self.data.has_panoptic):
+            raise ValueError(
+                "run.train_merge_head needs model.merge_head set (e.g. model.merge_head.kernel_size=5) and panoptic "
+                f"labels (data set {self.data.name})"
+            )
         if not self.data.has_panoptic and not self.trains_completion:
             raise ValueError(
                 f"data set {self.data.name} has no panoptic labels, so only the depth completion network can train: "
@@ -158,7 +171,7 @@ class TrainConfig:
 
     @property
     def trains_completion(self) -> bool:
-        return self.model.completion is not None and self.run.train_completion
+        return self.model.completion is not None and self.run.train_completion and not self.run.train_merge_head
 
 
 def apply_override(data: dict[str, Any], item: str) -> None:

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from depth_panoptic_ros import typed_config
 from depth_panoptic_ros.classes import ClassTable
 from depth_panoptic_ros.data.sample import Sample
-from depth_panoptic_ros.model import DepthPanopticModel, save_model
+from depth_panoptic_ros.model import DepthPanopticModel, read_header, save_model
 from depth_panoptic_ros.panoptic.outputs import PanopticOutputs
 from depth_panoptic_ros.pipeline import Pipeline
 from depth_panoptic_ros.training.batch import Batch, Collate, TrainingSet
@@ -31,6 +31,7 @@ from depth_panoptic_ros.training.config import OptimizerConfig, RunConfig, Train
 from depth_panoptic_ros.training.distributed import DistributedContext, StreamSampler, wrap_model
 from depth_panoptic_ros.training.evaluate import evaluate
 from depth_panoptic_ros.training.losses import depth_completion_loss, panoptic_criterion
+from depth_panoptic_ros.training.merge_head import merge_head_loss
 from depth_panoptic_ros.training.schedule import build_scheduler
 from depth_panoptic_ros.training.targets import depth_at_mask_stride
 
@@ -59,7 +60,7 @@ def seed_everything(seed: int) -> None:
 
 def build_model(config: TrainConfig) -> DepthPanopticModel:
     """The model of the config in the Cityscapes label space, encoders optionally ImageNet-initialized, or the
-    whole network started from a released model (fine-tuning)."""
+    whole network started from a released model (fine-tuning; a merge head the file lacks starts untrained)."""
     model = DepthPanopticModel(config.model, ClassTable.cityscapes())
     path = config.run.imagenet_weights
     if path:
@@ -77,7 +78,9 @@ def build_model(config: TrainConfig) -> DepthPanopticModel:
 
         start = load_model(config.run.init_model)  # CheckpointError (a ValueError) names a bad file
         try:
-            model.load_state_dict(start.state_dict())
+            missing, unexpected = model.load_state_dict(start.state_dict(), strict=False)
+            if unexpected or any(not key.startswith("merge_head.") for key in missing):
+                raise RuntimeError(f"missing keys {missing}, unexpected keys {unexpected}")
         except RuntimeError as exc:
             path = config.run.init_model
             raise ValueError(f"run.init_model: {path} does not fit the config's model: {exc}") from None
@@ -87,6 +90,9 @@ def build_model(config: TrainConfig) -> DepthPanopticModel:
 def trainable_parameters(model: DepthPanopticModel, config: TrainConfig) -> list[nn.Parameter]:
     """Freezes what this run does not train; returns the rest."""
     model.requires_grad_(False)
+    if config.run.train_merge_head:
+        model.merge_head.requires_grad_(True)
+        return list(model.merge_head.parameters())
     if config.data.has_panoptic:
         model.panoptic.requires_grad_(True)
         if model.refiner is not None:
@@ -108,16 +114,18 @@ def compute_losses(
     """Forward pass (under autocast) and the weighted loss terms (in float32); ``model`` may be the DDP wrapper
     of ``core``. Returns (dense depth, outputs, terms); the total loss is the sum of the terms."""
     device_type = batch.rgb.device.type
+    if config.run.train_merge_head:
+        core.eval()  # the frozen networks run exactly as at inference (no BatchNorm statistics update)
+        with torch.no_grad(), torch.autocast(device_type, dtype=amp, enabled=amp is not None):
+            dense, outputs = core(core.normalize_rgb(batch.rgb), batch.sparse, batch.init_depth)
+        outputs = _float_outputs(outputs)
+        depth = depth_at_mask_stride(batch.depth, config.targets)
+        return dense, outputs, merge_head_loss(core, outputs, dense, batch.targets, depth, config.loss.panoptic)
     with torch.autocast(device_type, dtype=amp, enabled=amp is not None):
         dense, outputs = model(core.normalize_rgb(batch.rgb), batch.sparse, batch.init_depth, batch.targets is not None)
     terms = {}
     if outputs is not None:
-        outputs = PanopticOutputs(
-            outputs.features.float(),
-            [c.float() for c in outputs.centers],
-            [s.float() for s in outputs.stuff],
-            [k.float() for k in outputs.kernels],
-        )
+        outputs = _float_outputs(outputs)
         weights = config.loss.panoptic
         depth = depth_at_mask_stride(batch.depth, config.targets) if weights.omega > 0 else None
         terms = panoptic_criterion(outputs, batch.targets, depth, weights)
@@ -125,6 +133,16 @@ def compute_losses(
         depth_loss = depth_completion_loss(dense.float(), batch.depth, config.loss.depth_kind)
         terms["depth"] = config.loss.depth_weight * depth_loss
     return dense, outputs, terms
+
+
+def _float_outputs(outputs: PanopticOutputs) -> PanopticOutputs:
+    """Losses are computed in float32 whatever precision autocast ran the networks in."""
+    return PanopticOutputs(
+        outputs.features.float(),
+        [c.float() for c in outputs.centers],
+        [s.float() for s in outputs.stuff],
+        [k.float() for k in outputs.kernels],
+    )
 
 
 def _single_threaded_worker(_: int) -> None:
@@ -171,7 +189,8 @@ def _log_images(
     writer.add_image("depth/model", colorize_depth(depth), step, dataformats="HWC")
     if outputs is not None:
         rgb = batch.rgb[0].permute(1, 2, 0).cpu().numpy()
-        ids = core.inference(outputs.image(0), core.class_table, depth.shape).ids
+        grid_depth = core.mask_grid_depth(dense[:1].detach().float(), outputs.features)[0]
+        ids = core.inference(outputs.image(0), core.class_table, depth.shape, grid_depth).ids
         image = overlay(rgb, colorize_panoptic(ids, core.class_table), panoptic_ids=ids)
         writer.add_image("panoptic/predicted", image, step, dataformats="HWC")
 
@@ -247,6 +266,8 @@ def train(
     batches = iter(_data_loader(train_samples, core.class_table, config, context, per_process, start))
     reporter = _Reporter(output_dir, run, start, progress) if context.is_main else None
     extra = {"config": typed_config.to_dict(config), "data": config.data.name, "seed": run.seed}
+    if run.init_model:
+        extra["init_model"] = {"path": run.init_model, "extra": read_header(run.init_model)["extra"]}
     result = TrainResult(core, start)
     for iteration in range(start, run.max_iters):
         batch = next(batches).to(device)
