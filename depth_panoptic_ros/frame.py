@@ -18,6 +18,8 @@ class SensorFrame:
     points: (N, 3+) float32 LiDAR points in the LiDAR frame, or None.
     T_cam_lidar: (4, 4) LiDAR -> camera optical frame transform, required with points.
     right_rgb / right_camera: the rectified right image of a stereo pair and its model (baseline from its P).
+    ground_T_camera: (4, 4) camera optical frame -> the vehicle's ground frame (x forward, y left, z up from the
+    ground), needed only for the bird's-eye grid; None = no grid.
     """
 
     rgb: np.ndarray
@@ -26,3 +28,4 @@ class SensorFrame:
     T_cam_lidar: np.ndarray | None = None
     right_rgb: np.ndarray | None = None
     right_camera: CameraModel | None = None
+    ground_T_camera: np.ndarray | None = None

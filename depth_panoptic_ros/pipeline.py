@@ -22,12 +22,13 @@ from depth_panoptic_ros.geometry.backproject import PanopticCloud, build_cloud
 from depth_panoptic_ros.geometry.lidar import project_points
 from depth_panoptic_ros.geometry.stereo import StereoConfig, merge_depth, stereo_depth
 from depth_panoptic_ros.panoptic.result import PanopticResult
+from depth_panoptic_ros.products.bev_grid import BevGrid, BevProjector, GridConfig
 from depth_panoptic_ros.products.instance_depth import InstanceDepthTable, instance_depth
 
 if TYPE_CHECKING:
     from depth_panoptic_ros.model import DepthPanopticModel
 
-OUTPUTS = frozenset({"depth", "panoptic", "instances", "cloud"})
+OUTPUTS = frozenset({"depth", "panoptic", "instances", "cloud", "grid"})
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,14 @@ class PipelineConfig:
     completion: CompletionConfig = field(default_factory=CompletionConfig)
     stereo: StereoConfig = field(default_factory=StereoConfig)
     cloud: CloudConfig = field(default_factory=CloudConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
 
 
 @dataclass
 class Products:
     """depth: dense float32 meters (0 = unknown), the model's when one is loaded; sparse_depth: the measured
-    depth it was completed from; classical_depth: the classical completion (the network's starting point)."""
+    depth it was completed from; classical_depth: the classical completion (the network's starting point);
+    grid: the bird's-eye panoptic grid (needs a model and the frame's ground_T_camera)."""
 
     sparse_depth: np.ndarray
     depth: np.ndarray
@@ -64,6 +67,7 @@ class Products:
     panoptic: PanopticResult | None = None
     instances: InstanceDepthTable | None = None
     cloud: PanopticCloud | None = None
+    grid: BevGrid | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -71,6 +75,7 @@ class Pipeline:
     def __init__(self, config: PipelineConfig | None = None, model: DepthPanopticModel | None = None) -> None:
         self.config = config or PipelineConfig()
         self.model = model
+        self._projector = None if model is None else BevProjector(self.config.grid, model.class_table)
 
     @property
     def class_table(self) -> ClassTable | None:
@@ -91,7 +96,7 @@ class Pipeline:
 
         if self.model is not None:
             # Learned completion serves every output; segmentation only those that show labels.
-            segment = bool({"panoptic", "instances", "cloud"} & set(outputs))
+            segment = bool({"panoptic", "instances", "cloud", "grid"} & set(outputs))
             with _timed(timings, "network"):
                 products.depth, products.panoptic = self.model.predict(frame.rgb, sparse, dense, segment=segment)
         if "instances" in outputs and products.panoptic is not None:
@@ -99,10 +104,12 @@ class Pipeline:
                 products.instances = instance_depth(
                     products.panoptic.ids, products.depth, frame.camera, self.model.class_table, products.panoptic
                 )
-        if "cloud" in outputs:
+        # like the panoptic outputs without a model, the grid is left out of frames without a ground transform
+        grid = "grid" in outputs and products.panoptic is not None and frame.ground_T_camera is not None
+        if "cloud" in outputs or grid:
             with _timed(timings, "cloud"):
                 ids = None if products.panoptic is None else products.panoptic.ids
-                products.cloud = build_cloud(
+                cloud = build_cloud(
                     products.depth,
                     frame.camera,
                     rgb=frame.rgb,
@@ -112,6 +119,10 @@ class Pipeline:
                     max_range=cfg.cloud.max_range,
                     organized=cfg.cloud.organized,
                 )
+            products.cloud = cloud if "cloud" in outputs else None
+        if grid:
+            with _timed(timings, "grid"):
+                products.grid = self._projector(cloud, frame.ground_T_camera)
         return products
 
     def _measured_depth(self, frame: SensorFrame) -> np.ndarray:

@@ -1,5 +1,5 @@
 """depth_panoptic_node with its parameter file; every topic, the namespace, the parameter file, the mode, the
-model and use_sim_time are launch arguments, and rviz:=true opens config/depth_panoptic.rviz.
+model, the merge, the grid frame and use_sim_time are launch arguments, and rviz:=true opens config/depth_panoptic.rviz.
 
   ros2 launch depth_panoptic_ros depth_panoptic.launch.py \
       image_topic:=/camera/image_rect_color camera_info_topic:=/camera/camera_info lidar_topic:=/velodyne_points
@@ -35,6 +35,9 @@ TOPIC_ARGUMENTS = {
     "classes_topic": ("panoptic/classes", "panoptic/classes"),
     "points_topic": ("panoptic/points", "panoptic/points"),
     "markers_topic": ("panoptic/markers", "panoptic/markers"),
+    "occupancy_topic": ("panoptic/occupancy", "panoptic/occupancy"),
+    "bev_topic": ("panoptic/bev", "panoptic/bev"),
+    "bev_info_topic": ("panoptic/bev/info", "panoptic/bev/info"),
     "timing_topic": ("~/timing", "~/timing"),
 }
 
@@ -46,6 +49,8 @@ PARAMETER_ARGUMENTS = {
         "str",
         "model .safetensors (absolute or package:// path); '' = classical depth only",
     ),
+    "merge": ("", "str", "panoptic merge: fcn, degeus or learned; '' = the model's stored choice"),
+    "grid_frame": ("base_link", "str", "ground frame of the bird's-eye grid (panoptic/occupancy, panoptic/bev)"),
     "use_sim_time": ("false", "bool", "use /clock (true when replaying a bag with `ros2 bag play --clock`)"),
 }
 

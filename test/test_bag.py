@@ -58,6 +58,7 @@ from depth_panoptic_ros.ros.products_to_msgs import (  # noqa: E402
     DEPTH,
     DEPTH_CAMERA_INFO,
     FRAME_TOPICS,
+    GRID_TOPICS,
     INSTANCES,
     PANOPTIC_IDS,
     POINTS,
@@ -189,7 +190,7 @@ def test_output_messages_carry_the_input_header_and_the_products() -> None:
     frame = SensorFrame(rgb=rgb, camera=camera)
 
     msgs = build_output_messages(products, frame, header, table, FRAME_TOPICS)
-    assert set(msgs) == set(FRAME_TOPICS)
+    assert set(msgs) == set(FRAME_TOPICS) - set(GRID_TOPICS)  # no grid product here (see test_bev_grid)
     for topic, msg in msgs.items():
         stamped = msg.markers[0].header if topic.endswith("markers") else msg.header
         assert (stamped.frame_id, stamped.stamp.sec, stamped.stamp.nanosec) == ("cam", 12, 345), topic
@@ -409,7 +410,12 @@ def test_bag_process_with_a_model_writes_every_output(synthetic_bag, tmp_path: P
                                                     head_channels=64, embed_dim=16), completion=None)  # fmt: skip
     save_model(tmp_path / "tiny.safetensors", DepthPanopticModel(config, ClassTable.cityscapes()))
     pipeline = load_pipeline(None, str(tmp_path / "tiny.safetensors"))
-    summary = process_bag(synthetic_bag.path, tmp_path / "out", pipeline, progress=False)
+    from depth_panoptic_ros.products.files import write_products
+
+    def export(index, frame, products) -> None:
+        write_products(tmp_path / "export" / f"{index:06d}", frame, products, pipeline.class_table)
+
+    summary = process_bag(synthetic_bag.path, tmp_path / "out", pipeline, progress=False, on_frame=export)
 
     assert summary.frames == FRAMES
     assert set(topic_types_of(tmp_path / "out")) == {f"/{t}" for t in FRAME_TOPICS} | {"/panoptic/classes"}
@@ -426,6 +432,17 @@ def test_bag_process_with_a_model_writes_every_output(synthetic_bag, tmp_path: P
         segments = sorted(set(np.unique(ids).tolist()) - {0})
         assert sorted(i.panoptic_id for i in instances.instances) == segments
         assert set(np.unique(ids // 1000).tolist()) - {0} <= set(ClassTable.cityscapes().ids.tolist())
+    # the bird's-eye grid: in base_link (linked to the camera by the bag's /tf_static), at the image stamps
+    rows, cols = pipeline.config.grid.shape
+    grids, bevs = _messages(tmp_path / "out", "/panoptic/occupancy"), _messages(tmp_path / "out", "/panoptic/bev")
+    for (_, grid), (_, bev), header in zip(grids, bevs, image_headers, strict=True):
+        assert grid.header.frame_id == bev.header.frame_id == "base_link" and grid.header.stamp == header.stamp
+        assert (grid.info.width, grid.info.height, len(grid.data)) == (cols, rows, rows * cols)
+        assert set(np.asarray(grid.data).tolist()) <= {-1, 0, 100} and 100 in grid.data  # the tiny model labels
+    from depth_panoptic_ros.data.images import read_rgb
+
+    for name in ("bev.png", "occupancy.png"):
+        assert read_rgb(tmp_path / "export" / "000000" / name).shape == (cols, rows, 3)  # forward up
 
 
 def test_kitti_frame_bag_uses_its_velodyne_to_camera_link(kitti_object: Path, tmp_path: Path) -> None:

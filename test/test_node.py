@@ -23,6 +23,7 @@ rclpy = pytest.importorskip("rclpy")
 pkg_msgs = pytest.importorskip("depth_panoptic_ros.msg")
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from nav_msgs.msg import OccupancyGrid  # noqa: E402
 from node_fixtures import (  # noqa: E402
     CAMERA_FRAME,
     FOCAL,
@@ -50,13 +51,15 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
-from depth_panoptic_ros.bench.geometry import T_CAM_LIDAR  # noqa: E402
+from depth_panoptic_ros.bench.geometry import GROUND_T_CAM, T_CAM_LIDAR  # noqa: E402
 from depth_panoptic_ros.classes import ClassTable  # noqa: E402
+from depth_panoptic_ros.geometry.backproject import PanopticCloud  # noqa: E402
 from depth_panoptic_ros.pipeline import Pipeline  # noqa: E402
+from depth_panoptic_ros.products.bev_grid import BevProjector, GridConfig  # noqa: E402
 from depth_panoptic_ros.ros import diagnostics as diag  # noqa: E402
 from depth_panoptic_ros.ros.latest_slot import LatestSlot  # noqa: E402
 from depth_panoptic_ros.ros.parameters import DOCS, NodeParameters, declare_parameters, flatten  # noqa: E402
-from depth_panoptic_ros.ros.transforms import LidarToCamera  # noqa: E402
+from depth_panoptic_ros.ros.transforms import TransformSource  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -81,8 +84,11 @@ FRAME_OUTPUTS = {
     "panoptic/instances": pkg_msgs.InstanceDepthArray,
     "panoptic/points": PointCloud2,
     "panoptic/markers": MarkerArray,
+    "panoptic/occupancy": OccupancyGrid,
+    "panoptic/bev": Image,
     TIMING: pkg_msgs.FrameTiming,
 }
+GRID_OUTPUTS = ("panoptic/occupancy", "panoptic/bev")  # in the grid frame, base_link
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +122,7 @@ def mono(
         "model_path": str(tiny_model_path),
         "use_tf": "false",
         "lidar_to_camera": T_PARAM,
+        "camera_to_ground": matrix_parameter(GROUND_T_CAM),
         "cloud.organized": "true",
         "cloud.stride": "2",
     }
@@ -144,7 +151,9 @@ def test_every_output_keeps_the_input_header_and_agrees_with_the_inputs(mono: Mo
     stamp = mono.good_frame("panoptic/points")
     mono.peer.spin_until(lambda: all(mono.output(t, stamp) for t in FRAME_OUTPUTS), 10, "every output of one frame")
     out = {topic: mono.output(topic, stamp) for topic in FRAME_OUTPUTS}
-    assert all(header_of(msg).frame_id == CAMERA_FRAME for msg in out.values())  # output() matched the stamps
+    # output() matched the stamps
+    assert all(header_of(msg).frame_id == CAMERA_FRAME for t, msg in out.items() if t not in GRID_OUTPUTS)
+    assert all(out[t].header.frame_id == "base_link" for t in GRID_OUTPUTS)
     markers = out["panoptic/markers"].markers
     assert all((m.header.stamp, m.header.frame_id) == (stamp_msg(stamp), CAMERA_FRAME) for m in markers)
 
@@ -218,8 +227,24 @@ def test_every_output_keeps_the_input_header_and_agrees_with_the_inputs(mono: Mo
     np.testing.assert_array_equal(fields["instance"][valid], ids[::2, ::2][valid])
     np.testing.assert_array_equal(fields["label"][valid], ids[::2, ::2][valid] // 1000)
 
+    # panoptic/occupancy and panoptic/bev: exactly the published cloud dropped on the default grid via camera_to_ground
+    labelled = PanopticCloud(
+        xyz=np.stack([fields["x"], fields["y"], fields["z"]], axis=-1),
+        rgb=np.zeros(fields["x"].shape + (3,), np.uint8),
+        label=fields["label"].astype(np.uint32),
+        instance=fields["instance"].astype(np.uint32),
+    )
+    expected = BevProjector(GridConfig(), table)(labelled, GROUND_T_CAM)
+    occupancy = out["panoptic/occupancy"]
+    rows, cols = expected.occupancy.shape
+    assert (occupancy.info.width, occupancy.info.height) == (cols, rows)
+    assert occupancy.info.resolution == pytest.approx(0.2)  # float32 field
+    np.testing.assert_array_equal(np.reshape(occupancy.data, (rows, cols)), expected.occupancy)
+    np.testing.assert_array_equal(image_array(out["panoptic/bev"]), expected.ids)
+    assert (expected.occupancy == 0).any() or (expected.occupancy == 100).any()
+
     timing = out[TIMING]
-    assert {"inputs", "sparse_depth", "completion", "network", "cloud", "messages"} <= set(timing.stages)
+    assert {"inputs", "sparse_depth", "completion", "network", "cloud", "grid", "messages"} <= set(timing.stages)
     assert len(timing.stage_ms) == len(timing.stages) and timing.processing_ms >= max(timing.stage_ms)
 
     mono.peer.spin_until(lambda: mono.peer.received["panoptic/classes"], 10, "the latched class table")
@@ -689,10 +714,10 @@ def test_only_outputs_with_subscribers_are_computed(
 def test_missing_transform_skips_the_frame(
     in_process: Callable[..., object], input_peer: Callable[[str], Peer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def no_transform(self: LidarToCamera, camera_frame: str, lidar_frame: str, stamp: object) -> np.ndarray:
+    def no_transform(self: TransformSource, camera_frame: str, lidar_frame: str, stamp: object) -> np.ndarray:
         raise LookupError(f"no transform {lidar_frame} -> {camera_frame}")
 
-    monkeypatch.setattr(LidarToCamera, "lookup", no_transform)
+    monkeypatch.setattr(TransformSource, "lookup", no_transform)
     peer = input_peer("missing_tf")
     peer.executor.add_node(in_process("missing_tf"))
     peer.subscribe(Image, "panoptic/depth")

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from depth_panoptic_ros.bench.geometry import T_CAM_LIDAR, lidar_sweep
+from depth_panoptic_ros.bench.geometry import GROUND_T_CAM, T_CAM_LIDAR, lidar_sweep
 from depth_panoptic_ros.frame import SensorFrame
 from depth_panoptic_ros.geometry.camera import CameraModel
 from depth_panoptic_ros.geometry.lidar import project_points
 from depth_panoptic_ros.pipeline import OUTPUTS, Pipeline, PipelineConfig, load_pipeline
+from depth_panoptic_ros.products.bev_grid import BevProjector
 
 
 def lidar_frame(height: int = 96, width: int = 160) -> SensorFrame:
@@ -55,14 +56,25 @@ def test_with_model_every_product_is_consistent() -> None:
     from test_model import tiny_model
 
     frame = lidar_frame()
-    products = Pipeline(model=tiny_model()).run(frame, outputs=OUTPUTS)
+    frame.ground_T_camera = GROUND_T_CAM
+    pipeline = Pipeline(model=tiny_model())
+    products = pipeline.run(frame, outputs=OUTPUTS)
     ids = products.panoptic.ids
     assert ids.shape == frame.rgb.shape[:2]
     assert sorted(products.instances.panoptic_id.tolist()) == sorted(set(np.unique(ids).tolist()) - {0})
     labeled = products.cloud.instance != 0
     assert labeled.any()
     np.testing.assert_array_equal(products.cloud.label, products.cloud.instance // 1000)
-    assert {"network", "instance_depth", "cloud"} <= set(products.timings_ms)
+    assert {"network", "instance_depth", "cloud", "grid"} <= set(products.timings_ms)
+    # the grid is the projection of this very cloud, also when the cloud itself is not asked for
+    expected = BevProjector(pipeline.config.grid, pipeline.class_table)(products.cloud, GROUND_T_CAM)
+    np.testing.assert_array_equal(products.grid.occupancy, expected.occupancy)
+    np.testing.assert_array_equal(products.grid.ids, expected.ids)
+    assert (products.grid.occupancy != -1).any()
+    alone = pipeline.run(frame, outputs={"grid"})
+    assert alone.cloud is None and np.array_equal(alone.grid.ids, expected.ids)
+    frame.ground_T_camera = None  # no ground frame, no grid (and no cloud built for it)
+    assert pipeline.run(frame, outputs={"grid"}).grid is None
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,7 @@ from depth_panoptic_ros.ros.panoptic_msgs import (  # noqa: E402
     markers_from_instances,
 )
 from depth_panoptic_ros.ros.transforms import (  # noqa: E402
-    LidarToCamera,
+    TransformSource,
     extrinsic_from_parameter,
     quaternion_to_rotation,
     transform_to_matrix,
@@ -480,7 +480,7 @@ VELO_TO_CAM = [0, -1, 0, 0.1, 0, 0, -1, -0.2, 1, 0, 0, -0.3, 0, 0, 0, 1]
 def test_extrinsic_parameter_maps_lidar_forward_to_camera_forward() -> None:
     m = extrinsic_from_parameter(VELO_TO_CAM)
     np.testing.assert_array_equal(m @ [10, 0, 0, 1], [0.1, -0.2, 9.7, 1])
-    np.testing.assert_array_equal(LidarToCamera(None, VELO_TO_CAM).lookup("cam", "velo", HEADER.stamp), m)
+    np.testing.assert_array_equal(TransformSource(None, VELO_TO_CAM).lookup("cam", "velo", HEADER.stamp), m)
 
 
 @pytest.mark.parametrize(
@@ -529,7 +529,7 @@ def test_tf_lookup_targets_the_camera_at_the_message_stamp(monkeypatch: pytest.M
         Buffer=FakeBuffer, TransformListener=lambda buffer, node: None, TransformException=FakeTransformException
     )
     monkeypatch.setitem(sys.modules, "tf2_ros", fake)
-    extrinsic = LidarToCamera(None, [], timeout_s=0.25)
+    extrinsic = TransformSource(None, [], timeout_s=0.25)
     m = extrinsic.lookup("cam_optical", "velodyne", HEADER.stamp)
     np.testing.assert_allclose(m @ [1, 0, 0, 1], [1, 3, 3, 1], atol=1e-12)
     assert FakeBuffer.lookups[-1] == ("cam_optical", "velodyne", 1700000000_123456789, 250_000_000)
@@ -542,4 +542,4 @@ def test_tf_lookup_targets_the_camera_at_the_message_stamp(monkeypatch: pytest.M
 def test_without_parameter_or_tf2_there_is_no_extrinsic(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "tf2_ros", None)  # import fails
     with pytest.raises(ValueError, match="lidar_to_camera is empty and tf2_ros is not installed"):
-        LidarToCamera(None, [])
+        TransformSource(None, [])

@@ -18,6 +18,9 @@ from depth_panoptic_ros.geometry.camera import CameraModel
 SIZES = {"kitti": (375, 1242), "2k": (1024, 2048)}
 # LiDAR (x forward, y left, z up) -> camera optical frame (z forward, x right, y down), 0.3 m above the camera.
 T_CAM_LIDAR = np.array([[0, -1, 0, 0], [0, 0, -1, -0.3], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
+# camera optical frame -> ground frame (x forward, y left, z up): the camera is 1.65 m above the ground (the LiDAR,
+# 0.3 m above the camera, sees the ground 1.95 m below itself).
+GROUND_T_CAM = np.array([[0, 0, 1, 0], [-1, 0, 0, 0], [0, -1, 0, 1.65], [0, 0, 0, 1]], dtype=np.float64)
 
 
 def lidar_sweep(beams: int = 64, azimuths: int = 1875, height: float = 1.95, wall: float = 35.0) -> np.ndarray:
@@ -78,6 +81,7 @@ def _stages(
     from depth_panoptic_ros.geometry.backproject import build_cloud
     from depth_panoptic_ros.geometry.lidar import project_points
     from depth_panoptic_ros.geometry.pointcloud2 import POINT_STEP, pack_cloud
+    from depth_panoptic_ros.products.bev_grid import BevProjector, GridConfig
     from depth_panoptic_ros.products.depth_colormap import colorize_depth, depth_colormap_panoptic
     from depth_panoptic_ros.products.instance_depth import instance_depth
     from depth_panoptic_ros.products.palette import colorize_panoptic, overlay
@@ -92,6 +96,8 @@ def _stages(
         pack_cloud(cloud, buffer)
 
     instances = instance_depth(ids, dense, camera, table)
+    cloud = build_cloud(dense, camera, rgb=rgb, class_ids=ids // 1000, panoptic_ids=ids, stride=2)
+    projector = BevProjector(GridConfig(), table)
 
     def color_maps() -> None:
         overlay(rgb, colorize_panoptic(ids, table), panoptic_ids=ids)
@@ -103,6 +109,7 @@ def _stages(
         "completion": lambda: complete_depth(sparse, rgb),
         "instance_depth": lambda: instance_depth(ids, dense, camera, table),
         "cloud_build_pack": cloud_and_pack,
+        "bev_grid": lambda: projector(cloud, GROUND_T_CAM),
         "color_maps": color_maps,
     }
 

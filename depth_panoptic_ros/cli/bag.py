@@ -34,6 +34,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--calib", type=Path, help="YAML or KITTI calibration whose T_cam_lidar is used when the bag's TF lacks it"
     )
     proc.add_argument("--slop", type=float, default=0.05, help="synchronization slop in seconds (default: 0.05)")
+    proc.add_argument(
+        "--grid-frame",
+        default="base_link",
+        help="ground frame of the bird's-eye grid, linked to the camera by the bag's TF (default: base_link)",
+    )
     proc.add_argument("--export", type=Path, metavar="DIR", help="also write PNG/PLY/JSON per frame to DIR/NNNNNN/")
     proc.set_defaults(func=run_process)
 
@@ -76,7 +81,7 @@ def run_process(args: argparse.Namespace) -> int:
         pipeline = load_pipeline(args.config, args.model, args.device, merge=args.merge)
         summary = process_bag(
             args.input, args.output, pipeline, topics=topics, calibration=args.calib, slop_s=args.slop,
-            on_frame=after_frame,
+            on_frame=after_frame, grid_frame=args.grid_frame,
         )  # fmt: skip
     except (ValueError, LookupError, OSError) as exc:
         raise CliError(str(exc)) from exc

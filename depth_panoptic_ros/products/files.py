@@ -1,5 +1,6 @@
 """A frame's products as files (`depth-panoptic infer`, `bag process --export`): depth.npy / depth.png,
-points.ply, panoptic.png (16-bit ids) and its color overlay, instances.json and the instance depth view."""
+points.ply, panoptic.png (16-bit ids) and its color overlay, instances.json and the instance depth view, and
+the bird's-eye grid seen from above (forward up): bev.png (panoptic colors) and occupancy.png (map_server shades)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ def write_products(out: Path, frame: SensorFrame, products: Products, class_tabl
 
     from depth_panoptic_ros.data.images import write_rgb
     from depth_panoptic_ros.data.ply import write_ply
+    from depth_panoptic_ros.products.bev_grid import occupancy_image, top_down
     from depth_panoptic_ros.products.depth_colormap import colorize_depth, depth_colormap_panoptic
     from depth_panoptic_ros.products.palette import colorize_panoptic, overlay
 
@@ -38,6 +40,9 @@ def write_products(out: Path, frame: SensorFrame, products: Products, class_tabl
         cv2.imwrite(str(out / "panoptic.png"), ids.astype(np.uint16))
         files["panoptic.png"] = None
         files["panoptic_color.png"] = overlay(frame.rgb, colorize_panoptic(ids, class_table), panoptic_ids=ids)
+    if products.grid is not None:
+        files["bev.png"] = colorize_panoptic(top_down(products.grid.ids), class_table)
+        files["occupancy.png"] = occupancy_image(top_down(products.grid.occupancy))
     if products.instances is not None:
         records = products.instances.to_records(class_table)
         (out / "instances.json").write_text(json.dumps(records, indent=1, allow_nan=False))

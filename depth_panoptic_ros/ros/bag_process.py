@@ -32,7 +32,13 @@ from depth_panoptic_ros.ros.camera_info import camera_model_from_info
 from depth_panoptic_ros.ros.cloud_codec import cloud_to_xyz
 from depth_panoptic_ros.ros.image_codec import decode_compressed_image, decode_image
 from depth_panoptic_ros.ros.panoptic_msgs import class_table_to_msg
-from depth_panoptic_ros.ros.products_to_msgs import CLASSES, FRAME_TOPICS, build_output_messages, pipeline_outputs
+from depth_panoptic_ros.ros.products_to_msgs import (
+    CLASSES,
+    DEFAULT_GRID_FRAME,
+    FRAME_TOPICS,
+    build_output_messages,
+    pipeline_outputs,
+)
 from depth_panoptic_ros.ros.sync import make_synchronizer, stamp_ns
 from depth_panoptic_ros.ros.transforms import transform_to_matrix
 
@@ -215,9 +221,11 @@ class BagProcessor:
         writer: BagWriter,
         calibration: Path | None,
         on_frame: FrameHook | None,
+        grid_frame: str = DEFAULT_GRID_FRAME,
     ) -> None:
         """``calibration``: a YAML/KITTI file whose T_cam_lidar is used where the bag's TF does not link the
-        LiDAR to the camera."""
+        LiDAR to the camera. ``grid_frame``: the ground frame of the bird's-eye grid, computed for the frames
+        whose camera the bag's TF links to it (without such a link the grid topics are left out)."""
         self.reader, self.topics, self.pipeline, self.writer = reader, topics, pipeline, writer
         self.on_frame = on_frame
         self.summary = ProcessSummary()
@@ -226,6 +234,7 @@ class BagProcessor:
         self.fallback_extrinsic = None if calibration is None or topics.lidar is None else self._calibrated(calibration)
         self._extrinsics: dict[tuple[str, str], np.ndarray] = {}
         self._outputs = pipeline_outputs(FRAME_TOPICS)
+        self.grid_frame = grid_frame
 
     def _first_camera_infos(self) -> dict[str, Any]:
         """The first CameraInfo of each camera, so that a set recorded just before its CameraInfo is usable."""
@@ -270,6 +279,7 @@ class BagProcessor:
         image = msgs[t.image]
         camera = camera_model_from_info(self.camera_infos[t.camera_info])
         frame = SensorFrame(rgb=_decode(image), camera=camera)
+        frame.ground_T_camera = self.tree.lookup(self.grid_frame, image.header.frame_id)
         if t.right_image is not None:
             frame.right_rgb = _decode(msgs[t.right_image])
             frame.right_camera = camera_model_from_info(self.camera_infos[t.right_camera_info])
@@ -294,7 +304,8 @@ class BagProcessor:
         class_table = self.pipeline.class_table
         if class_table is not None and self.summary.frames == 0:
             self.writer.write(f"/{CLASSES}", class_table_to_msg(class_table, header), record_ns, latched=True)
-        for topic, msg in build_output_messages(products, frame, header, class_table, FRAME_TOPICS).items():
+        messages = build_output_messages(products, frame, header, class_table, FRAME_TOPICS, grid_frame=self.grid_frame)
+        for topic, msg in messages.items():
             self.writer.write(f"/{topic}", msg, record_ns)
         if self.on_frame is not None:
             self.on_frame(self.summary.frames, frame, products)
@@ -343,6 +354,7 @@ def process_bag(
     slop_s: float = SYNC_SLOP_S,
     progress: bool = True,
     on_frame: FrameHook | None = None,
+    grid_frame: str = DEFAULT_GRID_FRAME,
 ) -> ProcessSummary:
     """Processes every synchronized set of the bag at ``in_path`` into a new mcap bag at ``out_path``.
 
@@ -357,7 +369,7 @@ def process_bag(
             raise ValueError(f"{in_path}: {exc}") from None
         with BagWriter(out_path) as writer:
             calibration = None if calibration is None else Path(calibration)
-            processor = BagProcessor(reader, resolved, pipeline, writer, calibration, on_frame)
+            processor = BagProcessor(reader, resolved, pipeline, writer, calibration, on_frame, grid_frame)
             processor.run(slop_s, progress)
             processor.summary.written = dict(writer.counts)
             return processor.summary

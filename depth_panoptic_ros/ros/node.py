@@ -42,14 +42,18 @@ from depth_panoptic_ros.ros.latest_slot import LatestSlot
 from depth_panoptic_ros.ros.panoptic_msgs import class_table_to_msg
 from depth_panoptic_ros.ros.parameters import NodeParameters, declare_parameters
 from depth_panoptic_ros.ros.products_to_msgs import (
+    BEV,
+    BEV_INFO,
     CLASSES,
     CLASSES_TYPE,
     DEPTH,
     DEPTH_CAMERA_INFO,
     DEPTH_COLOR,
     FRAME_TOPICS,
+    GRID_TOPICS,
     INSTANCES,
     MARKERS,
+    OCCUPANCY,
     PANOPTIC_COLOR,
     PANOPTIC_IDS,
     POINTS,
@@ -58,7 +62,7 @@ from depth_panoptic_ros.ros.products_to_msgs import (
 )
 from depth_panoptic_ros.ros.qos import incompatible_qos_callbacks, qos_overrides, sensor_qos, transient_local_qos
 from depth_panoptic_ros.ros.sync import NS_PER_S, make_synchronizer
-from depth_panoptic_ros.ros.transforms import LidarToCamera
+from depth_panoptic_ros.ros.transforms import TransformSource
 
 NODE_NAME = "depth_panoptic_node"
 TIMING = "~/timing"
@@ -76,6 +80,7 @@ SWITCHED_TOPICS: dict[str, tuple[str, ...]] = {
     "instances": (INSTANCES,),
     "points": (POINTS,),
     "markers": (MARKERS,),
+    "grid": (OCCUPANCY, BEV, BEV_INFO),
 }
 MODEL_FREE_OUTPUTS = frozenset({"depth", "cloud"})  # pipeline outputs that exist without a model
 # Child loggers: throttling one kind of problem must never hide another.
@@ -111,7 +116,7 @@ class InputTopics:
 def load_node_pipeline(params: NodeParameters, logger: RcutilsLogger) -> tuple[Pipeline, ModelState]:
     """The pipeline of the parameters. A bad pipeline_config raises; a model that cannot be loaded is logged
     once and leaves a depth-only pipeline, so the node still serves depth and the cloud."""
-    config = dataclasses.replace(load_pipeline_config(params.pipeline_config), cloud=params.cloud)
+    config = dataclasses.replace(load_pipeline_config(params.pipeline_config), cloud=params.cloud, grid=params.grid)
     if not params.model_path:
         return Pipeline(config), ModelState("none: model_path is empty (classical depth only)")
     try:
@@ -141,6 +146,7 @@ class DepthPanopticNode(Node):
         self._params = params = declare_parameters(self)
         self._pipeline, self._model_state = load_node_pipeline(params, self.get_logger())
         self._extrinsic = self._lidar_to_camera() if params.use_lidar else None
+        self._ground = self._camera_to_ground()
         self._loggers = {source: self.get_logger().get_child(source) for source in LOG_SOURCES}
         self._stats = FrameStatistics()
 
@@ -182,13 +188,30 @@ class DepthPanopticNode(Node):
         )
 
     # -- set-up ------------------------------------------------------------------------------------------------
-    def _lidar_to_camera(self) -> LidarToCamera:
+    def _use_tf(self, parameter: str) -> bool:
+        use_tf = self._params.use_tf and importlib.util.find_spec("tf2_ros") is not None
+        if self._params.use_tf and not use_tf:
+            self.get_logger().info(f"use_tf: tf2_ros is not installed, using the {parameter} parameter")
+        return use_tf
+
+    def _lidar_to_camera(self) -> TransformSource:
         """TF when asked for and installed, else the fixed lidar_to_camera (ValueError when that is empty)."""
         params = self._params
-        use_tf = params.use_tf and importlib.util.find_spec("tf2_ros") is not None
-        if params.use_tf and not use_tf:
-            self.get_logger().info("use_tf: tf2_ros is not installed, using the lidar_to_camera parameter")
-        return LidarToCamera(self, () if use_tf else params.lidar_to_camera, params.tf_timeout)
+        fixed = () if self._use_tf("lidar_to_camera") else params.lidar_to_camera
+        return TransformSource(self, fixed, params.tf_timeout)
+
+    def _camera_to_ground(self) -> TransformSource | None:
+        """The grid's camera -> grid_frame source like the LiDAR's; None (no grid topics, logged) when the grid
+        is switched off, there is no model to label it, or neither TF nor camera_to_ground can give it."""
+        params = self._params
+        if not params.outputs.grid or self._pipeline.model is None:
+            return None
+        fixed = () if self._use_tf("camera_to_ground") else params.camera_to_ground
+        try:
+            return TransformSource(self, fixed, params.tf_timeout, "camera_to_ground", share=self._extrinsic)
+        except ValueError as exc:
+            self.get_logger().warning(f"{exc}; the bird's-eye grid topics are not published")
+            return None
 
     def _create_outputs(self) -> None:
         """Publishers of the switched-on outputs that this pipeline can fill (no panoptic ones without a model)."""
@@ -199,7 +222,7 @@ class DepthPanopticNode(Node):
                 FRAME_TOPICS[topic][0], topic, OUTPUT_QUEUE_DEPTH, qos_overriding_options=qos_overrides()
             )
             for switch, topics in SWITCHED_TOPICS.items()
-            if switches[switch]
+            if switches[switch] and (switch != "grid" or self._ground is not None)
             for topic in topics
             if has_model or FRAME_TOPICS[topic][1] <= MODEL_FREE_OUTPUTS
         }
@@ -307,13 +330,23 @@ class DepthPanopticNode(Node):
             return
         header = msgs[0].header
         frame = self._sensor_frame(msgs)
+        if wanted & set(GRID_TOPICS):
+            try:
+                frame.ground_T_camera = self._ground.lookup(self._params.grid_frame, header.frame_id, header.stamp)
+            except LookupError as exc:  # the other outputs of this frame are still good
+                wanted -= set(GRID_TOPICS)
+                self._loggers["tf"].warning(
+                    f"no bird's-eye grid for this frame: {exc}", throttle_duration_sec=LOG_THROTTLE_S
+                )
         inputs_ms = (time.perf_counter() - start) * 1e3
         try:
             products = self._pipeline.run(frame, pipeline_outputs(wanted))
         except ValueError as exc:
             raise FrameSkipped("pipeline", str(exc)) from exc
         publish_start = time.perf_counter()
-        messages = build_output_messages(products, frame, header, self._pipeline.class_table, wanted)
+        messages = build_output_messages(
+            products, frame, header, self._pipeline.class_table, wanted, grid_frame=self._params.grid_frame
+        )
         for topic, msg in messages.items():
             self._frame_publishers[topic].publish(msg)
         end = time.perf_counter()

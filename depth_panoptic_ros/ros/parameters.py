@@ -18,6 +18,7 @@ from rclpy.parameter import Parameter
 
 from depth_panoptic_ros.panoptic.merge import STRATEGIES
 from depth_panoptic_ros.pipeline import CloudConfig
+from depth_panoptic_ros.products.bev_grid import GridConfig
 from depth_panoptic_ros.resources import DEFAULT_MODEL, PACKAGE
 from depth_panoptic_ros.typed_config import from_dict
 
@@ -40,6 +41,7 @@ class OutputSwitches:
     instances: bool = True
     points: bool = True
     markers: bool = True
+    grid: bool = True
     timing: bool = True
 
 
@@ -59,7 +61,10 @@ class NodeParameters:
     sync_slop: float = 0.05
     use_compressed: bool = False
     no_sync_warning_s: float = 5.0
+    grid_frame: str = "base_link"
+    camera_to_ground: tuple[float, ...] = ()
     cloud: CloudConfig = field(default_factory=CloudConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
     outputs: OutputSwitches = field(default_factory=OutputSwitches)
 
     def __post_init__(self) -> None:
@@ -117,6 +122,20 @@ DOCS: dict[str, Doc] = {
     "no_sync_warning_s": Doc(
         "warn (naming the silent inputs) when no synchronized set arrived for this many seconds", limits=(0.5, 3600.0)
     ),
+    "grid_frame": Doc(
+        "ground frame of the bird's-eye grid (x forward, y left, z up from the ground), e.g. base_link; the "
+        "camera -> grid_frame transform comes from TF at the image stamp"
+    ),
+    "camera_to_ground": Doc(
+        "16 row-major doubles of the 4x4 transform camera optical frame -> grid_frame; used when use_tf is false "
+        "or tf2_ros is not installed (without either, no grid is published)"
+    ),
+    "grid.resolution": Doc("bird's-eye grid cell size (m)", limits=(0.01, 10.0)),
+    "grid.x_range": Doc("grid extent along x (forward) in grid_frame: [min, max] m"),
+    "grid.y_range": Doc("grid extent along y (left) in grid_frame: [min, max] m"),
+    "grid.height_range": Doc("only points with z (up from the ground) in [min, max] m count: no overhangs, no sky"),
+    "grid.drivable_classes": Doc("class names whose points mark a cell free (0); other labelled points occupy it"),
+    "grid.ignored_classes": Doc("class names whose points are no observation at all (e.g. sky)"),
     "cloud.stride": Doc("panoptic/points takes every stride-th pixel in both directions", limits=(1, 64)),
     "cloud.max_range": Doc("panoptic/points drops points farther than this (m)", limits=(0.1, 1000.0)),
     "cloud.organized": Doc("panoptic/points as an organized H x W cloud with NaN for invalid points"),
@@ -130,6 +149,7 @@ DOCS: dict[str, Doc] = {
             "instances": "panoptic/instances",
             "points": "panoptic/points",
             "markers": "panoptic/markers",
+            "grid": "panoptic/occupancy, panoptic/bev and panoptic/bev/info",
             "timing": "~/timing",
         }.items()
     },

@@ -1,16 +1,21 @@
 """Pipeline Products -> the per-frame output messages, in one place so that the node and `bag process` publish
 the same topics with the same contents.
 
-Every message carries the input image's header (REP 103: outputs keep the input stamp and optical frame).
+Every message carries the input image's header (REP 103: outputs keep the input stamp and optical frame),
+except the bird's-eye grid topics, which keep its stamp in the grid's ground frame.
 Topics whose product does not exist (no model: no panoptic ids, instances or labels) are left out, so a
 depth-only pipeline still fills panoptic/depth, its camera_info and panoptic/points.
 """
 
 from __future__ import annotations
 
+import array
 from collections.abc import Collection, Iterable
 from typing import Any
 
+import numpy as np
+from geometry_msgs.msg import Pose
+from nav_msgs.msg import MapMetaData, OccupancyGrid
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
@@ -21,6 +26,7 @@ from depth_panoptic_ros.geometry.pointcloud2 import pack_cloud
 from depth_panoptic_ros.msg import ClassTable as ClassTableMsg
 from depth_panoptic_ros.msg import InstanceDepthArray
 from depth_panoptic_ros.pipeline import Products
+from depth_panoptic_ros.products.bev_grid import BevGrid
 from depth_panoptic_ros.products.depth_colormap import depth_colormap_panoptic
 from depth_panoptic_ros.products.palette import colorize_panoptic, overlay
 from depth_panoptic_ros.ros.camera_info import camera_info_from_model
@@ -36,6 +42,10 @@ DEPTH_CAMERA_INFO = "panoptic/depth/camera_info"
 INSTANCES = "panoptic/instances"
 POINTS = "panoptic/points"
 MARKERS = "panoptic/markers"
+OCCUPANCY = "panoptic/occupancy"
+BEV = "panoptic/bev"
+BEV_INFO = "panoptic/bev/info"
+DEFAULT_GRID_FRAME = "base_link"
 CLASSES = "panoptic/classes"  # published once (transient local), not per frame: see class_table_to_msg
 
 # Per-frame output topic -> (message type, pipeline outputs it is made from).
@@ -48,7 +58,11 @@ FRAME_TOPICS: dict[str, tuple[type, frozenset[str]]] = {
     INSTANCES: (InstanceDepthArray, frozenset({"panoptic", "instances"})),
     POINTS: (PointCloud2, frozenset({"cloud"})),
     MARKERS: (MarkerArray, frozenset({"panoptic", "instances"})),
+    OCCUPANCY: (OccupancyGrid, frozenset({"grid"})),
+    BEV: (Image, frozenset({"grid"})),
+    BEV_INFO: (MapMetaData, frozenset({"grid"})),
 }
+GRID_TOPICS = (OCCUPANCY, BEV, BEV_INFO)
 CLASSES_TYPE = ClassTableMsg
 
 
@@ -76,13 +90,17 @@ def build_output_messages(
     wanted: Collection[str],
     *,
     marker_lifetime_s: float = 0.0,
+    grid_frame: str = DEFAULT_GRID_FRAME,
 ) -> dict[str, Any]:
     """{topic: message} for each wanted per-frame topic whose product exists, stamped with ``header``.
 
     ``marker_lifetime_s`` = 0 keeps labels until the next frame's DELETEALL replaces them (RViz semantics).
+    ``grid_frame``: the ground frame the grid was computed in (its messages' frame_id).
     """
     wanted = _check_topics(wanted)
     out: dict[str, Any] = {}
+    if products.grid is not None:
+        out |= grid_messages(products.grid, Header(stamp=header.stamp, frame_id=grid_frame), wanted)
     if DEPTH in wanted:
         out[DEPTH] = depth_to_msg(products.depth, header)
     if DEPTH_CAMERA_INFO in wanted:
@@ -107,4 +125,25 @@ def build_output_messages(
         out[INSTANCES] = instances_to_msg(table, class_table, header)
     if MARKERS in wanted:
         out[MARKERS] = markers_from_instances(table, class_table, header, marker_lifetime_s)
+    return out
+
+
+def grid_messages(grid: BevGrid, header: Header, wanted: Collection[str]) -> dict[str, Any]:
+    """panoptic/occupancy, panoptic/bev (32SC1 ids, same cells) and panoptic/bev/info (where the cells lie)."""
+    rows, cols = grid.occupancy.shape
+    origin = Pose()
+    origin.position.x, origin.position.y = (float(v) for v in grid.origin)
+    info = MapMetaData(
+        map_load_time=header.stamp, resolution=float(grid.resolution), width=cols, height=rows, origin=origin
+    )
+    out: dict[str, Any] = {}
+    if OCCUPANCY in wanted:
+        out[OCCUPANCY] = OccupancyGrid(header=header, info=info)
+        data = array.array("b")  # int8[]: rclpy keeps an array.array('b') as is (see byte_buffers)
+        data.frombytes(np.ascontiguousarray(grid.occupancy, dtype=np.int8).tobytes())
+        out[OCCUPANCY].data = data
+    if BEV in wanted:
+        out[BEV] = image_to_msg(grid.ids, "32SC1", header)
+    if BEV_INFO in wanted:
+        out[BEV_INFO] = info
     return out

@@ -1,8 +1,9 @@
-"""The LiDAR -> camera extrinsic: a 4x4 ``camera_T_lidar`` mapping LiDAR points into the camera optical frame.
+"""Rigid transforms between the node's frames: the LiDAR -> camera extrinsic (``camera_T_lidar``, mapping LiDAR
+points into the camera optical frame) and the camera -> ground transform of the bird's-eye grid.
 
-It comes from the ``lidar_to_camera`` parameter (16 doubles, row-major; e.g. KITTI's Tr_velo_to_cam) when that
-is set, else from TF at the LiDAR message's stamp. A fixed parameter wins because a user who set it has no TF
-tree for the pair (datasets, bags without /tf_static); without it and without tf2_ros there is no extrinsic.
+Each comes from its parameter (16 doubles, row-major; e.g. ``lidar_to_camera`` = KITTI's Tr_velo_to_cam) when
+that is set, else from TF at the message's stamp. A fixed parameter wins because a user who set it has no TF
+tree for the pair (datasets, bags without /tf_static); without it and without tf2_ros there is no transform.
 """
 
 from __future__ import annotations
@@ -62,58 +63,71 @@ def transform_to_matrix(transform: Transform) -> np.ndarray:
     return matrix
 
 
-def extrinsic_from_parameter(values: Sequence[float]) -> np.ndarray:
-    """(4, 4) rigid transform from 16 row-major doubles, or a ValueError saying what is wrong with them."""
+def extrinsic_from_parameter(values: Sequence[float], parameter: str = "lidar_to_camera") -> np.ndarray:
+    """(4, 4) rigid transform from 16 row-major doubles, or a ValueError naming ``parameter`` and the fault."""
     m = np.asarray(values, dtype=np.float64)
     if m.size != 16:
-        raise ValueError(f"lidar_to_camera: expected 16 row-major values of a 4x4 matrix, got {m.size}")
+        raise ValueError(f"{parameter}: expected 16 row-major values of a 4x4 matrix, got {m.size}")
     m = m.reshape(4, 4)
     if not np.all(np.isfinite(m)):
-        raise ValueError(f"lidar_to_camera: holds NaN or inf: {m.tolist()}")
+        raise ValueError(f"{parameter}: holds NaN or inf: {m.tolist()}")
     if not np.array_equal(m[3], [0, 0, 0, 1]):
-        raise ValueError(f"lidar_to_camera: last row must be 0 0 0 1, got {m[3].tolist()}")
+        raise ValueError(f"{parameter}: last row must be 0 0 0 1, got {m[3].tolist()}")
     rotation = m[:3, :3]
     error = np.abs(rotation @ rotation.T - np.eye(3)).max()
     if error > ROTATION_TOLERANCE or np.linalg.det(rotation) < 0:
         raise ValueError(
-            f"lidar_to_camera: the upper-left 3x3 is not a rotation (|R R^T - I| = {error:.2e}, "
+            f"{parameter}: the upper-left 3x3 is not a rotation (|R R^T - I| = {error:.2e}, "
             f"det = {np.linalg.det(rotation):.4f}; expected <= {ROTATION_TOLERANCE} and +1): {rotation.tolist()}"
         )
     return m
 
 
-class LidarToCamera:
-    """``camera_T_lidar`` for each LiDAR message: the fixed parameter when given, else a TF lookup at its stamp.
+class TransformSource:
+    """``target_T_source`` for each message: the fixed parameter when given, else a TF lookup at its stamp.
 
-    The TF lookup waits up to ``timeout_s`` for the transform, so call it from a worker thread or a
-    multi-threaded executor: in a callback of a single-threaded executor /tf could not arrive while it waits.
+    ``parameter`` names the fixed value in errors (lidar_to_camera, camera_to_ground); ``share`` is another
+    source whose TF listener to reuse, so that a node subscribes to /tf once. The TF lookup waits up to
+    ``timeout_s`` for the transform, so call it from a worker thread or a multi-threaded executor: in a
+    callback of a single-threaded executor /tf could not arrive while it waits.
     """
 
-    def __init__(self, node: Node, lidar_to_camera: Sequence[float], timeout_s: float = 0.1) -> None:
-        self._fixed = extrinsic_from_parameter(lidar_to_camera) if len(lidar_to_camera) else None
+    def __init__(
+        self,
+        node: Node,
+        fixed: Sequence[float],
+        timeout_s: float = 0.1,
+        parameter: str = "lidar_to_camera",
+        share: TransformSource | None = None,
+    ) -> None:
+        self._fixed = extrinsic_from_parameter(fixed, parameter) if len(fixed) else None
         self._timeout = Duration(seconds=timeout_s)
         self._buffer: Any = None
-        if self._fixed is None:
-            try:
-                import tf2_ros
-            except ImportError as exc:
-                raise ValueError(
-                    "no LiDAR->camera extrinsic: lidar_to_camera is empty and tf2_ros is not installed; "
-                    "set lidar_to_camera to the 16 row-major values of camera_T_lidar"
-                ) from exc
-            self._tf_error = tf2_ros.TransformException
-            self._buffer = tf2_ros.Buffer(node=node)
-            self._listener = tf2_ros.TransformListener(self._buffer, node)
+        if self._fixed is not None:
+            return
+        if share is not None and share._buffer is not None:
+            self._tf_error, self._buffer = share._tf_error, share._buffer
+            return
+        try:
+            import tf2_ros
+        except ImportError as exc:
+            raise ValueError(
+                f"no transform for {parameter}: {parameter} is empty and tf2_ros is not installed; "
+                f"set {parameter} to the 16 row-major values of the 4x4 transform"
+            ) from exc
+        self._tf_error = tf2_ros.TransformException
+        self._buffer = tf2_ros.Buffer(node=node)
+        self._listener = tf2_ros.TransformListener(self._buffer, node)
 
-    def lookup(self, camera_frame: str, lidar_frame: str, stamp: Any) -> np.ndarray:
-        """(4, 4) camera_T_lidar at ``stamp`` (builtin_interfaces/Time); LookupError when TF cannot tell."""
+    def lookup(self, target_frame: str, source_frame: str, stamp: Any) -> np.ndarray:
+        """(4, 4) target_T_source at ``stamp`` (builtin_interfaces/Time); LookupError when TF cannot tell."""
         if self._fixed is not None:
             return self._fixed
         try:
-            stamped = self._buffer.lookup_transform(camera_frame, lidar_frame, Time.from_msg(stamp), self._timeout)
+            stamped = self._buffer.lookup_transform(target_frame, source_frame, Time.from_msg(stamp), self._timeout)
         except self._tf_error as exc:
             raise LookupError(
-                f"no transform {lidar_frame} -> {camera_frame} at {stamp.sec}.{stamp.nanosec:09d}: {exc}"
+                f"no transform {source_frame} -> {target_frame} at {stamp.sec}.{stamp.nanosec:09d}: {exc}"
             ) from exc
         return transform_to_matrix(stamped.transform)
 
