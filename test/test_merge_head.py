@@ -247,3 +247,36 @@ def test_head_training_changes_only_the_head(tmp_path: Path) -> None:
     assert not torch.equal(trained.merge_head.project, identity.project)
     with pytest.raises(ValueError, match="needs model.merge_head set"):
         tiny_config(*overrides[:2])
+
+
+def test_export_writes_the_head_beside_the_networks(tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from depth_panoptic_ros.cli import main
+
+    model = head_model(strategy="learned")
+    with torch.no_grad():
+        for p in model.merge_head.parameters():
+            p.normal_(0, 0.3)
+    save_model(tmp_path / "m.safetensors", model)
+    assert (
+        main(
+            [
+                "export",
+                "--model",
+                str(tmp_path / "m.safetensors"),
+                "--onnx",
+                str(tmp_path / "m.onnx"),
+                "--size",
+                "64x128",
+            ]
+        )
+        == 0
+    )
+    session = ort.InferenceSession(str(tmp_path / "m.merge_head.onnx"))
+    masks, channels = torch.rand(5, 32, 32), torch.tensor([0, 7, 3, 3, 1])  # a 128 x 128 padded input / 4
+    context = torch.rand(20, 32, 32)
+    (got,) = session.run(None, {"masks": masks.numpy(), "thing_channels": channels.numpy(), "context": context.numpy()})
+    loaded = load_model(tmp_path / "m.safetensors")
+    with torch.no_grad():
+        np.testing.assert_allclose(got, loaded.merge_head(masks, channels, context).numpy(), atol=1e-4)

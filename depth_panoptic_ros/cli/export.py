@@ -30,8 +30,13 @@ def run(args: argparse.Namespace) -> int:
         import onnxscript  # noqa: F401
     except ImportError as exc:
         raise CliError(f"ONNX export needs the onnx and onnxscript packages ({exc.name} is missing)") from exc
-    from depth_panoptic_ros.onnx_export import export_onnx
+    from depth_panoptic_ros.onnx_export import export_merge_head_onnx, export_onnx
+    from depth_panoptic_ros.panoptic.network import FEATURE_STRIDE, padded_size
 
-    path = export_onnx(model, args.onnx, height, width)
-    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB) for {height}x{width} inputs")
+    paths = [export_onnx(model, args.onnx, height, width)]
+    if model.merge_head is not None:
+        grid = [size // FEATURE_STRIDE for size in padded_size(height, width)]
+        paths.append(export_merge_head_onnx(model, args.onnx.with_suffix(".merge_head.onnx"), *grid))
+    for path in paths:
+        print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB) for {height}x{width} inputs")
     return 0

@@ -11,8 +11,8 @@ The candidate's mask enters as a logit, and the head starts as the identity (cen
 elsewhere): an untrained head reproduces the de Geus merge exactly, and training only has to learn corrections.
 
 Both convolutions are linear, so the response is a sum of per-channel terms. The shared channels (semantic
-maps, depth) are therefore convolved once per thing class, and only the candidate's own mask once per
-candidate: the same numbers as convolving each candidate's full stack, without building an (N, C, h, w) tensor.
+maps, depth) are therefore convolved once per thing class, and only the candidate's own mask per candidate:
+the same numbers as convolving each candidate's full stack, without building an (N, C, h, w) tensor.
 """
 
 from __future__ import annotations
@@ -79,14 +79,16 @@ class MergeHead(nn.Module):
     def forward(self, masks: torch.Tensor, thing_channels: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Refined-mask logits (N, h, w) of masks (N, h, w) probabilities of thing channels (N,) in a context
         (C, h, w) from context_maps."""
-        n, height, width = masks.shape
-        if n == 0:
-            return masks.new_zeros(0, height, width)
+        height, width = masks.shape[-2:]
         pad = self.config.kernel_size // 2
-        own = torch.logit(masks, eps=MASK_EPS)[None]
-        dw, dw_bias, proj = self.depthwise[thing_channels], self.depthwise_bias[thing_channels], self.project
-        own = F.conv2d(own, dw[:, :1], dw_bias[:, 0], padding=pad, groups=n)
-        own = F.conv2d(own, proj[thing_channels, :1], padding=pad, groups=n)[0]
+        # Own mask: each candidate through every class's filters (candidates as the batch), then its class's
+        # map picked. Costs num_thing x the one filter it needs, but keeps every shape static: ONNX-exportable
+        # with a variable number of candidates (a grouped convolution would need one group per candidate).
+        own = F.conv2d(
+            torch.logit(masks, eps=MASK_EPS)[:, None], self.depthwise[:, :1], self.depthwise_bias[:, 0], padding=pad
+        )
+        own = F.conv2d(own, self.project[:, :1], padding=pad, groups=self.num_thing)
+        own = own.gather(1, thing_channels[:, None, None, None].expand(-1, 1, height, width))[:, 0]
         # The shared channels through every class's filters: (num_thing * C) maps, then one per class.
         shared_channels = context.shape[0]
         shared = context[None].expand(self.num_thing, -1, -1, -1).reshape(1, -1, height, width)
