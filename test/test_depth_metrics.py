@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from depth_panoptic_ros.evaluation.depth_metrics import DepthMetricAccumulator, depth_errors
+from depth_panoptic_ros.evaluation.depth_metrics import DepthMetricAccumulator, depth_errors, devkit_fill
 
 
 def test_hand_computed_image() -> None:
@@ -30,7 +30,10 @@ def test_hand_computed_image() -> None:
         "delta2": 2 / 3,  # 1.5 and 1 < 1.5625
         "delta3": 2 / 3,  # 2 > 1.953125
     }
-    assert depth_errors(pred, gt) == pytest.approx(expected, rel=1e-12)
+    errors = depth_errors(pred, gt)
+    assert {key: errors[key] for key in expected} == pytest.approx(expected, rel=1e-12)
+    assert errors["coverage"] == 1.0  # dense: the devkit figure is the same
+    assert {key: errors[f"devkit_{key}"] for key in expected} == pytest.approx(expected, rel=1e-12)
 
 
 def test_images_are_averaged_not_pixels() -> None:
@@ -43,11 +46,21 @@ def test_images_are_averaged_not_pixels() -> None:
     assert mean["delta1"] == pytest.approx(0.5)
 
 
-def test_non_positive_prediction_is_raised_to_one_png_step() -> None:
-    errors = depth_errors(np.array([0.0, -3.0]), np.array([1.0, 1.0]))
-    assert errors["mae_mm"] == pytest.approx(1000 * 255 / 256)
-    assert errors["imae_per_km"] == pytest.approx(1000 * 255)  # |256 - 1| per meter
-    assert errors["delta3"] == 0.0
+def test_holes_are_reported_as_coverage_and_filled_like_the_devkit() -> None:
+    gt = np.ones((1, 6))
+    errors = depth_errors(np.array([[0.0, 2.0, 0.0, -1.0, 4.0, 0.0]]), gt)
+    assert errors["coverage"] == pytest.approx(2 / 6)
+    assert errors["rmse_mm"] == pytest.approx(1000 * math.sqrt((1 + 9) / 2))  # errors 1 and 3 where predicted
+    assert errors["mae_mm"] == pytest.approx(2000.0)
+    # The devkit's filling: row start <- 2 (first depth), the gap between 2 and 4 <- the nearer, 2; row end <- 4.
+    assert errors["devkit_rmse_mm"] == pytest.approx(1000 * math.sqrt((4 * 1 + 2 * 9) / 6))
+    assert errors["devkit_mae_mm"] == pytest.approx(1000 * (4 * 1 + 2 * 3) / 6)
+    # Rows without a depth take the nearest row's (above on a tie); nothing predicted: undefined.
+    np.testing.assert_array_equal(devkit_fill(np.array([[0, 5], [0, 0], [3, 0]])), [[5, 5], [5, 5], [3, 3]])
+    np.testing.assert_array_equal(devkit_fill(np.array([[0, 0], [0, 0], [0, 7]])), [[7, 7], [7, 7], [7, 7]])
+    assert devkit_fill(np.zeros((2, 2))) is None
+    nothing = depth_errors(np.zeros((1, 2)), np.ones((1, 2)))
+    assert nothing["coverage"] == 0.0 and math.isnan(nothing["rmse_mm"]) and math.isnan(nothing["devkit_rmse_mm"])
 
 
 def test_bad_inputs_are_named() -> None:

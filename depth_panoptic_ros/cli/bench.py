@@ -16,9 +16,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     geo.add_argument("--repeats", type=int, default=10)
     geo.add_argument("--json", action="store_true", help="print JSON instead of a table")
     geo.set_defaults(func=_geometry)
-    comp = which.add_parser("completion", help="classical completion vs IP-Basic on held-out KITTI LiDAR points")
+    comp = which.add_parser(
+        "completion", help="classical completion vs IP-Basic on real KITTI: LiDAR hold-out and ring-geometry input"
+    )
     comp.add_argument(
-        "--data", type=Path, default=Path("../shared/data/kitti"), help="folder holding object/ and depth_demo/"
+        "--data",
+        type=Path,
+        default=Path("../shared/data/kitti"),
+        help="folder holding object/, object_testing/, raw_2011_09_26/ and depth_demo/ (any of them)",
     )
     comp.add_argument("--json", action="store_true")
     comp.set_defaults(func=_completion)
@@ -46,8 +51,11 @@ def _completion(args: argparse.Namespace) -> int:
     from depth_panoptic_ros.cli import CliError
 
     if not args.data.is_dir():
-        raise CliError(f"{args.data}: no such folder (expects KITTI object/ and depth_demo/ inside)")
-    result = run_completion_benchmark(args.data)
+        raise CliError(f"{args.data}: no such folder (expects KITTI object/, raw_2011_09_26/ or depth_demo/ inside)")
+    try:
+        result = run_completion_benchmark(args.data)
+    except ValueError as error:
+        raise CliError(str(error)) from None
     print(json.dumps(result, indent=1) if args.json else format_table(result))
     return 0
 
