@@ -231,9 +231,10 @@ def test_entrypoint_reports_config_errors_in_one_line(capsys) -> None:
 def test_stats_prints_rgb_and_valid_depth_statistics(capsys) -> None:
     assert train_main(["stats", "--config", str(SYNTHETIC), "--frames", "2", *TINY]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)["model"]["normalization"]
-    samples = tiny_config().data.open("train")
+    config = tiny_config()
+    samples, completion = config.data.open("train"), config.pipeline.completion  # the config's own completion
     rgb = np.concatenate([samples[i].rgb.reshape(-1, 3) for i in range(2)]).astype(np.float64)
-    depth = np.concatenate([complete_depth(samples[i].sparse, samples[i].rgb).ravel() for i in range(2)])
+    depth = np.concatenate([complete_depth(samples[i].sparse, samples[i].rgb, completion).ravel() for i in range(2)])
     depth = depth[(depth >= 1) & (depth <= 500)]
     np.testing.assert_allclose(printed["rgb_mean"], rgb.mean(axis=0), atol=1e-3)
     np.testing.assert_allclose(printed["rgb_std"], rgb.std(axis=0), atol=1e-3)
@@ -265,9 +266,13 @@ def test_evaluate_prints_every_metric(tiny_checkpoint, capsys) -> None:
     assert result["frames"] == 2 and result["merged_instances"] >= 0 and result["merged_look_alike"] >= 0
     assert set(result["panoptic"]) == {"All", "Things", "Stuff", "per_class"}
     # the classical depth of the deployed path is the completion of exactly the measured depth of the samples
-    samples = tiny_config().data.open("val")
+    config = tiny_config()
+    samples, completion = config.data.open("val"), config.pipeline.completion
     expected = np.mean(
-        [depth_errors(complete_depth(samples[i].sparse, samples[i].rgb), samples[i].depth)["rmse_mm"] for i in range(2)]
+        [
+            depth_errors(complete_depth(samples[i].sparse, samples[i].rgb, completion), samples[i].depth)["rmse_mm"]
+            for i in range(2)
+        ]
     )
     assert result["depth_classical"]["rmse_mm"] == pytest.approx(expected, rel=1e-6)
     # the untrained completion network starts at the classical depth (zero-initialized residual)
