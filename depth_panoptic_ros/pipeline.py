@@ -102,7 +102,7 @@ class Pipeline:
         if "instances" in outputs and products.panoptic is not None:
             with _timed(timings, "instance_depth"):
                 products.instances = instance_depth(
-                    products.panoptic.ids, products.depth, frame.camera, self.model.class_table, products.panoptic
+                    products.panoptic.runs, products.depth, frame.camera, self.model.class_table, products.panoptic
                 )
         # like the panoptic outputs without a model, the grid is left out of frames without a ground transform
         grid = "grid" in outputs and products.panoptic is not None and frame.ground_T_camera is not None
@@ -113,8 +113,8 @@ class Pipeline:
                     products.depth,
                     frame.camera,
                     rgb=frame.rgb,
-                    class_ids=None if ids is None else ids // self.model.class_table.label_divisor,
                     panoptic_ids=ids,
+                    label_divisor=None if ids is None else self.model.class_table.label_divisor,
                     stride=cfg.cloud.stride,
                     max_range=cfg.cloud.max_range,
                     organized=cfg.cloud.organized,

@@ -124,6 +124,27 @@ def test_organized_cloud_keeps_the_grid_with_nan():
     np.testing.assert_array_equal(cloud.label, 0)  # no class map given
 
 
+@pytest.mark.parametrize(("stride", "max_range"), [(1, np.inf), (3, 30.0), (4, 12.0)])
+def test_flat_cloud_is_the_organized_cloud_without_its_invalid_points(stride, max_range):
+    """A skewed right camera, odd sizes, invalid depth of every kind, and the image's last pixel kept (stride 1)."""
+    K = [[80.0, 2.0, 31.5], [0, 90, 23.5], [0, 0, 1]]
+    camera = CameraModel.from_matrices(W - 1, H + 1, K, np.hstack([K, [[-8.0], [0.0], [0.0]]]))
+    rng = np.random.default_rng(4)
+    depth = rng.uniform(0.5, 60.0, camera.shape).astype(np.float32)
+    depth.ravel()[rng.choice(depth.size, 300, replace=False)] = rng.choice([0.0, -1.0, np.nan, np.inf], 300)
+    depth[-1, -1] = 5.0
+    rgb = rng.integers(0, 256, camera.shape + (3,), dtype=np.uint8)
+    ids = rng.choice(np.array([0, 7000, 26001, 26002]), camera.shape)
+    maps = {"rgb": rgb, "panoptic_ids": ids, "stride": stride, "max_range": max_range}
+    flat = build_cloud(depth, camera, label_divisor=1000, **maps)
+    organized = build_cloud(depth, camera, class_ids=ids // 1000, organized=True, **maps)
+    kept = np.isfinite(organized.xyz[..., 2])
+    assert 0 < kept.sum() < kept.size and (stride > 1 or kept[-1, -1])
+    np.testing.assert_array_equal(flat.xyz, organized.xyz[kept])
+    for name in ("rgb", "label", "instance"):
+        np.testing.assert_array_equal(getattr(flat, name), getattr(organized, name)[kept], err_msg=name)
+
+
 def test_cloud_without_maps_is_black_and_void():
     cloud = build_cloud(np.full((H, W), 2.0, np.float32), CAMERA)
     assert cloud.xyz.shape == (H * W, 3)
@@ -137,6 +158,8 @@ def test_cloud_without_maps_is_black_and_void():
         ({"rgb": np.zeros((H, W, 3), np.float32)}, "rgb: expected uint8, got float32"),
         ({"class_ids": np.zeros((H, W), np.float32)}, "class_ids: expected non-negative integer ids, got float32"),
         ({"panoptic_ids": np.full((H, W), -1)}, "panoptic_ids: expected non-negative integer ids, got int64 min -1"),
+        ({"label_divisor": 1000}, "label_divisor .* needs panoptic_ids"),
+        ({"label_divisor": 1000, "class_ids": np.zeros((H, W), np.int32)}, "class_ids or label_divisor, not both"),
         ({"panoptic_ids": np.zeros((H + 1, W), np.int32)}, r"panoptic_ids: expected shape \(48, 64\)"),
     ],
 )

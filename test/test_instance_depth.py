@@ -251,3 +251,38 @@ def test_kitti_objects_measured_by_lidar_lie_at_their_labeled_depth(kitti_object
         width, length, z_center = float(label[9]), float(label[10]), float(label[13])
         assert table.valid_count[row] >= 10
         assert abs(table.depth_median[row] - z_center) < max(width, length) / 2 + 1.0, label
+
+
+@pytest.mark.parametrize(("seed", "shape"), [(3, (41, 67)), (4, (1, 200)), (5, (200, 1))])
+def test_segment_outlines_from_the_runs_equal_the_pixel_comparison(seed: int, shape: tuple[int, int]) -> None:
+    """A pixel is on an outline when its right or lower neighbor differs: compared pixel by pixel here."""
+    ids, _ = random_scene(seed, shape)
+    edge = np.zeros(shape, bool)
+    edge[:, :-1] |= ids[:, 1:] != ids[:, :-1]
+    edge[:-1] |= ids[1:] != ids[:-1]
+    assert np.array_equal(SegmentRuns.of(ids).boundary_pixels, np.flatnonzero(edge))
+
+
+def test_means_and_centroids_are_float64_sums_in_raster_order_and_runs_can_be_shared() -> None:
+    """Bit for bit the per-pixel float64 accumulation (np.bincount over the segment of each valid pixel), and
+    the same table from the map's runs as from the map."""
+    ids, depth = random_scene(8, (57, 83))
+    cam = camera(83, 57, cx=40.0, cy=30.0)
+    table = instance_depth(ids, depth, cam, CITYSCAPES)
+    segments, inverse = np.unique(ids, return_inverse=True)
+    inverse = inverse.reshape(ids.shape)
+    valid = np.isfinite(depth) & (depth > 0) & (ids != 0)
+    v, u = np.nonzero(valid)
+    z = depth[valid]
+    ray_x = ((u - np.float32(40.0)) / np.float32(100.0)).astype(np.float32)
+    ray_y = ((v - np.float32(30.0)) / np.float32(120.0)).astype(np.float32)
+    count = np.bincount(inverse[valid], minlength=len(segments))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = [np.bincount(inverse[valid], c, minlength=len(segments)) / count for c in (ray_x * z, ray_y * z, z)]
+    keep = segments != 0
+    assert np.array_equal(table.depth_mean, means[2][keep].astype(np.float32), equal_nan=True)
+    expected = np.stack(means, axis=1)[keep].astype(np.float32)
+    np.testing.assert_allclose(table.centroid, expected, rtol=1e-6, atol=1e-5, equal_nan=True)  # rays: own rounding
+    shared = instance_depth(SegmentRuns.of(ids), depth, cam, CITYSCAPES)
+    for name in ("pixel_count", "valid_count", "bbox", "depth_mean", "depth_median", "depth_p10", "centroid"):
+        assert np.array_equal(getattr(shared, name), getattr(table, name), equal_nan=True), name

@@ -50,15 +50,11 @@ def _check_map(array: np.ndarray, name: str, shape: tuple[int, ...]) -> np.ndarr
     return array
 
 
-def _sampled_ids(
-    ids: np.ndarray | None, name: str, camera: CameraModel, sub: tuple[slice, slice], grid: tuple[int, int]
-) -> np.ndarray:
-    if ids is None:
-        return np.zeros(grid, np.uint32)
+def _check_ids(ids: np.ndarray, name: str, camera: CameraModel) -> np.ndarray:
     ids = _check_map(ids, name, camera.shape)
     if not np.issubdtype(ids.dtype, np.integer) or ids.min(initial=0) < 0:
         raise ValueError(f"{name}: expected non-negative integer ids, got {ids.dtype} min {ids.min(initial=0)}")
-    return ids[sub].astype(np.uint32)
+    return ids
 
 
 def pixel_rays(camera: CameraModel, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -73,12 +69,17 @@ def pixel_rays(camera: CameraModel, stride: int = 1) -> tuple[np.ndarray, np.nda
     return inverse[0, 0] * u + inverse[0, 1] * v + inverse[0, 2], inverse[1, 1] * v + inverse[1, 2]
 
 
-def backproject(depth: np.ndarray, camera: CameraModel, stride: int = 1) -> np.ndarray:
-    """(H', W', 3) float32 xyz of every stride-th pixel (H' = ceil(H / stride)); NaN where depth is 0/invalid."""
+def _sampled_depth(depth: np.ndarray, camera: CameraModel, stride: int) -> np.ndarray:
+    """float32 depth of every stride-th pixel (a view when the map is float32 already)."""
     depth = _check_map(depth, "depth", camera.shape)
     if not isinstance(stride, int | np.integer) or stride < 1:
         raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
-    z = depth[::stride, ::stride].astype(np.float32)
+    return np.asarray(depth[::stride, ::stride], dtype=np.float32)
+
+
+def backproject(depth: np.ndarray, camera: CameraModel, stride: int = 1) -> np.ndarray:
+    """(H', W', 3) float32 xyz of every stride-th pixel (H' = ceil(H / stride)); NaN where depth is 0/invalid."""
+    z = _sampled_depth(depth, camera, stride).copy()
     z[~(z > 0) | ~np.isfinite(z)] = np.nan
     ray_x, ray_y = pixel_rays(camera, stride)
     xyz = np.empty(z.shape + (3,), dtype=np.float32)
@@ -95,6 +96,7 @@ def build_cloud(
     rgb: np.ndarray | None = None,
     class_ids: np.ndarray | None = None,
     panoptic_ids: np.ndarray | None = None,
+    label_divisor: int | None = None,
     stride: int = 1,
     max_range: float = np.inf,
     organized: bool = False,
@@ -102,24 +104,110 @@ def build_cloud(
     """The 3D panoptic cloud of a depth map and its per-pixel color / class / panoptic maps (all H x W).
 
     Points without depth or farther than max_range (Euclidean, meters) are NaN in an organized cloud and
-    dropped from a flat one. Missing maps give zeros (black, void).
+    dropped from a flat one. Missing maps give zeros (black, void). The class label comes from ``class_ids`` or,
+    with ``label_divisor``, from the panoptic id (class id * label_divisor + instance) of each kept point, so
+    that no full-size class map has to be made for a cloud that keeps a fraction of the pixels.
     """
-    xyz = backproject(depth, camera, stride)
-    grid = xyz.shape[:2]
-    sub = (slice(None, None, stride), slice(None, None, stride))
-    colors = np.zeros(grid + (3,), np.uint8)
+    if class_ids is not None and label_divisor is not None:
+        raise ValueError("build_cloud: give class_ids or label_divisor, not both")
+    if label_divisor is not None and (panoptic_ids is None or label_divisor < 1):
+        raise ValueError(f"label_divisor ({label_divisor}) needs panoptic_ids and must be >= 1")
     if rgb is not None:
         rgb = _check_map(rgb, "rgb", camera.shape + (3,))
         if rgb.dtype != np.uint8:
             raise ValueError(f"rgb: expected uint8, got {rgb.dtype}")
-        colors = rgb[sub]
-    label = _sampled_ids(class_ids, "class_ids", camera, sub, grid)
-    instance = _sampled_ids(panoptic_ids, "panoptic_ids", camera, sub, grid)
+    class_ids = None if class_ids is None else _check_ids(class_ids, "class_ids", camera)
+    panoptic_ids = None if panoptic_ids is None else _check_ids(panoptic_ids, "panoptic_ids", camera)
+    if organized:
+        return _organized_cloud(depth, camera, rgb, class_ids, panoptic_ids, label_divisor, stride, max_range)
+    xyz, pixel = _kept_points(depth, camera, stride, max_range)
+    n = len(pixel)
+    label = np.zeros(n, np.uint32)
+    if class_ids is not None:
+        label = np.take(class_ids, pixel).astype(np.uint32)
+    instance = np.zeros(n, np.uint32) if panoptic_ids is None else np.take(panoptic_ids, pixel).astype(np.uint32)
+    if label_divisor is not None:
+        label = instance // np.uint32(label_divisor)
+    return PanopticCloud(
+        xyz=xyz,
+        rgb=np.zeros((n, 3), np.uint8) if rgb is None else _colors_at(rgb, pixel),
+        label=label,
+        instance=instance,
+    )
 
+
+def _kept_points(
+    depth: np.ndarray, camera: CameraModel, stride: int, max_range: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(M, 3) float32 points of the stride-th pixels with valid depth within max_range, and their flat pixel index
+    in the full-size image, in raster order.
+
+    Only the kept pixels are multiplied out (the same float32 products as backproject), and the one flat index
+    then gathers every per-pixel field: np.take is several times faster than boolean indexing.
+    """
+    z = _sampled_depth(depth, camera, stride)
+    valid = (z > 0) & (z < np.inf)
+    per_row = np.count_nonzero(valid, axis=1)
+    kept = np.flatnonzero(valid)
+    ray_x, ray_y = pixel_rays(camera, stride)
+    xyz = np.empty((len(kept), 3), np.float32)
+    x, y, z = xyz[:, 0], xyz[:, 1], np.take(z, kept)
+    np.multiply(np.take(ray_x, kept), z, out=x)
+    np.multiply(np.repeat(ray_y[:, 0], per_row), z, out=y)
+    xyz[:, 2] = z
+    # Grid index k = row * W' + col -> image pixel row * stride * W + col * stride = k * stride + row * skip.
+    skip = stride * (camera.width - ray_x.shape[1])
+    pixel = np.multiply(kept, stride)
+    pixel += np.repeat(np.arange(len(per_row), dtype=np.int64) * skip, per_row)
+    if np.isfinite(max_range):
+        near = x * x + y * y + z * z <= np.float32(max_range) ** 2
+        if not near.all():
+            near = np.flatnonzero(near)
+            xyz, pixel = np.take(xyz, near, axis=0), np.take(pixel, near)
+    return xyz, pixel
+
+
+def _colors_at(rgb: np.ndarray, pixel: np.ndarray) -> np.ndarray:
+    """(M, 3) uint8 colors of an (H, W, 3) image at ascending flat pixel indices.
+
+    Gathers one 4-byte word per pixel through an overlapping view (pixel i's word is its R, G, B and the next
+    pixel's R): numpy gathers 4-byte items several times faster than 3-byte rows. The image's last pixel has no
+    byte after it, so it is copied on its own.
+    """
+    flat = np.ascontiguousarray(rgb).reshape(-1)
+    count = flat.size // 3
+    if count < 2 or pixel.size == 0:
+        return flat.reshape(-1, 3)[pixel]
+    words = np.ndarray((count - 1,), np.uint32, flat, strides=(3,))
+    colors = np.take(words, np.minimum(pixel, count - 2)).view(np.uint8).reshape(-1, 4)[:, :3]
+    if pixel[-1] == count - 1:
+        colors[-1] = flat[-3:]
+    return colors
+
+
+def _organized_cloud(
+    depth: np.ndarray,
+    camera: CameraModel,
+    rgb: np.ndarray | None,
+    class_ids: np.ndarray | None,
+    panoptic_ids: np.ndarray | None,
+    label_divisor: int | None,
+    stride: int,
+    max_range: float,
+) -> PanopticCloud:
+    """The cloud on the stride-th pixel grid, NaN where a point is invalid or beyond max_range."""
+    xyz = backproject(depth, camera, stride)
+    sub = (slice(None, None, stride), slice(None, None, stride))
     valid = np.isfinite(xyz[..., 2])
     if np.isfinite(max_range):
-        valid &= np.einsum("...i,...i->...", xyz, xyz) <= np.float32(max_range) ** 2
-    if organized:
-        xyz[~valid] = np.nan
-        return PanopticCloud(xyz=xyz, rgb=colors, label=label, instance=instance)
-    return PanopticCloud(xyz=xyz[valid], rgb=colors[valid], label=label[valid], instance=instance[valid])
+        x, y, z = xyz[..., 0], xyz[..., 1], xyz[..., 2]
+        valid &= x * x + y * y + z * z <= np.float32(max_range) ** 2
+    xyz[~valid] = np.nan
+    grid = xyz.shape[:2]
+    instance = np.zeros(grid, np.uint32) if panoptic_ids is None else panoptic_ids[sub].astype(np.uint32)
+    label = np.zeros(grid, np.uint32) if class_ids is None else class_ids[sub].astype(np.uint32)
+    if label_divisor is not None:
+        label = instance // np.uint32(label_divisor)
+    return PanopticCloud(
+        xyz=xyz, rgb=np.zeros(grid + (3,), np.uint8) if rgb is None else rgb[sub], label=label, instance=instance
+    )

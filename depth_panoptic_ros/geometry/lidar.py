@@ -9,6 +9,7 @@ P @ [X; 1], i.e. the z of the point in the frame of the camera P describes (the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -17,10 +18,21 @@ from depth_panoptic_ros.geometry.camera import CameraModel
 
 @dataclass(frozen=True)
 class LidarProjection:
-    """depth: (H, W) float32 meters, 0 = no return; index: (H, W) int32 row of the input point that won, -1 none."""
+    """depth: (H, W) float32 meters, 0 = no return; pixel / point: flat pixel index and input row of each winner.
+
+    The pipeline reads only the depth, so the full-size map of winning points (``index``) is made on request.
+    """
 
     depth: np.ndarray
-    index: np.ndarray
+    pixel: np.ndarray
+    point: np.ndarray
+
+    @cached_property
+    def index(self) -> np.ndarray:
+        """(H, W) int32 row of the input point that won each pixel, -1 where none did."""
+        index = np.full(self.depth.shape, -1, dtype=np.int32)
+        index.ravel()[self.pixel] = self.point
+        return index
 
 
 def project_points(
@@ -48,7 +60,6 @@ def project_points(
 
     height, width = camera.shape
     depth = np.zeros((height, width), dtype=np.float32)
-    index = np.full((height, width), -1, dtype=np.int32)
 
     # A NaN or inf coordinate fails the range test (its squared norm is NaN or inf): no separate finiteness pass.
     # Rows are gathered with np.take(axis=0), several times faster than fancy indexing for (N, 3) arrays.
@@ -69,6 +80,6 @@ def project_points(
     pixel, w, kept = pixel[order], w[order], kept[order]
     first = np.ones(pixel.size, dtype=bool)
     first[1:] = pixel[1:] != pixel[:-1]
-    depth.ravel()[pixel[first]] = w[first]
-    index.ravel()[pixel[first]] = kept[first]
-    return LidarProjection(depth=depth, index=index)
+    pixel = pixel[first]
+    depth.ravel()[pixel] = w[first]
+    return LidarProjection(depth=depth, pixel=pixel, point=kept[first])

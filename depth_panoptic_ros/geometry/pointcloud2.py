@@ -47,16 +47,7 @@ POINT_FIELDS = (
     PointFieldSpec("label", 16, UINT32),
     PointFieldSpec("instance", 20, UINT32),
 )
-POINT_STEP = 24
-# rgb is declared FLOAT32 but written as its uint32 bit pattern.
-_PACKED = np.dtype(
-    {
-        "names": [f.name for f in POINT_FIELDS],
-        "formats": ["<f4", "<f4", "<f4", "<u4", "<u4", "<u4"],
-        "offsets": [f.offset for f in POINT_FIELDS],
-        "itemsize": POINT_STEP,
-    }
-)
+POINT_STEP = 24  # rgb is declared FLOAT32 but written as its uint32 bit pattern
 
 
 @dataclass(frozen=True)
@@ -84,13 +75,17 @@ def pack_cloud(cloud: PanopticCloud, out: np.ndarray | None = None) -> PackedClo
         data = out[:nbytes]
     else:
         data = np.empty(nbytes, dtype=np.uint8)
-    points = data.view(_PACKED)
-    xyz = cloud.xyz.reshape(-1, 3)
-    points["x"], points["y"], points["z"] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
-    rgb = cloud.rgb.reshape(-1, 3).astype(np.uint32)
-    points["rgb"] = (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]
-    points["label"] = cloud.label.ravel()
-    points["instance"] = cloud.instance.ravel()
+    # Column by column into (N, 6) word and (N, 24) byte views: numpy copies single columns several times faster
+    # than rows of 3 floats or 3 bytes. rgb goes in byte by byte (B, G, R, 0 = little-endian 0x00RRGGBB).
+    n = height * width
+    words, floats, point_bytes = data.view("<u4").reshape(n, 6), data.view("<f4").reshape(n, 6), data.reshape(n, 24)
+    xyz, rgb = cloud.xyz.reshape(n, 3), cloud.rgb.reshape(n, 3)
+    for k in range(3):
+        floats[:, k] = xyz[:, k]
+        point_bytes[:, 12 + k] = rgb[:, 2 - k]
+    point_bytes[:, 15] = 0
+    words[:, 4] = cloud.label.ravel()
+    words[:, 5] = cloud.instance.ravel()
     return PackedCloud(
         data=data,
         width=width,

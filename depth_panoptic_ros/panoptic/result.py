@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
+
+from depth_panoptic_ros.products.segments import SegmentRuns
 
 
 @dataclass
@@ -17,6 +20,12 @@ class PanopticResult:
     ids: np.ndarray
     segment_ids: np.ndarray
     segment_scores: np.ndarray
+
+    @cached_property
+    def runs(self) -> SegmentRuns:
+        """The map's runs of equal ids, found once per frame and shared by the instance depth table and the
+        color images (``ids`` must not be changed afterwards)."""
+        return SegmentRuns.of(self.ids)
 
     def score_of(self, panoptic_ids: np.ndarray) -> np.ndarray:
         """Score per given segment id, NaN where the id is not a segment of this result."""

@@ -78,7 +78,7 @@ def colorize_depth(
 
 
 def depth_colormap_panoptic(
-    panoptic_ids: np.ndarray,
+    panoptic_ids: np.ndarray | SegmentRuns,
     table: InstanceDepthTable,
     class_table: ClassTable,
     rgb: np.ndarray | None = None,
@@ -108,7 +108,7 @@ def depth_colormap_panoptic(
     image = paint_segments(runs, np.vstack([np.zeros((void, 3), np.uint8), colors]))
     if rgb is not None:
         image = overlay(check_rgb("rgb", rgb, runs.shape), image, 1.0 - IMAGE_ALPHA)
-    draw_boundaries(image, panoptic_ids, WHITE)
+    draw_boundaries(image, runs, WHITE)
 
     h, w = runs.shape
     scale = max(0.35, h / 1000)

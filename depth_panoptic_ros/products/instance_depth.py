@@ -60,7 +60,7 @@ class InstanceDepthTable:
 
 
 def instance_depth(
-    panoptic_ids: np.ndarray,
+    panoptic_ids: np.ndarray | SegmentRuns,
     depth: np.ndarray,
     camera: CameraModel,
     class_table: ClassTable,
@@ -77,17 +77,22 @@ def instance_depth(
     class_index = segment_class_index(segments, class_table)
     pixel_count, bbox = runs.extents()
 
-    valid = np.isfinite(depth) & (depth > 0) & (np.asarray(panoptic_ids) != 0)
-    per_run = np.add.reduceat(valid.ravel(), runs.start, dtype=np.int32)  # valid pixels of each run
-    valid_count = np.bincount(runs.segment, per_run, minlength=n).astype(np.int64)
-    group = np.repeat(runs.segment, per_run)  # valid pixels and runs are both in raster order
-    z = depth[valid]
+    valid = (depth > 0) & (depth < np.inf)  # finite and positive (NaN compares False)
+    grouped_pixel, bounds, run_order, per_run = _grouped_valid_pixels(runs, valid)
+    valid_count = np.diff(bounds)
+    z = np.take(depth, grouped_pixel)
     ray_x, ray_y = pixel_rays(camera)
-    xyz = (ray_x[valid] * z, np.repeat(ray_y[:, 0], np.count_nonzero(valid, axis=1)) * z, z)
+    row = runs.start[run_order] // w
+    xyz = (np.take(ray_x, grouped_pixel) * z, np.repeat(ray_y[row, 0], per_run[run_order]) * z, z)
+    # Segment after segment, each in raster order, summed in float64 one value after the other: the same sums
+    # as per-pixel bincounts, several times faster.
+    has = valid_count > 0
+    sums = np.zeros((n, 3))
+    if has.any():
+        sums[has] = np.stack([np.add.reduceat(c, bounds[:-1][has], dtype=np.float64) for c in xyz], axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        centroid = np.stack([np.bincount(group, c, minlength=n) for c in xyz], axis=1) / valid_count[:, None]
-    bounds = np.append(0, np.cumsum(valid_count))
-    median, minimum, p10 = _group_quantiles(_grouped(z, runs, per_run), bounds, (0.5, 0.0, 0.1))
+        centroid = sums / valid_count[:, None]
+    median, minimum, p10 = _group_quantiles(z, bounds, (0.5, 0.0, 0.1))
 
     keep = segments != 0
     ids_kept = segments[keep]
@@ -109,15 +114,26 @@ def instance_depth(
     )
 
 
-def _grouped(values: np.ndarray, runs: SegmentRuns, per_run: np.ndarray) -> np.ndarray:
-    """``values`` (per_run[r] of them for run r, in raster order) rearranged segment after segment.
+def _grouped_valid_pixels(
+    runs: SegmentRuns, valid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Flat indices of the valid pixels of every non-void segment, segment after segment, each in raster order.
 
-    The runs say where each segment's values lie, so this is one gather instead of a sort of all the values.
+    Returns (indices, bounds (N + 1,): segment k's pixels are indices[bounds[k]:bounds[k + 1]], run order that
+    groups the runs by segment, valid pixels per run). The runs say where each segment's pixels lie, so this is
+    one gather instead of a sort of all the pixels; void runs count no pixels.
     """
+    per_run = np.add.reduceat(valid.ravel(), runs.start, dtype=np.int64) if len(runs.start) else runs.start.copy()
+    raster = np.flatnonzero(valid)  # the valid pixels of run r are raster[source[r]:source[r] + per_run[r]]
+    source = np.cumsum(per_run) - per_run
+    per_run[runs.segments[runs.segment] == 0] = 0
     order = np.argsort(runs.segment, kind="stable")
     count = per_run[order]
-    source, target = np.cumsum(per_run) - per_run, np.cumsum(count) - count
-    return values[np.repeat(source[order] - target, count) + np.arange(len(values))]
+    target = np.cumsum(count) - count
+    gather = np.repeat(source[order] - target, count)
+    gather += np.arange(len(gather))
+    bounds = np.append(0, np.cumsum(np.bincount(runs.segment, per_run, minlength=len(runs.segments)).astype(np.int64)))
+    return np.take(raster, gather), bounds, order, per_run
 
 
 def _group_quantiles(grouped: np.ndarray, bounds: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:

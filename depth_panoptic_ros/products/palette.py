@@ -7,7 +7,7 @@ import numpy as np
 
 from depth_panoptic_ros.classes import ClassTable
 from depth_panoptic_ros.products.canvas import WHITE, check_rgb, pack_rgb, unpack_rgb
-from depth_panoptic_ros.products.segments import SegmentRuns, check_panoptic_ids, segment_class_index
+from depth_panoptic_ros.products.segments import SegmentRuns, segment_class_index
 
 INSTANCE_JITTER = 48  # an instance's color stays within its class color +- this, per channel
 # Roberts' R3 low-discrepancy sequence (powers of 1/phi_3, phi_3 = 1.2207...): consecutive instance numbers
@@ -34,7 +34,7 @@ def segment_colors(segments: np.ndarray, class_table: ClassTable) -> np.ndarray:
     return colors
 
 
-def colorize_panoptic(panoptic_ids: np.ndarray, class_table: ClassTable) -> np.ndarray:
+def colorize_panoptic(panoptic_ids: np.ndarray | SegmentRuns, class_table: ClassTable) -> np.ndarray:
     """(H, W, 3) uint8 RGB color image of a panoptic map; one color per segment, computed once per segment."""
     runs = SegmentRuns.of(panoptic_ids)
     return paint_segments(runs, segment_colors(runs.segments, class_table))
@@ -45,31 +45,29 @@ def paint_segments(runs: SegmentRuns, colors: np.ndarray) -> np.ndarray:
     return unpack_rgb(runs.paint(pack_rgb(colors)))
 
 
-def segment_boundaries(panoptic_ids: np.ndarray) -> np.ndarray:
+def segment_boundaries(panoptic_ids: np.ndarray | SegmentRuns) -> np.ndarray:
     """(H, W) bool, True where the id differs from the right or lower neighbor (one-pixel outlines)."""
-    ids = check_panoptic_ids(panoptic_ids)
-    edge = np.empty(ids.shape, bool)
-    np.not_equal(ids[:, 1:], ids[:, :-1], out=edge[:, :-1])
-    edge[:, -1:] = False
-    edge[:-1] |= ids[1:] != ids[:-1]
+    runs = SegmentRuns.of(panoptic_ids)
+    edge = np.zeros(runs.shape, bool)
+    edge.ravel()[runs.boundary_pixels] = True
     return edge
 
 
-def draw_boundaries(image: np.ndarray, panoptic_ids: np.ndarray, color: tuple[int, int, int]) -> None:
+def draw_boundaries(image: np.ndarray, panoptic_ids: np.ndarray | SegmentRuns, color: tuple[int, int, int]) -> None:
     """Paints the segment outlines of ``panoptic_ids`` into a C-contiguous (H, W, 3) image in place.
 
     The outline pixels are few and set by flat position: a boolean mask over the whole image is ~5x slower.
     """
     if not image.flags.c_contiguous:
         raise ValueError("image: expected a C-contiguous (H, W, 3) array to draw the outlines into")
-    image.reshape(-1, 3)[np.flatnonzero(segment_boundaries(panoptic_ids))] = color
+    image.reshape(-1, 3)[SegmentRuns.of(panoptic_ids).boundary_pixels] = color
 
 
 def overlay(
     rgb: np.ndarray,
     color: np.ndarray,
     alpha: float = 0.5,
-    panoptic_ids: np.ndarray | None = None,
+    panoptic_ids: np.ndarray | SegmentRuns | None = None,
     boundary_color: tuple[int, int, int] = WHITE,
 ) -> np.ndarray:
     """(1 - alpha) * rgb + alpha * color, rounded; with ``panoptic_ids``, segment outlines in ``boundary_color``."""
@@ -79,8 +77,8 @@ def overlay(
         raise ValueError(f"overlay alpha: expected a value in [0, 1], got {alpha}")
     out = cv2.addWeighted(rgb, 1.0 - alpha, color, alpha, 0.0)
     if panoptic_ids is not None:
-        ids = check_panoptic_ids(panoptic_ids)
-        if ids.shape != rgb.shape[:2]:
-            raise ValueError(f"panoptic_ids: expected size {rgb.shape[:2]} (that of rgb), got {ids.shape}")
-        draw_boundaries(out, ids, boundary_color)
+        runs = SegmentRuns.of(panoptic_ids)
+        if runs.shape != rgb.shape[:2]:
+            raise ValueError(f"panoptic_ids: expected size {rgb.shape[:2]} (that of rgb), got {runs.shape}")
+        draw_boundaries(out, runs, boundary_color)
     return out

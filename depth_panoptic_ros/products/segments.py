@@ -8,6 +8,7 @@ comparison per pixel instead of a sort, hash or histogram of all pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -39,8 +40,11 @@ class SegmentRuns:
     segment: np.ndarray
 
     @classmethod
-    def of(cls, panoptic_ids: np.ndarray) -> SegmentRuns:
-        """The runs of a map, checked as check_panoptic_ids does."""
+    def of(cls, panoptic_ids: np.ndarray | SegmentRuns) -> SegmentRuns:
+        """The runs of a map, checked as check_panoptic_ids does; runs are returned as they are, so that the
+        products of one frame can share them."""
+        if isinstance(panoptic_ids, SegmentRuns):
+            return panoptic_ids
         ids = check_panoptic_ids(panoptic_ids)
         begins = np.empty(ids.shape, bool)
         begins[:, :1] = True
@@ -64,6 +68,29 @@ class SegmentRuns:
         length = self.length[order]
         x0, x1 = np.minimum.reduceat(col, first), np.maximum.reduceat(col + length, first)
         return np.add.reduceat(length, first), np.stack([x0, row[first], x1, row[last] + 1], axis=1)
+
+    @cached_property
+    def boundary_pixels(self) -> np.ndarray:
+        """Ascending flat indices of the pixels whose right or lower neighbor has another id (outlines).
+
+        Found from the runs, never from the pixels: a pixel ends a run when its right neighbor differs, and
+        between rows r and r + 1 the ids can only change where a run of either row starts, so each piece
+        between consecutive starts of both rows is compared once.
+        """
+        height, width = self.shape
+        if height == 0 or width == 0:
+            return np.zeros(0, np.int64)
+        right = self.start[self.start % width != 0] - 1
+        below = self.start[self.start >= width] - width  # row r + 1's starts, moved into row r
+        cuts = np.union1d(self.start[self.start < (height - 1) * width], below)
+        ends = np.append(cuts[1:], (height - 1) * width)
+        ends = np.minimum(ends, (cuts // width + 1) * width)  # a piece ends at its row's end
+        run = np.searchsorted(self.start, cuts, side="right") - 1
+        run_below = np.searchsorted(self.start, cuts + width, side="right") - 1
+        differ = self.segment[run] != self.segment[run_below]
+        first, count = cuts[differ], (ends - cuts)[differ]
+        lower = np.repeat(first - np.cumsum(count) + count, count) + np.arange(count.sum())
+        return np.union1d(right, lower)
 
 
 def segment_inverse(panoptic_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

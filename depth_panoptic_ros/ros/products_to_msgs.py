@@ -113,13 +113,14 @@ def build_output_messages(
     if PANOPTIC_IDS in wanted:
         out[PANOPTIC_IDS] = image_to_msg(ids.astype("int32", copy=False), "32SC1", header)
     if PANOPTIC_COLOR in wanted:
-        color = overlay(frame.rgb, colorize_panoptic(ids, class_table), panoptic_ids=ids)
+        runs = products.panoptic.runs  # shared with the instance depth table
+        color = overlay(frame.rgb, colorize_panoptic(runs, class_table), panoptic_ids=runs)
         out[PANOPTIC_COLOR] = image_to_msg(color, "rgb8", header)
     table = products.instances
     if table is None:
         return out
     if DEPTH_COLOR in wanted:
-        image = depth_colormap_panoptic(ids, table, class_table, rgb=frame.rgb)
+        image = depth_colormap_panoptic(products.panoptic.runs, table, class_table, rgb=frame.rgb)
         out[DEPTH_COLOR] = image_to_msg(image, "rgb8", header)
     if INSTANCES in wanted:
         out[INSTANCES] = instances_to_msg(table, class_table, header)
