@@ -280,3 +280,38 @@ def test_export_writes_the_head_beside_the_networks(tmp_path: Path) -> None:
     loaded = load_model(tmp_path / "m.safetensors")
     with torch.no_grad():
         np.testing.assert_allclose(got, loaded.merge_head(masks, channels, context).numpy(), atol=1e-4)
+
+
+@pytest.mark.slow
+def test_release_grafts_a_head_and_stores_the_merge(tmp_path: Path) -> None:
+    from test_training import tiny_config as tiny_train_config
+
+    from depth_panoptic_ros.model import read_header
+    from depth_panoptic_ros.training.release import release_model
+
+    config = tiny_train_config()
+    torch.manual_seed(0)
+    save_model(tmp_path / "base.safetensors", DepthPanopticModel(config.model, ClassTable.cityscapes()))
+    donor = head_model(seed=1)
+    with torch.no_grad():
+        donor.merge_head.project.normal_(0, 0.1)
+    save_model(tmp_path / "donor.safetensors", donor)
+    out = tmp_path / "released.safetensors"
+    result = release_model(
+        tmp_path / "base.safetensors",
+        out,
+        config,
+        {},
+        frames=1,
+        merge_head=tmp_path / "donor.safetensors",
+        merge="learned",
+    )
+    released, base = load_model(out), load_model(tmp_path / "base.safetensors")
+    assert released.merge == result.merge == read_header(out)["extra"]["evaluation"]["merge"] == "learned"
+    torch.testing.assert_close(released.merge_head.project, donor.merge_head.project.half().float())
+    for name, value in base.state_dict().items():
+        torch.testing.assert_close(
+            released.state_dict()[name], value.half().float() if value.is_floating_point() else value
+        )
+    with pytest.raises(ValueError, match="needs a learned merge head"):
+        release_model(tmp_path / "base.safetensors", out, config, {}, frames=1, merge="learned")

@@ -2,7 +2,8 @@
 
     depth-panoptic-train [train] --config CONFIG [--max-iters N] [--output-dir DIR] [--resume DIR|auto] [key=value ...]
     depth-panoptic-train stats --config CONFIG [--frames N] [key=value ...]
-    depth-panoptic-train release --config CONFIG --checkpoint RUN|FILE --out FILE [--frames N] [key=value ...]
+    depth-panoptic-train release --config CONFIG --checkpoint RUN|FILE --out FILE [--frames N]
+        [--merge-head FILE] [--merge fcn|degeus|learned] [key=value ...]
 
 The subcommands follow `depth-panoptic`'s pattern (``add_parser`` registers them, each sets ``func``); ``train``
 is the default, so ``depth-panoptic-train --config ...`` trains. Several processes:
@@ -68,6 +69,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     release.add_argument("--checkpoint", required=True, type=Path, help="run folder or model .safetensors")
     release.add_argument("--out", required=True, type=Path, help="released model file, e.g. models/default.safetensors")
     release.add_argument("--frames", type=int, default=20, help="validation frames to evaluate (default 20)")
+    release.add_argument(
+        "--merge-head",
+        type=Path,
+        metavar="FILE",
+        help="graft the learned merge head of this model file onto the checkpoint (e.g. a head trained on an "
+        "earlier release of the same networks)",
+    )
+    release.add_argument("--merge", metavar="{fcn,degeus,learned}", help="the merge the released model stores")
     release.set_defaults(func=run_release)
 
 
@@ -133,8 +142,12 @@ def run_release(args: argparse.Namespace) -> int:
     config = _config(args.config, args.overrides)
     trained = args.checkpoint / "model.safetensors" if args.checkpoint.is_dir() else args.checkpoint
     provenance = {"release": {"config": str(args.config), "overrides": list(args.overrides), "source": str(trained)}}
+    if args.merge_head is not None:
+        provenance["release"]["merge_head"] = str(args.merge_head)
     try:
-        result = release_model(trained, args.out, config, provenance, "val", args.frames)
+        result = release_model(
+            trained, args.out, config, provenance, "val", args.frames, merge_head=args.merge_head, merge=args.merge
+        )
     except (ValueError, OSError) as exc:
         raise CliError(str(exc)) from exc
     print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MB)\n{format_report(result, 'val')}")

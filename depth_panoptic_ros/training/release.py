@@ -7,12 +7,13 @@ header, so the model card, the file and the test that guards the file all read t
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from depth_panoptic_ros.model import load_model, read_header, save_model
+from depth_panoptic_ros.model import DepthPanopticModel, load_model, read_header, save_model
 from depth_panoptic_ros.pipeline import Pipeline
 from depth_panoptic_ros.training.config import TrainConfig
 from depth_panoptic_ros.training.evaluate import EvaluationResult, evaluate
@@ -25,11 +26,40 @@ def evaluate_file(path: Path, config: TrainConfig, split: str, frames: int) -> E
     return evaluate(Pipeline(config.pipeline, load_model(path)), (samples[i] for i in range(count)), progress=False)
 
 
+def graft_merge_head(model: DepthPanopticModel, donor: Path) -> DepthPanopticModel:
+    """``model`` with the learned merge head (settings and weights) of the model file ``donor``, which must
+    share its class table: a head trained on one release of the networks, carried over to the next."""
+    head = load_model(donor)
+    if head.merge_head is None:
+        raise ValueError(f"{donor} has no learned merge head to graft")
+    if head.class_table != model.class_table:
+        raise ValueError(f"{donor} has another class table than the model: its merge head does not fit")
+    grafted = DepthPanopticModel(replace(model.config, merge_head=head.config.merge_head), model.class_table)
+    grafted.load_state_dict({**model.state_dict(), **head.merge_head.state_dict(prefix="merge_head.")})
+    return grafted
+
+
 def release_model(
-    trained: Path, out: Path, config: TrainConfig, provenance: dict[str, Any], split: str = "val", frames: int = 20
+    trained: Path,
+    out: Path,
+    config: TrainConfig,
+    provenance: dict[str, Any],
+    split: str = "val",
+    frames: int = 20,
+    merge_head: Path | None = None,
+    merge: str | None = None,
 ) -> EvaluationResult:
-    """Writes ``trained`` to ``out`` with fp16 weights and its evaluation (``split``, ``frames``) in the header."""
+    """Writes ``trained`` to ``out`` with fp16 weights and its evaluation (``split``, ``frames``) in the header;
+    ``merge_head``: a model file whose merge head to graft on; ``merge``: the merge to store (default: kept)."""
     model = load_model(trained)
+    if merge_head is not None:
+        model = graft_merge_head(model, merge_head)
+    if merge is not None:
+        inference = model.config.inference
+        stored = replace(inference, merge=replace(inference.merge, strategy=merge))
+        rebuilt = DepthPanopticModel(replace(model.config, inference=stored), model.class_table)  # checks merge
+        rebuilt.load_state_dict(model.state_dict())
+        model = rebuilt
     extra = {**read_header(trained)["extra"], **provenance}
     with tempfile.TemporaryDirectory() as tmp:
         half = Path(tmp) / "model.safetensors"
