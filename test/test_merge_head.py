@@ -315,3 +315,17 @@ def test_release_grafts_a_head_and_stores_the_merge(tmp_path: Path) -> None:
         )
     with pytest.raises(ValueError, match="needs a learned merge head"):
         release_model(tmp_path / "base.safetensors", out, config, {}, frames=1, merge="learned")
+
+
+def test_thing_mask_iou_by_hand() -> None:
+    from depth_panoptic_ros.evaluation.class_iou import ThingMaskIoU
+
+    gt = np.array([[26001, 26001, 26002, 7000], [24001, 0, 0, 7000]])
+    pred = np.array([[26005, 7000, 26005, 26005], [24001, 24001, 26001, 0]])
+    iou = ThingMaskIoU(ClassTable.cityscapes())
+    iou.add(gt, pred)
+    iou.add(gt[:, :1], pred[:, :1])  # a second image: one car pixel right, one person pixel right
+    # car: gt pixels (0,0),(0,1),(0,2) + (0,0)'; pred car on non-void gt: (0,0),(0,2),(0,3) + (0,0)'; the car
+    # predicted on void (1,2) does not count. inter 3, union 4 + 4 - 3 = 5. person: inter 2, union 2 (void
+    # pixel (1,1) predicted person does not count).
+    assert iou.summary() == {"car": 3 / 5, "person": 1.0}

@@ -15,6 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from depth_panoptic_ros.data.sample import Sample
+from depth_panoptic_ros.evaluation.class_iou import ThingMaskIoU
 from depth_panoptic_ros.evaluation.depth_metrics import DepthMetricAccumulator
 from depth_panoptic_ros.evaluation.merged_instances import MergedInstanceCounter
 from depth_panoptic_ros.evaluation.pq import PQAccumulator, format_table
@@ -25,7 +26,8 @@ from depth_panoptic_ros.pipeline import Pipeline
 class EvaluationResult:
     """panoptic: PQAccumulator.summary() (None without labels); depth_*: mean metrics over frames with ground
     truth (None without any); merged_look_alike counts predictions covering both members of look-alike pairs;
-    merge: the panoptic merge the model ran (fcn | degeus | learned)."""
+    merge: the panoptic merge the model ran (fcn | degeus | learned); thing_iou: per thing class, the IoU of
+    its merged masks (evaluation.class_iou), None without labels."""
 
     frames: int
     panoptic: dict[str, Any] | None
@@ -35,6 +37,7 @@ class EvaluationResult:
     look_alike_pairs: int
     merged_look_alike: int | None
     merge: str
+    thing_iou: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,6 +70,7 @@ def evaluate(pipeline: Pipeline, samples: Iterable[Sample], progress: bool = Fal
         MergedInstanceCounter(table),
     )
     classical, learned = DepthMetricAccumulator(), DepthMetricAccumulator()
+    thing_iou = ThingMaskIoU(table)
     frames = look_alike_pairs = 0
     for sample in tqdm(samples, desc="evaluate", unit="frame", disable=not progress):
         labeled = sample.panoptic is not None
@@ -80,6 +84,7 @@ def evaluate(pipeline: Pipeline, samples: Iterable[Sample], progress: bool = Fal
         predicted = products.panoptic.ids
         pq.add_ids(sample.panoptic, predicted, table)
         merged.add(sample.panoptic, predicted)
+        thing_iou.add(sample.panoptic, predicted)
         if sample.look_alike_pairs is not None:
             pair_members = np.where(np.isin(sample.panoptic, sample.look_alike_pairs), sample.panoptic, 0)
             merged_look_alike.add(pair_members, predicted)
@@ -93,6 +98,7 @@ def evaluate(pipeline: Pipeline, samples: Iterable[Sample], progress: bool = Fal
         look_alike_pairs=look_alike_pairs,
         merged_look_alike=merged_look_alike.merged if merged_look_alike.images else None,
         merge=pipeline.model.merge,
+        thing_iou=thing_iou.summary() if merged.images else None,
     )
 
 
@@ -105,6 +111,9 @@ def format_report(result: EvaluationResult, split: str) -> str:
         lines += ["", f"{'Depth (valid ground truth)':<28} {'classical':>12} {'model':>12}"]
         for key, model_value in result.depth_model.items():
             lines.append(f"{key:<28} {result.depth_classical[key]:12.4g} {model_value:12.4g}")
+    if result.thing_iou:
+        ious = ", ".join(f"{name} {100 * iou:.1f}" for name, iou in result.thing_iou.items())
+        lines += ["", f"Thing mask IoU (%): {ious}"]
     if result.merged_instances is not None:
         lines += ["", f"Merged instances: {result.merged_instances}"]
     if result.merged_look_alike is not None:
