@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import threading
 import time
 from pathlib import Path
@@ -33,7 +34,7 @@ from depth_panoptic_ros.geometry.pointcloud2 import pack_cloud  # noqa: E402
 from depth_panoptic_ros.panoptic.result import PanopticResult  # noqa: E402
 from depth_panoptic_ros.pipeline import Pipeline, PipelineConfig, Products  # noqa: E402
 from depth_panoptic_ros.products.instance_depth import instance_depth  # noqa: E402
-from depth_panoptic_ros.ros.bag_io import (  # noqa: E402
+from depth_panoptic_ros.ros.bags.bag_io import (  # noqa: E402
     TF_STATIC,
     BagWriter,
     open_bag,
@@ -41,20 +42,26 @@ from depth_panoptic_ros.ros.bag_io import (  # noqa: E402
     tf_message,
     topic_types,
 )
-from depth_panoptic_ros.ros.bag_play import BagPlayer  # noqa: E402
-from depth_panoptic_ros.ros.bag_process import (  # noqa: E402
+from depth_panoptic_ros.ros.bags.bag_play import BagPlayer  # noqa: E402
+from depth_panoptic_ros.ros.bags.bag_process import (  # noqa: E402
     MONO_TOPICS,
-    InputTopics,
+    BagInputTopics,
     TransformTree,
     process_bag,
     read_transform_tree,
     resolve_topics,
 )
-from depth_panoptic_ros.ros.camera_info import camera_info_from_model, camera_model_from_info  # noqa: E402
-from depth_panoptic_ros.ros.cloud_codec import cloud_to_msg, cloud_to_xyz  # noqa: E402
-from depth_panoptic_ros.ros.demo import panoptic_cloud_from_msg, plain  # noqa: E402
-from depth_panoptic_ros.ros.image_codec import decode_depth, decode_image, image_pixels, image_to_msg  # noqa: E402
-from depth_panoptic_ros.ros.products_to_msgs import (  # noqa: E402
+from depth_panoptic_ros.ros.bags.synthetic_bag import (  # noqa: E402
+    CAMERA_FRAME,
+    LIDAR_FRAME,
+    LIDAR_JITTER_S,
+    lidar_to_msg,
+    write_synthetic_bag,
+)
+from depth_panoptic_ros.ros.codecs.camera_info import camera_info_from_model, camera_model_from_info  # noqa: E402
+from depth_panoptic_ros.ros.codecs.cloud_codec import cloud_to_msg, cloud_to_xyz  # noqa: E402
+from depth_panoptic_ros.ros.codecs.image_codec import decode_depth, decode_image, image_pixels, image_to_msg  # noqa: E402
+from depth_panoptic_ros.ros.codecs.products_to_msgs import (  # noqa: E402
     DEPTH,
     DEPTH_CAMERA_INFO,
     FRAME_TOPICS,
@@ -65,15 +72,9 @@ from depth_panoptic_ros.ros.products_to_msgs import (  # noqa: E402
     build_output_messages,
     pipeline_outputs,
 )
-from depth_panoptic_ros.ros.sync import stamp_ns  # noqa: E402
-from depth_panoptic_ros.ros.synthetic_bag import (  # noqa: E402
-    CAMERA_FRAME,
-    LIDAR_FRAME,
-    LIDAR_JITTER_S,
-    lidar_to_msg,
-    write_synthetic_bag,
-)
-from depth_panoptic_ros.ros.transforms import (
+from depth_panoptic_ros.ros.demo.demo import panoptic_cloud_from_msg, plain  # noqa: E402
+from depth_panoptic_ros.ros.runtime.sync import stamp_ns  # noqa: E402
+from depth_panoptic_ros.ros.runtime.transforms import (
     quaternion_to_rotation,  # noqa: E402
     rotation_to_quaternion,  # noqa: E402
 )
@@ -156,11 +157,11 @@ def test_resolve_topics_defaults_siblings_and_clear_errors() -> None:
     image, info, cloud = "sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo", "sensor_msgs/msg/PointCloud2"
     assert resolve_topics({"/image": image, "/camera_info": info, "/lidar": cloud}) == MONO_TOPICS
     stereo = {"/left/image": image, "/left/camera_info": info, "/right/image": image, "/right/camera_info": info}
-    assert resolve_topics(stereo) == InputTopics("/left/image", "/left/camera_info", None, "/right/image",
+    assert resolve_topics(stereo) == BagInputTopics("/left/image", "/left/camera_info", None, "/right/image",
                                                  "/right/camera_info")  # fmt: skip
     driver = {"/cam/image_raw/compressed": "sensor_msgs/msg/CompressedImage", "/cam/camera_info": info,
               "/other/camera_info": info, "/velodyne_points": cloud}  # fmt: skip
-    assert resolve_topics(driver) == InputTopics("/cam/image_raw/compressed", "/cam/camera_info", "/velodyne_points")
+    assert resolve_topics(driver) == BagInputTopics("/cam/image_raw/compressed", "/cam/camera_info", "/velodyne_points")
 
     with pytest.raises(ValueError, match=r"several image topics \['/a', '/b'\].*--image-topic"):
         resolve_topics({"/a": image, "/b": image, "/camera_info": info, "/lidar": cloud})
@@ -358,6 +359,17 @@ def test_frames_that_cannot_be_processed_are_skipped_and_reported(synthetic_bag,
     assert f"no frame processed out of {FRAMES} image(s): image is" in capsys.readouterr().err
 
 
+def test_clouds_without_a_finite_point_are_skipped_as_the_node_skips_them(synthetic_bag, tmp_path: Path) -> None:
+    with open_bag(synthetic_bag.path) as reader, BagWriter(tmp_path / "nan") as writer:
+        for topic, time_ns, msg in read_messages(reader, ["/image", "/camera_info", "/lidar", TF_STATIC]):
+            if topic == "/lidar":
+                msg.data = array.array("B", b"\xff" * len(msg.data))  # every float32 field a NaN
+            writer.write(topic, msg, time_ns, latched=topic == TF_STATIC)
+    summary = process_bag(tmp_path / "nan", tmp_path / "out", NO_MODEL, progress=False)
+    assert (summary.frames, summary.skipped) == (0, FRAMES)
+    assert summary.first_error.startswith("/lidar: none of its ") and summary.first_error.endswith(" points is finite")
+
+
 def test_interrupted_run_leaves_a_readable_bag_of_the_frames_done(synthetic_bag, tmp_path: Path) -> None:
     def interrupt_after_two(index: int, frame, products) -> None:
         if index == 1:
@@ -528,7 +540,7 @@ def test_bag_play_cli_rejects_unknown_topics(synthetic_bag, capsys) -> None:
 @pytest.mark.slow
 def test_demo_runs_the_node_end_to_end(tmp_path: Path) -> None:
     from depth_panoptic_ros.data.ply import read_ply
-    from depth_panoptic_ros.ros.demo import run_demo
+    from depth_panoptic_ros.ros.demo.demo import run_demo
 
     summary = run_demo(tmp_path, frames=3, size=(160, 48))
     assert summary.frames_in == 3 and 1 <= summary.frames_out <= 3

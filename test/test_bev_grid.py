@@ -123,7 +123,7 @@ def test_grid_messages_hold_the_cells_where_they_lie() -> None:
     pytest.importorskip("nav_msgs")
     from std_msgs.msg import Header
 
-    from depth_panoptic_ros.ros.products_to_msgs import BEV, BEV_INFO, OCCUPANCY, grid_messages
+    from depth_panoptic_ros.ros.codecs.products_to_msgs import BEV, BEV_INFO, OCCUPANCY, grid_messages
 
     grid = BevProjector(CONFIG, ClassTable.cityscapes())(hand_cloud(), GROUND_T_CAM)
     header = Header(frame_id="base_link")

@@ -182,8 +182,8 @@ def test_cli_and_pipeline_refuse_learned_without_a_head(tmp_path: Path, capsys: 
 
 def test_node_falls_back_to_the_stored_merge(tmp_path: Path) -> None:
     pytest.importorskip("rclpy")
-    from depth_panoptic_ros.ros.node import load_node_pipeline
-    from depth_panoptic_ros.ros.parameters import NodeParameters
+    from depth_panoptic_ros.ros.runtime.node import load_node_pipeline
+    from depth_panoptic_ros.ros.runtime.parameters import NodeParameters
 
     path = tmp_path / "plain.safetensors"
     save_model(path, DepthPanopticModel(tiny_config(), ClassTable.cityscapes()))

@@ -56,10 +56,10 @@ from depth_panoptic_ros.classes import ClassTable  # noqa: E402
 from depth_panoptic_ros.geometry.backproject import PanopticCloud  # noqa: E402
 from depth_panoptic_ros.pipeline import Pipeline  # noqa: E402
 from depth_panoptic_ros.products.bev_grid import BevProjector, GridConfig  # noqa: E402
-from depth_panoptic_ros.ros import diagnostics as diag  # noqa: E402
-from depth_panoptic_ros.ros.latest_slot import LatestSlot  # noqa: E402
-from depth_panoptic_ros.ros.parameters import DOCS, NodeParameters, declare_parameters, flatten  # noqa: E402
-from depth_panoptic_ros.ros.transforms import TransformSource  # noqa: E402
+from depth_panoptic_ros.ros.runtime import diagnostics as diag  # noqa: E402
+from depth_panoptic_ros.ros.runtime.latest_slot import LatestSlot  # noqa: E402
+from depth_panoptic_ros.ros.runtime.parameters import DOCS, NodeParameters, declare_parameters, flatten  # noqa: E402
+from depth_panoptic_ros.ros.runtime.transforms import TransformSource  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -561,7 +561,7 @@ def test_invalid_parameter_ends_the_node_with_one_clear_line(tmp_path: Path) -> 
 @pytest.fixture
 def in_process(context: rclpy.Context) -> Iterator[Callable[..., object]]:
     """Builds DepthPanopticNode in this process (destroyed after the test)."""
-    from depth_panoptic_ros.ros.node import DepthPanopticNode
+    from depth_panoptic_ros.ros.runtime.node import DepthPanopticNode
 
     nodes = []
 
@@ -833,8 +833,8 @@ def test_launch_files_compile(name: str, tmp_path: Path) -> None:
 
 
 def test_every_launch_argument_reaches_a_topic_or_parameter() -> None:
-    from depth_panoptic_ros.ros.node import TIMING as TIMING_TOPIC
-    from depth_panoptic_ros.ros.products_to_msgs import CLASSES, FRAME_TOPICS
+    from depth_panoptic_ros.ros.codecs.products_to_msgs import CLASSES, FRAME_TOPICS
+    from depth_panoptic_ros.ros.runtime.node import TIMING as TIMING_TOPIC
 
     path = REPO / "launch" / "depth_panoptic.launch.py"
     literals = _launch_literals(path)

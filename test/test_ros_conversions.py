@@ -23,21 +23,21 @@ from depth_panoptic_ros.classes import ClassTable  # noqa: E402
 from depth_panoptic_ros.geometry.backproject import PanopticCloud  # noqa: E402
 from depth_panoptic_ros.geometry.pointcloud2 import pack_cloud  # noqa: E402
 from depth_panoptic_ros.products.instance_depth import InstanceDepthTable  # noqa: E402
-from depth_panoptic_ros.ros.camera_info import camera_info_from_model, camera_model_from_info  # noqa: E402
-from depth_panoptic_ros.ros.cloud_codec import cloud_to_msg, cloud_to_xyz  # noqa: E402
-from depth_panoptic_ros.ros.image_codec import (  # noqa: E402
+from depth_panoptic_ros.ros.codecs.camera_info import camera_info_from_model, camera_model_from_info  # noqa: E402
+from depth_panoptic_ros.ros.codecs.cloud_codec import cloud_to_msg, cloud_to_xyz  # noqa: E402
+from depth_panoptic_ros.ros.codecs.image_codec import (  # noqa: E402
     decode_compressed_image,
     decode_depth,
     decode_image,
     depth_to_msg,
     image_to_msg,
 )
-from depth_panoptic_ros.ros.panoptic_msgs import (  # noqa: E402
+from depth_panoptic_ros.ros.codecs.panoptic_msgs import (  # noqa: E402
     class_table_to_msg,
     instances_to_msg,
     markers_from_instances,
 )
-from depth_panoptic_ros.ros.transforms import (  # noqa: E402
+from depth_panoptic_ros.ros.runtime.transforms import (  # noqa: E402
     TransformSource,
     extrinsic_from_parameter,
     quaternion_to_rotation,

@@ -20,7 +20,7 @@ from rclpy.qos import (  # noqa: E402
 )
 from std_msgs.msg import String  # noqa: E402
 
-from depth_panoptic_ros.ros.qos import (  # noqa: E402
+from depth_panoptic_ros.ros.runtime.qos import (  # noqa: E402
     incompatible_qos_callbacks,
     qos_overrides,
     sensor_qos,

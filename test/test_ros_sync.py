@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from depth_panoptic_ros.ros.sync import (
+from depth_panoptic_ros.ros.runtime.sync import (
     ApproximateTimeMatcher,
     MessageFiltersMatcher,
     TopicSynchronizer,

@@ -66,7 +66,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_process(args: argparse.Namespace) -> int:
     from depth_panoptic_ros.pipeline import load_pipeline
     from depth_panoptic_ros.products.files import write_products
-    from depth_panoptic_ros.ros.bag_process import process_bag
+    from depth_panoptic_ros.ros.bags.bag_process import process_bag
 
     topics = {name: getattr(args, name) for name in _TOPIC_OPTIONS if getattr(args, name) is not None}
     done = 0
@@ -97,7 +97,7 @@ def run_process(args: argparse.Namespace) -> int:
 
 
 def run_play(args: argparse.Namespace) -> int:
-    from depth_panoptic_ros.ros.bag_play import play_bag
+    from depth_panoptic_ros.ros.bags.bag_play import play_bag
 
     try:
         sent, skipped = play_bag(

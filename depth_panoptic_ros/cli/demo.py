@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from depth_panoptic_ros.ros.demo import run_demo
+    from depth_panoptic_ros.ros.demo.demo import run_demo
 
     try:
         summary = run_demo(args.out, args.frames)

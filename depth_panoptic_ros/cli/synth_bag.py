@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from depth_panoptic_ros.ros.synthetic_bag import write_synthetic_bag
+    from depth_panoptic_ros.ros.bags.synthetic_bag import write_synthetic_bag
 
     try:
         size = args.size and args.size[::-1]  # the generator takes (width, height)

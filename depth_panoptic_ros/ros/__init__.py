@@ -1,1 +1,2 @@
-"""The ROS 2 adapter: node, message conversions, synchronization, QoS, diagnostics. The only code importing rclpy."""
+"""The ROS 2 adapter, the only code importing rclpy, split by role: runtime/ (the node), codecs/ (messages <->
+arrays), bags/ (rosbag2 tools) and demo/."""

@@ -29,10 +29,10 @@ from depth_panoptic_ros.pipeline import Products
 from depth_panoptic_ros.products.bev_grid import BevGrid
 from depth_panoptic_ros.products.depth_colormap import depth_colormap_panoptic
 from depth_panoptic_ros.products.palette import colorize_panoptic, overlay
-from depth_panoptic_ros.ros.camera_info import camera_info_from_model
-from depth_panoptic_ros.ros.cloud_codec import cloud_to_msg
-from depth_panoptic_ros.ros.image_codec import depth_to_msg, image_to_msg
-from depth_panoptic_ros.ros.panoptic_msgs import instances_to_msg, markers_from_instances
+from depth_panoptic_ros.ros.codecs.camera_info import camera_info_from_model
+from depth_panoptic_ros.ros.codecs.cloud_codec import cloud_to_msg
+from depth_panoptic_ros.ros.codecs.image_codec import depth_to_msg, image_to_msg
+from depth_panoptic_ros.ros.codecs.panoptic_msgs import instances_to_msg, markers_from_instances
 
 PANOPTIC_IDS = "panoptic/ids"
 PANOPTIC_COLOR = "panoptic/color"

@@ -21,8 +21,8 @@ from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReli
 from rosbags.interfaces import QosDurability
 from rosgraph_msgs.msg import Clock
 
-from depth_panoptic_ros.ros.bag_io import TF_STATIC, describe_topics, message_class, open_bag, topic_types
-from depth_panoptic_ros.ros.qos import transient_local_qos
+from depth_panoptic_ros.ros.bags.bag_io import TF_STATIC, describe_topics, message_class, open_bag, topic_types
+from depth_panoptic_ros.ros.runtime.qos import transient_local_qos
 
 CLOCK_TOPIC = "/clock"
 DEFAULT_CLOCK_HZ = 40.0  # ros2 bag play --clock's default

@@ -34,14 +34,9 @@ from depth_panoptic_ros.geometry.camera import CameraModel
 from depth_panoptic_ros.msg import FrameTiming
 from depth_panoptic_ros.pipeline import Pipeline, load_pipeline_config
 from depth_panoptic_ros.resources import resolve_path
-from depth_panoptic_ros.ros.camera_info import camera_model_from_info
-from depth_panoptic_ros.ros.cloud_codec import cloud_to_xyz
-from depth_panoptic_ros.ros.diagnostics import FrameStatistics, ModelState, diagnostic_status
-from depth_panoptic_ros.ros.image_codec import decode_compressed_image, decode_image
-from depth_panoptic_ros.ros.latest_slot import LatestSlot
-from depth_panoptic_ros.ros.panoptic_msgs import class_table_to_msg
-from depth_panoptic_ros.ros.parameters import NodeParameters, declare_parameters
-from depth_panoptic_ros.ros.products_to_msgs import (
+from depth_panoptic_ros.ros.codecs.camera_info import camera_model_from_info
+from depth_panoptic_ros.ros.codecs.panoptic_msgs import class_table_to_msg
+from depth_panoptic_ros.ros.codecs.products_to_msgs import (
     BEV,
     BEV_INFO,
     CLASSES,
@@ -60,9 +55,18 @@ from depth_panoptic_ros.ros.products_to_msgs import (
     build_output_messages,
     pipeline_outputs,
 )
-from depth_panoptic_ros.ros.qos import incompatible_qos_callbacks, qos_overrides, sensor_qos, transient_local_qos
-from depth_panoptic_ros.ros.sync import NS_PER_S, make_synchronizer
-from depth_panoptic_ros.ros.transforms import TransformSource
+from depth_panoptic_ros.ros.codecs.sensor_frame import FrameRejected, messages_to_frame
+from depth_panoptic_ros.ros.runtime.diagnostics import FrameStatistics, ModelState, diagnostic_status
+from depth_panoptic_ros.ros.runtime.latest_slot import LatestSlot
+from depth_panoptic_ros.ros.runtime.parameters import NodeParameters, declare_parameters
+from depth_panoptic_ros.ros.runtime.qos import (
+    incompatible_qos_callbacks,
+    qos_overrides,
+    sensor_qos,
+    transient_local_qos,
+)
+from depth_panoptic_ros.ros.runtime.sync import NS_PER_S, make_synchronizer
+from depth_panoptic_ros.ros.runtime.transforms import TransformSource
 
 NODE_NAME = "depth_panoptic_node"
 TIMING = "~/timing"
@@ -87,16 +91,8 @@ MODEL_FREE_OUTPUTS = frozenset({"depth", "cloud"})  # pipeline outputs that exis
 LOG_SOURCES = ("image", "camera_info", "lidar", "tf", "pipeline", "sync")
 
 
-class FrameSkipped(Exception):
-    """An input set that cannot be processed; ``source`` (one of LOG_SOURCES) picks the throttled logger."""
-
-    def __init__(self, source: str, reason: str) -> None:
-        super().__init__(reason)
-        self.source = source
-
-
 @dataclasses.dataclass(frozen=True)
-class InputTopics:
+class NodeInputTopics:
     """Relative input names of a mode; a set is the images (left first) followed by the LiDAR cloud."""
 
     images: tuple[str, ...]
@@ -104,7 +100,7 @@ class InputTopics:
     lidar: str | None
 
     @classmethod
-    def of(cls, params: NodeParameters) -> InputTopics:
+    def of(cls, params: NodeParameters) -> NodeInputTopics:
         cameras = ("",) if params.mode == "mono" else ("left/", "right/")
         return cls(
             images=tuple(f"{c}image" for c in cameras),
@@ -150,9 +146,8 @@ class DepthPanopticNode(Node):
         self._loggers = {source: self.get_logger().get_child(source) for source in LOG_SOURCES}
         self._stats = FrameStatistics()
 
-        inputs = InputTopics.of(params)
+        inputs = NodeInputTopics.of(params)
         image_type = CompressedImage if params.use_compressed else Image
-        self._decode = decode_compressed_image if params.use_compressed else decode_image
         suffix = "/compressed" if params.use_compressed else ""
         self._image_topics = [self.resolve_topic_name(t) + suffix for t in inputs.images]
         self._info_topics = [self.resolve_topic_name(t) for t in inputs.camera_infos]
@@ -309,7 +304,7 @@ class DepthPanopticNode(Node):
         while (msgs := self._slot.take()) is not None:
             try:
                 self._process(msgs)
-            except FrameSkipped as skip:
+            except FrameRejected as skip:
                 stamp = msgs[0].header.stamp
                 reason = f"frame {stamp.sec}.{stamp.nanosec:09d} skipped: {skip}"
                 self._stats.count_skipped(reason)
@@ -342,7 +337,7 @@ class DepthPanopticNode(Node):
         try:
             products = self._pipeline.run(frame, pipeline_outputs(wanted))
         except ValueError as exc:
-            raise FrameSkipped("pipeline", str(exc)) from exc
+            raise FrameRejected("pipeline", str(exc)) from exc
         publish_start = time.perf_counter()
         messages = build_output_messages(
             products, frame, header, self._pipeline.class_table, wanted, grid_frame=self._params.grid_frame
@@ -367,48 +362,27 @@ class DepthPanopticNode(Node):
             )
 
     def _sensor_frame(self, msgs: tuple[Any, ...]) -> SensorFrame:
-        """Decoded, validated arrays of one set; FrameSkipped names the input at fault."""
+        """Decoded, validated arrays of one set; FrameRejected names the input at fault."""
         n = len(self._image_topics)
-        rgbs = []
-        for msg, topic in zip(msgs[:n], self._image_topics, strict=True):
-            try:
-                rgbs.append(self._decode(msg))
-            except ValueError as exc:
-                raise FrameSkipped("image", f"{topic}: {exc}") from exc
         cameras = [self._camera(i) for i in range(n)]
-        points = T_cam_lidar = None
+        cloud = None
         if self._extrinsic is not None:
-            points, T_cam_lidar = self._lidar(msgs[n], msgs[0].header.frame_id)
-        return SensorFrame(
-            rgb=rgbs[0],
-            camera=cameras[0],
-            points=points,
-            T_cam_lidar=T_cam_lidar,
-            right_rgb=rgbs[1] if n > 1 else None,
-            right_camera=cameras[1] if n > 1 else None,
-        )
+            cloud = (self._sync.topics[-1], msgs[n], self._lookup_extrinsic)
+        try:
+            return messages_to_frame(list(zip(self._image_topics, msgs[:n], strict=True)), cameras, cloud)
+        except LookupError as exc:
+            raise FrameRejected("tf", str(exc)) from exc
+
+    def _lookup_extrinsic(self, camera_frame: str, cloud_header: Header) -> np.ndarray:
+        return self._extrinsic.lookup(camera_frame, cloud_header.frame_id, cloud_header.stamp)
 
     def _camera(self, index: int) -> CameraModel:
         camera = self._cameras[index]
         if camera is None:
             topic, error = self._info_topics[index], self._camera_errors[index]
             detail = f"the last one was invalid: {error}" if error else f"{self._info_counts[index]} received"
-            raise FrameSkipped("camera_info", f"no valid CameraInfo on {topic} yet ({detail})")
+            raise FrameRejected("camera_info", f"no valid CameraInfo on {topic} yet ({detail})")
         return camera
-
-    def _lidar(self, msg: PointCloud2, camera_frame: str) -> tuple[np.ndarray, np.ndarray]:
-        topic = self._sync.topics[-1]
-        try:
-            points = cloud_to_xyz(msg)
-        except ValueError as exc:
-            raise FrameSkipped("lidar", f"{topic}: {exc}") from exc
-        if not np.isfinite(points).all(axis=1).any():
-            raise FrameSkipped("lidar", f"{topic}: none of its {len(points)} points is finite")
-        try:
-            T_cam_lidar = self._extrinsic.lookup(camera_frame, msg.header.frame_id, msg.header.stamp)
-        except LookupError as exc:
-            raise FrameSkipped("tf", str(exc)) from exc
-        return points, T_cam_lidar
 
     def destroy_node(self) -> None:
         """Stops the worker before the publishers it uses go away."""
@@ -421,7 +395,7 @@ class DepthPanopticNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point of scripts/depth_panoptic_node and `python -m depth_panoptic_ros.ros.node --ros-args ...`."""
+    """Entry point of scripts/depth_panoptic_node and `python -m depth_panoptic_ros.ros.runtime.node --ros-args ...`."""
     rclpy.init(args=args)
     try:
         node = DepthPanopticNode()

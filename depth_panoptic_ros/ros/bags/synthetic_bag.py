@@ -17,11 +17,11 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 
 from depth_panoptic_ros.geometry.pointcloud2 import FLOAT32, PackedCloud, PointFieldSpec
-from depth_panoptic_ros.ros.bag_io import TF_STATIC, BagWriter, tf_message
-from depth_panoptic_ros.ros.bag_process import MONO_TOPICS, STEREO_TOPICS
-from depth_panoptic_ros.ros.camera_info import camera_info_from_model
-from depth_panoptic_ros.ros.cloud_codec import cloud_to_msg
-from depth_panoptic_ros.ros.image_codec import image_to_msg
+from depth_panoptic_ros.ros.bags.bag_io import TF_STATIC, BagWriter, tf_message
+from depth_panoptic_ros.ros.bags.bag_process import MONO_TOPICS, STEREO_TOPICS
+from depth_panoptic_ros.ros.codecs.camera_info import camera_info_from_model
+from depth_panoptic_ros.ros.codecs.cloud_codec import cloud_to_msg
+from depth_panoptic_ros.ros.codecs.image_codec import image_to_msg
 
 BASE_FRAME = "base_link"
 CAMERA_LINK = "camera_link"

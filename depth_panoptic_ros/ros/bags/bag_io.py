@@ -24,7 +24,7 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
 from depth_panoptic_ros.resources import PACKAGE, share_dir
-from depth_panoptic_ros.ros.transforms import rotation_to_quaternion
+from depth_panoptic_ros.ros.runtime.transforms import rotation_to_quaternion
 
 TF_STATIC = "/tf_static"
 TF = "/tf"

@@ -29,10 +29,11 @@ from typing import Any
 import numpy as np
 
 from depth_panoptic_ros.geometry.backproject import PanopticCloud
-from depth_panoptic_ros.ros.bag_io import BagWriter, open_bag, read_messages
-from depth_panoptic_ros.ros.bag_process import MONO_TOPICS, read_transform_tree
-from depth_panoptic_ros.ros.byte_buffers import message_bytes
-from depth_panoptic_ros.ros.products_to_msgs import (
+from depth_panoptic_ros.ros.bags.bag_io import BagWriter, open_bag, read_messages
+from depth_panoptic_ros.ros.bags.bag_process import MONO_TOPICS, read_transform_tree
+from depth_panoptic_ros.ros.bags.synthetic_bag import write_synthetic_bag
+from depth_panoptic_ros.ros.codecs.byte_buffers import message_bytes
+from depth_panoptic_ros.ros.codecs.products_to_msgs import (
     CLASSES,
     CLASSES_TYPE,
     DEPTH,
@@ -42,8 +43,7 @@ from depth_panoptic_ros.ros.products_to_msgs import (
     PANOPTIC_COLOR,
     POINTS,
 )
-from depth_panoptic_ros.ros.sync import stamp_ns
-from depth_panoptic_ros.ros.synthetic_bag import write_synthetic_bag
+from depth_panoptic_ros.ros.runtime.sync import stamp_ns
 
 DEMO_SIZE = (640, 192)  # KITTI's aspect ratio at about half its size: seconds per frame on one CPU core at most
 DEMO_RATE_HZ = 2.0  # camera rate of the demo bag, so that a CPU-only node keeps up with most frames
@@ -77,7 +77,7 @@ class Recorder:
     def __init__(self, node: Any, writer: BagWriter) -> None:
         from rclpy.qos import QoSProfile
 
-        from depth_panoptic_ros.ros.qos import transient_local_qos
+        from depth_panoptic_ros.ros.runtime.qos import transient_local_qos
 
         self.writer = writer
         self.lock = threading.Lock()
@@ -112,7 +112,7 @@ def run_demo(out: str | Path, frames: int = 12, *, size: tuple[int, int] = DEMO_
     from rclpy.executors import SingleThreadedExecutor
 
     from depth_panoptic_ros.resources import default_model_path
-    from depth_panoptic_ros.ros.bag_play import BagPlayer
+    from depth_panoptic_ros.ros.bags.bag_play import BagPlayer
 
     out = Path(out)
     for old in (out / "input", out / "outputs"):
@@ -167,7 +167,7 @@ def run_demo(out: str | Path, frames: int = 12, *, size: tuple[int, int] = DEMO_
 
 def _synthetic_extrinsic(bag: Path) -> np.ndarray:
     """camera_T_lidar from the bag's /tf_static: the node gets it as a parameter (no tf2_ros in the wheels)."""
-    from depth_panoptic_ros.ros.synthetic_bag import CAMERA_FRAME, LIDAR_FRAME
+    from depth_panoptic_ros.ros.bags.synthetic_bag import CAMERA_FRAME, LIDAR_FRAME
 
     with open_bag(bag) as reader:
         return read_transform_tree(reader).lookup(CAMERA_FRAME, LIDAR_FRAME)
@@ -207,7 +207,7 @@ def _node_process(T_cam_lidar: np.ndarray, model: str, log_path: Path) -> Iterat
     extrinsic = ", ".join(repr(float(v)) for v in T_cam_lidar.ravel())
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "depth_panoptic_ros.ros.node", "--ros-args",
+            [sys.executable, "-m", "depth_panoptic_ros.ros.runtime.node", "--ros-args",
              "-p", f"model_path:='{model}'", "-p", "use_tf:=false", "-p", f"lidar_to_camera:=[{extrinsic}]",
              "-p", "qos_overrides./lidar.subscription.reliability:=reliable"],
             stdout=log, stderr=subprocess.STDOUT,
@@ -231,7 +231,7 @@ def write_previews(outputs: Path, inputs: Path, out: Path) -> list[str]:
     from depth_panoptic_ros.data.ply import write_ply
     from depth_panoptic_ros.products.canvas import contact_sheet
     from depth_panoptic_ros.products.depth_colormap import colorize_depth
-    from depth_panoptic_ros.ros.image_codec import decode_depth, decode_image
+    from depth_panoptic_ros.ros.codecs.image_codec import decode_depth, decode_image
 
     shown = [f"/{t}" for t in (DEPTH, PANOPTIC_COLOR, DEPTH_COLOR, POINTS, INSTANCES)]
     by_stamp: dict[int, dict[str, Any]] = {}

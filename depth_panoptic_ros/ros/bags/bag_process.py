@@ -19,7 +19,7 @@ from rosbags.rosbag2 import Reader
 
 from depth_panoptic_ros.frame import SensorFrame
 from depth_panoptic_ros.pipeline import Pipeline, Products
-from depth_panoptic_ros.ros.bag_io import (
+from depth_panoptic_ros.ros.bags.bag_io import (
     TF,
     TF_STATIC,
     BagWriter,
@@ -28,19 +28,18 @@ from depth_panoptic_ros.ros.bag_io import (
     read_messages,
     topic_types,
 )
-from depth_panoptic_ros.ros.camera_info import camera_model_from_info
-from depth_panoptic_ros.ros.cloud_codec import cloud_to_xyz
-from depth_panoptic_ros.ros.image_codec import decode_compressed_image, decode_image
-from depth_panoptic_ros.ros.panoptic_msgs import class_table_to_msg
-from depth_panoptic_ros.ros.products_to_msgs import (
+from depth_panoptic_ros.ros.codecs.camera_info import camera_model_from_info
+from depth_panoptic_ros.ros.codecs.panoptic_msgs import class_table_to_msg
+from depth_panoptic_ros.ros.codecs.products_to_msgs import (
     CLASSES,
     DEFAULT_GRID_FRAME,
     FRAME_TOPICS,
     build_output_messages,
     pipeline_outputs,
 )
-from depth_panoptic_ros.ros.sync import make_synchronizer, stamp_ns
-from depth_panoptic_ros.ros.transforms import transform_to_matrix
+from depth_panoptic_ros.ros.codecs.sensor_frame import messages_to_frame
+from depth_panoptic_ros.ros.runtime.sync import make_synchronizer, stamp_ns
+from depth_panoptic_ros.ros.runtime.transforms import transform_to_matrix
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
@@ -53,7 +52,7 @@ _log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class InputTopics:
+class BagInputTopics:
     """The bag topics of one sensor set; lidar and the right camera are optional (one of them is needed)."""
 
     image: str
@@ -69,8 +68,8 @@ class InputTopics:
 
 
 # The node's default input names (relative names resolved in the root namespace); synth-bag writes these.
-MONO_TOPICS = InputTopics("/image", "/camera_info", "/lidar")
-STEREO_TOPICS = InputTopics("/left/image", "/left/camera_info", "/lidar", "/right/image", "/right/camera_info")
+MONO_TOPICS = BagInputTopics("/image", "/camera_info", "/lidar")
+STEREO_TOPICS = BagInputTopics("/left/image", "/left/camera_info", "/lidar", "/right/image", "/right/camera_info")
 _OPTIONS = {
     "image": "--image-topic",
     "camera_info": "--camera-info-topic",
@@ -80,8 +79,8 @@ _OPTIONS = {
 }
 
 
-def resolve_topics(types: Mapping[str, str], requested: Mapping[str, str] | None = None) -> InputTopics:
-    """The input topics: those requested (field name of InputTopics -> topic), else the defaults, else the
+def resolve_topics(types: Mapping[str, str], requested: Mapping[str, str] | None = None) -> BagInputTopics:
+    """The input topics: those requested (field name of BagInputTopics -> topic), else the defaults, else the
     only topic of the right type. ValueError listing the bag's topics when that does not decide."""
     requested = dict(requested or {})
     unknown = set(requested) - set(_OPTIONS)
@@ -132,7 +131,7 @@ def resolve_topics(types: Mapping[str, str], requested: Mapping[str, str] | None
         lidar = lidar or only({POINT_CLOUD}, set(), "PointCloud2", _OPTIONS["lidar"])
     if lidar is None and right is None:
         raise ValueError(f"no depth source: the bag has neither a LiDAR PointCloud2 nor a right image; {listing}")
-    return InputTopics(image, info, lidar, right, right_info)
+    return BagInputTopics(image, info, lidar, right, right_info)
 
 
 def _sibling_camera_info(image_topic: str) -> str:
@@ -216,7 +215,7 @@ class BagProcessor:
     def __init__(
         self,
         reader: Reader,
-        topics: InputTopics,
+        topics: BagInputTopics,
         pipeline: Pipeline,
         writer: BagWriter,
         calibration: Path | None,
@@ -274,20 +273,20 @@ class BagProcessor:
         return self._extrinsics[key]
 
     def frame(self, msgs: dict[str, Any]) -> SensorFrame:
-        """The set as the pipeline's input; ValueError for a message that cannot be decoded."""
+        """The set as the pipeline's input; ValueError (FrameRejected) for a message that cannot be used."""
         t = self.topics
-        image = msgs[t.image]
-        camera = camera_model_from_info(self.camera_infos[t.camera_info])
-        frame = SensorFrame(rgb=_decode(image), camera=camera)
-        frame.ground_T_camera = self.tree.lookup(self.grid_frame, image.header.frame_id)
+        images = [(t.image, msgs[t.image])]
+        cameras = [camera_model_from_info(self.camera_infos[t.camera_info])]
         if t.right_image is not None:
-            frame.right_rgb = _decode(msgs[t.right_image])
-            frame.right_camera = camera_model_from_info(self.camera_infos[t.right_camera_info])
-        if t.lidar is not None:
-            cloud = msgs[t.lidar]
-            frame.points = cloud_to_xyz(cloud)
-            frame.T_cam_lidar = self.extrinsic(image.header.frame_id, cloud.header.frame_id)
+            images.append((t.right_image, msgs[t.right_image]))
+            cameras.append(camera_model_from_info(self.camera_infos[t.right_camera_info]))
+        cloud = None if t.lidar is None else (t.lidar, msgs[t.lidar], self._cloud_extrinsic)
+        frame = messages_to_frame(images, cameras, cloud)
+        frame.ground_T_camera = self.tree.lookup(self.grid_frame, msgs[t.image].header.frame_id)
         return frame
+
+    def _cloud_extrinsic(self, camera_frame: str, cloud_header: Any) -> np.ndarray:
+        return self.extrinsic(camera_frame, cloud_header.frame_id)
 
     def process(self, msgs: dict[str, Any], record_ns: int) -> None:
         """One synchronized set -> output messages at the image's record time; undecodable or rejected sets are
@@ -340,10 +339,6 @@ class BagProcessor:
                 _forget_oldest(record_times)
 
 
-def _decode(msg: Any) -> np.ndarray:
-    return decode_compressed_image(msg) if hasattr(msg, "format") else decode_image(msg)
-
-
 def process_bag(
     in_path: str | Path,
     out_path: str | Path,
@@ -358,7 +353,7 @@ def process_bag(
 ) -> ProcessSummary:
     """Processes every synchronized set of the bag at ``in_path`` into a new mcap bag at ``out_path``.
 
-    ``topics`` overrides input topics by InputTopics field name. ``on_frame(index, frame, products)`` runs after
+    ``topics`` overrides input topics by BagInputTopics field name. ``on_frame(index, frame, products)`` runs after
     each frame is written (exports, progress hooks). The output bag is closed whatever happens, so an
     interrupted run (KeyboardInterrupt) leaves a readable bag of the frames done.
     """

@@ -15,7 +15,7 @@ import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from depth_panoptic_ros.ros.byte_buffers import message_bytes, to_byte_array
+from depth_panoptic_ros.ros.codecs.byte_buffers import message_bytes, to_byte_array
 
 # encoding -> (channels, dtype, OpenCV conversion to RGB or None when already RGB)
 _COLOR_ENCODINGS: dict[str, tuple[int, str, int | None]] = {

@@ -7,7 +7,7 @@ from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
 from depth_panoptic_ros.geometry.pointcloud2 import PackedCloud, unpack_xyz
-from depth_panoptic_ros.ros.byte_buffers import message_bytes, to_byte_array
+from depth_panoptic_ros.ros.codecs.byte_buffers import message_bytes, to_byte_array
 
 
 def cloud_to_xyz(msg: PointCloud2) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""Messages <-> arrays: images, clouds, camera info, the SensorFrame of a message set and the output messages."""
