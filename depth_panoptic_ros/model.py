@@ -22,9 +22,10 @@ from depth_panoptic_ros.classes import ClassTable
 from depth_panoptic_ros.depth.network import DepthCompletionConfig, DepthCompletionNet, JointRefiner
 from depth_panoptic_ros.panoptic.config import InferenceConfig, PanopticNetConfig
 from depth_panoptic_ros.panoptic.inference import PanopticInference
+from depth_panoptic_ros.panoptic.levels import FEATURE_STRIDE
 from depth_panoptic_ros.panoptic.merge import STRATEGIES
 from depth_panoptic_ros.panoptic.merge_head import MergeHead, MergeHeadConfig
-from depth_panoptic_ros.panoptic.network import FEATURE_STRIDE, DepthAwarePanopticFCN
+from depth_panoptic_ros.panoptic.network import DepthAwarePanopticFCN
 from depth_panoptic_ros.panoptic.outputs import PanopticOutputs
 from depth_panoptic_ros.panoptic.result import PanopticResult
 
@@ -122,7 +123,7 @@ class DepthPanopticModel(nn.Module):
 
     def mask_grid_depth(self, dense: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) meters -> (B, h, w) normalized depth on the feature grid: the merge head's depth input."""
-        padded = _pad_like(self.normalize_depth(dense), features, FEATURE_STRIDE)
+        padded = _pad_like(self.normalize_depth(dense), features)
         return F.avg_pool2d(padded, FEATURE_STRIDE)[:, 0]
 
     # -- training / export interface -------------------------------------------------------------------------
@@ -148,7 +149,7 @@ class DepthPanopticModel(nn.Module):
         if self.refiner is not None:
             scaled = dense / self.config.normalization.max_depth
             outputs.stuff = [
-                self.refiner(F.adaptive_avg_pool2d(_pad_like(scaled, outputs.features, 4), s.shape[-2:]), s)
+                self.refiner(F.adaptive_avg_pool2d(_pad_like(scaled, outputs.features), s.shape[-2:]), s)
                 for s in outputs.stuff
             ]
         return dense, outputs
@@ -178,9 +179,9 @@ class DepthPanopticModel(nn.Module):
         return depth, self.inference(outputs, self.class_table, (height, width), grid_depth)
 
 
-def _pad_like(depth: torch.Tensor, features: torch.Tensor, stride: int) -> torch.Tensor:
-    """Zero-pads depth to the padded network input that ``features`` (stride ``stride``) came from."""
-    h, w = features.shape[-2] * stride, features.shape[-1] * stride
+def _pad_like(depth: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """Zero-pads depth to the padded network input that ``features`` (at FEATURE_STRIDE) came from."""
+    h, w = features.shape[-2] * FEATURE_STRIDE, features.shape[-1] * FEATURE_STRIDE
     return F.pad(depth, (0, w - depth.shape[-1], 0, h - depth.shape[-2]))
 
 

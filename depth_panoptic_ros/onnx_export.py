@@ -17,18 +17,18 @@ import torch
 from torch import nn
 
 from depth_panoptic_ros.model import DepthPanopticModel
-from depth_panoptic_ros.panoptic.config import NUM_HEAD_LEVELS
+from depth_panoptic_ros.panoptic.levels import HEAD_STRIDES, level_name
 
 INPUT_NAMES = ["rgb", "sparse_depth", "classical_depth"]
 
 
 def output_names() -> list[str]:
-    levels = range(3, 3 + NUM_HEAD_LEVELS)
+    levels = [level_name(stride) for stride in HEAD_STRIDES]
     return (
         ["dense_depth", "features"]
-        + [f"centers_p{i}" for i in levels]
-        + [f"stuff_p{i}" for i in levels]
-        + [f"kernels_p{i}" for i in levels]
+        + [f"centers_{level}" for level in levels]
+        + [f"stuff_{level}" for level in levels]
+        + [f"kernels_{level}" for level in levels]
     )
 
 

@@ -8,7 +8,8 @@ import torch
 from depth_panoptic_ros.panoptic.config import PanopticNetConfig
 from depth_panoptic_ros.panoptic.fusion import LateFusion
 from depth_panoptic_ros.panoptic.heads import FeatureEncoder, PositionHead, add_coordinates
-from depth_panoptic_ros.panoptic.network import DepthAwarePanopticFCN, padded_size
+from depth_panoptic_ros.panoptic.levels import padded_size
+from depth_panoptic_ros.panoptic.network import DepthAwarePanopticFCN
 from depth_panoptic_ros.panoptic.outputs import PanopticOutputs
 
 torch.set_num_threads(1)

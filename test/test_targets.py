@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,3 +144,19 @@ def test_bad_inputs_are_named() -> None:
         build_targets(np.zeros((128, 128), dtype=np.int64), TABLE, np.zeros((64, 64)))
     with pytest.raises(ValueError, match="one scale range per level"):
         TargetConfig(strides=(8, 16))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("targets.strides=[4,8,16,32,64]", "strides must be the network's head-level strides [8, 16, 32, 64, 128]"),
+        ("targets.mask_stride=8", "mask_stride must be the network's feature stride 4, got 8"),
+    ],
+)
+def test_target_geometry_overrides_are_checked_against_the_network_at_load(override: str, message: str) -> None:
+    from depth_panoptic_ros.training.config import load_train_config
+
+    config = Path(__file__).resolve().parents[1] / "config" / "train_synthetic.yaml"
+    with pytest.raises(ValueError, match=re.escape(f"config.targets: {message}")):
+        load_train_config(config, [override])
+    assert load_train_config(config, ["targets.strides=[8,16,32,64,128]"]).targets.strides == (8, 16, 32, 64, 128)

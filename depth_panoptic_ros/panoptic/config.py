@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 from depth_panoptic_ros import typed_config
+from depth_panoptic_ros.panoptic.levels import NUM_HEAD_LEVELS
 from depth_panoptic_ros.panoptic.merge import MergeConfig
 
 BACKBONES = ("r18", "r34", "r50")
 FUSIONS = ("mean", "concat", "none")
 GROUP_NORM_GROUPS = 32  # detectron2's GroupNorm: every normalized head width must be a multiple of it
-NUM_HEAD_LEVELS = 5  # P3..P7
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

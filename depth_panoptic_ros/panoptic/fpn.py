@@ -20,7 +20,7 @@ class FPN(nn.Module):
     """Top-down pyramid: P2..P5 from lateral 1x1 + nearest 2x upsampling, P6/P7 by stride-2 3x3 convs on P5.
 
     Inputs are expected padded to a multiple of 128 so that every 2x upsampling lands exactly on the level
-    below (the network pads; see network.SIZE_DIVISOR).
+    below (the network pads; see levels.SIZE_DIVISOR).
     """
 
     def __init__(self, in_channels: Sequence[int], channels: int) -> None:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from depth_panoptic_ros.panoptic.config import GROUP_NORM_GROUPS
+from depth_panoptic_ros.panoptic.levels import ENCODER_STRIDES
 
 CENTER_PRIOR_BIAS = -2.19  # sigmoid(-2.19) ~ 0.1: focal-loss prior so early training is not swamped by negatives
 
@@ -43,7 +44,9 @@ class FeatureEncoder(nn.Module):
     (ReLU only), so the features stay non-negative and their scale is set by the data, not by a norm.
     """
 
-    def __init__(self, fpn_channels: int, channels: int, embed_dim: int, num_levels: int = 4) -> None:
+    def __init__(
+        self, fpn_channels: int, channels: int, embed_dim: int, num_levels: int = len(ENCODER_STRIDES)
+    ) -> None:
         super().__init__()
         self.scale_heads = nn.ModuleList()
         for level in range(num_levels):  # level 0 is P2 (stride 4): one conv and no upsampling

@@ -15,9 +15,9 @@ import torch.nn.functional as F
 
 from depth_panoptic_ros.classes import ClassTable
 from depth_panoptic_ros.panoptic.config import InferenceConfig
+from depth_panoptic_ros.panoptic.levels import FEATURE_STRIDE
 from depth_panoptic_ros.panoptic.merge import merge_panoptic
 from depth_panoptic_ros.panoptic.merge_head import MergeHead, context_maps
-from depth_panoptic_ros.panoptic.network import FEATURE_STRIDE
 from depth_panoptic_ros.panoptic.outputs import PanopticOutputs
 from depth_panoptic_ros.panoptic.result import PanopticResult
 

@@ -13,15 +13,8 @@ from depth_panoptic_ros.panoptic.config import PanopticNetConfig
 from depth_panoptic_ros.panoptic.fpn import FPN
 from depth_panoptic_ros.panoptic.fusion import LateFusion
 from depth_panoptic_ros.panoptic.heads import FeatureEncoder, KernelHead, PositionHead
+from depth_panoptic_ros.panoptic.levels import ENCODER_LEVELS, FPN_STRIDES, HEAD_LEVELS, padded_size
 from depth_panoptic_ros.panoptic.outputs import PanopticOutputs
-
-SIZE_DIVISOR = 128  # stride of P7: inputs are zero-padded (bottom/right) to a multiple of it
-FEATURE_STRIDE = 4  # of PanopticOutputs.features; the heads run on P3..P7 (strides 8..128)
-
-
-def padded_size(height: int, width: int) -> tuple[int, int]:
-    """The size the network actually sees for an input of ``height`` x ``width`` (targets must match it)."""
-    return height + (-height) % SIZE_DIVISOR, width + (-width) % SIZE_DIVISOR
 
 
 class DepthAwarePanopticFCN(nn.Module):
@@ -49,7 +42,7 @@ class DepthAwarePanopticFCN(nn.Module):
         if config.fusion != "none":
             self.depth_backbone = ResNet(config.backbone, 1, config.frozen_bn)
             self.depth_fpn = FPN(self.depth_backbone.out_channels, config.fpn_channels)
-            self.fusion = LateFusion(config.fusion, config.fpn_channels, num_levels=6)
+            self.fusion = LateFusion(config.fusion, config.fpn_channels, num_levels=len(FPN_STRIDES))
         self.feature_encoder = FeatureEncoder(config.fpn_channels, config.head_channels, config.embed_dim)
         self.position_head = PositionHead(
             config.fpn_channels, config.head_channels, config.num_thing_classes, config.num_stuff_classes
@@ -63,11 +56,12 @@ class DepthAwarePanopticFCN(nn.Module):
             load_imagenet_state_dict(self.depth_backbone, state_dict)
 
     def forward(self, rgb: torch.Tensor, depth: torch.Tensor | None = None) -> PanopticOutputs:
-        """rgb (B, 3, H, W) and depth (B, 1, H, W), both normalized; any H, W (padded to SIZE_DIVISOR here)."""
+        """rgb (B, 3, H, W) and depth (B, 1, H, W), both normalized; any H, W (padded to levels.SIZE_DIVISOR here)."""
         if rgb.ndim != 4 or rgb.shape[1] != 3:
             raise ValueError(f"rgb must be (B, 3, H, W), got {tuple(rgb.shape)}")
         height, width = rgb.shape[-2:]
-        pad = (0, (-width) % SIZE_DIVISOR, 0, (-height) % SIZE_DIVISOR)
+        padded_height, padded_width = padded_size(height, width)
+        pad = (0, padded_width - width, 0, padded_height - height)
         levels = self.color_fpn(self.color_backbone(F.pad(rgb, pad)))
         if self.fusion is not None:
             if depth is None or depth.shape != (rgb.shape[0], 1, height, width):
@@ -75,7 +69,7 @@ class DepthAwarePanopticFCN(nn.Module):
                 got = None if depth is None else tuple(depth.shape)
                 raise ValueError(f"depth must be {expected} for fusion {self.config.fusion!r}, got {got}")
             levels = self.fusion(levels, self.depth_fpn(self.depth_backbone(F.pad(depth, pad))))
-        features = self.feature_encoder(levels[:4])
-        heads = levels[1:]
+        features = self.feature_encoder(levels[ENCODER_LEVELS])
+        heads = levels[HEAD_LEVELS]
         centers, stuff = zip(*(self.position_head(level) for level in heads), strict=True)
         return PanopticOutputs(features, list(centers), list(stuff), [self.kernel_head(level) for level in heads])

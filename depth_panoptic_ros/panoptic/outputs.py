@@ -9,7 +9,7 @@ import torch
 
 @dataclass
 class PanopticOutputs:
-    """Raw network outputs over the padded input (see network.SIZE_DIVISOR); heads on P3..P7.
+    """Raw network outputs over the padded input (see levels.SIZE_DIVISOR); heads on P3..P7.
 
     features: (B, C_e, H/4, W/4) encoded features; a kernel k gives the mask sigmoid(sum_c k_c * features[c]).
     centers: per level (B, n_thing, h_l, w_l) thing-center logits, channels in ClassTable.thing_indices order.

@@ -21,36 +21,41 @@ import torch.nn.functional as F
 
 from depth_panoptic_ros.classes import ClassTable
 from depth_panoptic_ros.evaluation.pq import cityscapes_segments
+from depth_panoptic_ros.panoptic.levels import FEATURE_STRIDE, HEAD_STRIDES, padded_size
 
-LEVEL_STRIDES = (8, 16, 32, 64, 128)  # P3..P7
 CITYSCAPES_SCALE_RANGES = ((1.0, 128.0), (64.0, 256.0), (128.0, 512.0), (256.0, 1024.0), (512.0, 2048.0))
 
 
 @dataclass(frozen=True)
 class TargetConfig:
-    """Defaults: Panoptic FCN's Cityscapes fork (scale ranges in input pixels, inclusive)."""
+    """Defaults: Panoptic FCN's Cityscapes fork (scale ranges in input pixels, inclusive).
 
-    strides: tuple[int, ...] = LEVEL_STRIDES
+    strides and mask_stride are the network's (panoptic/levels.py); they are stated in configs and checked
+    here so that a config written for another pyramid fails at load, not at the first loss.
+    """
+
+    strides: tuple[int, ...] = HEAD_STRIDES
     scale_ranges: tuple[tuple[float, float], ...] = CITYSCAPES_SCALE_RANGES
     min_overlap: float = 0.7
     sigma_factor: float = 3.0  # sigma = (2 * radius + 1) / sigma_factor
-    mask_stride: int = 4
+    mask_stride: int = FEATURE_STRIDE
 
     def __post_init__(self) -> None:
         if len(self.strides) != len(self.scale_ranges):
             raise ValueError(
                 f"one scale range per level needed, got {len(self.strides)} strides and {len(self.scale_ranges)} ranges"
             )
-        if any(s % self.mask_stride or s <= 0 for s in self.strides) or self.mask_stride <= 0:
+        if tuple(self.strides) != HEAD_STRIDES:
             raise ValueError(
-                f"level strides must be positive multiples of the mask stride {self.mask_stride}, got {self.strides}"
+                f"strides must be the network's head-level strides {list(HEAD_STRIDES)} (P3..P7), "
+                f"got {list(self.strides)}"
+            )
+        if self.mask_stride != FEATURE_STRIDE:
+            raise ValueError(
+                f"mask_stride must be the network's feature stride {FEATURE_STRIDE}, got {self.mask_stride}"
             )
         if not 0.0 < self.min_overlap < 1.0:
             raise ValueError(f"min_overlap must lie in (0, 1), got {self.min_overlap!r}")
-
-    @property
-    def size_divisor(self) -> int:
-        return max(self.strides)
 
 
 @dataclass
@@ -104,10 +109,11 @@ def gaussian_radius(height: torch.Tensor, width: torch.Tensor, min_overlap: floa
     return torch.minimum(r1, torch.minimum(r2, r3))
 
 
-def _pad_to(x: torch.Tensor, divisor: int) -> torch.Tensor:
+def _pad_to_network_input(x: torch.Tensor) -> torch.Tensor:
     """Zero (void / no depth) padding at the bottom and right, as the network pads its input."""
     height, width = x.shape[-2:]
-    return F.pad(x, (0, (-width) % divisor, 0, (-height) % divisor))
+    padded_height, padded_width = padded_size(height, width)
+    return F.pad(x, (0, padded_width - width, 0, padded_height - height))
 
 
 def _pixel_labels(ids: np.ndarray, class_table: ClassTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -188,7 +194,8 @@ def build_targets(
     ids = np.asarray(panoptic_ids)
     if ids.ndim != 2:
         raise ValueError(f"panoptic_ids must be (H, W), got shape {ids.shape}")
-    pad = ((0, -ids.shape[0] % config.size_divisor), (0, -ids.shape[1] % config.size_divisor))
+    padded_height, padded_width = padded_size(*ids.shape)
+    pad = ((0, padded_height - ids.shape[0]), (0, padded_width - ids.shape[1]))
     instance_label, stuff_label, channels = _pixel_labels(np.pad(ids, pad), class_table)
     n_inst, height, width = len(channels), *instance_label.shape
 
@@ -232,7 +239,7 @@ def depth_at_mask_stride(depth: torch.Tensor, config: TargetConfig | None = None
     config = config or TargetConfig()
     if depth.ndim != 4 or depth.shape[1] != 1:
         raise ValueError(f"depth must be (B, 1, H, W), got {tuple(depth.shape)}")
-    depth = _pad_to(depth, config.size_divisor)
+    depth = _pad_to_network_input(depth)
     total = F.avg_pool2d(depth.clamp(min=0), config.mask_stride)
     share = F.avg_pool2d((depth > 0).to(depth.dtype), config.mask_stride)
     return torch.where(share > 0, total / share.clamp(min=1e-12), 0.0)
