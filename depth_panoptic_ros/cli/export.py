@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise CliError(f"ONNX export needs the onnx and onnxscript packages ({exc.name} is missing)") from exc
     from depth_panoptic_ros.onnx_export import export_merge_head_onnx, export_onnx
-    from depth_panoptic_ros.panoptic.network import FEATURE_STRIDE, padded_size
+    from depth_panoptic_ros.panoptic.levels import FEATURE_STRIDE, padded_size
 
     paths = [export_onnx(model, args.onnx, height, width)]
     if model.merge_head is not None:
