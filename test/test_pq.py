@@ -333,3 +333,39 @@ def test_cli_bad_path_is_one_line_error(coco, tmp_path: Path, capsys) -> None:
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("depth-panoptic pq: error:") and "missing.json" in err and "\n" not in err
+
+
+def test_folder_of_pairs_in_parallel_with_integer_and_string_image_ids(tmp_path: Path) -> None:
+    """Six synthetic pairs (crowd, void, wrong categories), integer and string ids mixed, predictions listed in
+    another order: the same result with 1 and 3 decoding threads, equal to the reference."""
+    rng = np.random.default_rng(11)
+    categories = [{"id": c.id, "name": c.name, "isthing": int(c.is_thing)} for c in CATEGORIES]
+    stats, gt_annotations, pred_annotations = new_stats(), [], []
+    for k in range(6):
+        gt_ids = np.kron(rng.integers(1, 9, (4, 5)), np.ones((48, 64), np.int64))  # ids 1..8
+        gt_ids[:6] = 0
+        info = [{"id": int(i), "category_id": int(1 + i % 4), "iscrowd": int(i == 5)} for i in np.unique(gt_ids) if i]
+        pred_ids, segments = perturbed(gt_ids, [s for s in info if not s["iscrowd"]], [1, 2, 3, 4], rng)
+        image_id = k if k % 2 else f"frame_{k:03d}"
+        (tmp_path / "gt").mkdir(exist_ok=True), (tmp_path / "pred").mkdir(exist_ok=True)
+        write_panoptic_png(tmp_path / "gt" / f"{k}.png", gt_ids)
+        write_panoptic_png(tmp_path / "pred" / f"{k}.png", pred_ids)
+        gt_annotations.append({"image_id": image_id, "file_name": f"{k}.png", "segments_info": info})
+        pred_annotations.append({"image_id": image_id, "file_name": f"{k}.png", "segments_info": segments})
+        reference_stats(gt_ids, info, pred_ids, segments, stats)
+    (tmp_path / "gt.json").write_text(json.dumps({"categories": categories, "annotations": gt_annotations}))
+    (tmp_path / "pred.json").write_text(json.dumps({"annotations": pred_annotations[::-1]}))
+    args = (tmp_path / "gt.json", tmp_path / "pred.json", tmp_path / "gt", tmp_path / "pred")
+    expected = reference_summary(stats, CATEGORIES)
+    assert 0.05 < expected["All"]["pq"] < 0.95
+    for workers in (1, 3):
+        assert_same_summary(pq_compute(*args, workers=workers, progress=workers == 3), expected)
+
+
+def test_pq_benchmark_agrees_with_hotcoco_when_installed() -> None:
+    """The benchmark checks every evaluator's answer against the package's before it reports times."""
+    from depth_panoptic_ros.bench.pq import run_pq_benchmark
+
+    result = run_pq_benchmark(repeats=1, size=(240, 480))
+    assert {"package (1 thread)", "package (threads: one per CPU)"} <= set(result["ms"])
+    assert 0.05 < result["pq_all"]["pq"] < 0.95

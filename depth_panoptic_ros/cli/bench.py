@@ -27,6 +27,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     comp.add_argument("--json", action="store_true")
     comp.set_defaults(func=_completion)
+    pq = which.add_parser("pq", help="pq_compute beside hotcoco on a 1024x2048 COCO panoptic pair")
+    pq.add_argument("--repeats", type=int, default=10)
+    pq.add_argument("--json", action="store_true")
+    pq.set_defaults(func=_pq)
     model = which.add_parser("model", help="per-stage network times, peak memory, parameters")
     model.add_argument("--size", type=image_size, default=(512, 1024), help="HEIGHTxWIDTH of the input")
     model.add_argument("--backbone", default="r18", choices=("r18", "r34", "r50"))
@@ -56,6 +60,14 @@ def _completion(args: argparse.Namespace) -> int:
         result = run_completion_benchmark(args.data)
     except ValueError as error:
         raise CliError(str(error)) from None
+    print(json.dumps(result, indent=1) if args.json else format_table(result))
+    return 0
+
+
+def _pq(args: argparse.Namespace) -> int:
+    from depth_panoptic_ros.bench.pq import format_table, run_pq_benchmark
+
+    result = run_pq_benchmark(args.repeats)
     print(json.dumps(result, indent=1) if args.json else format_table(result))
     return 0
 

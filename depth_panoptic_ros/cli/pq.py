@@ -20,6 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--pred-json", type=Path, required=True, help="prediction COCO panoptic JSON")
     parser.add_argument("--pred-folder", type=Path, required=True, help="folder of the predicted PNGs")
     parser.add_argument("--json", action="store_true", help="print the result as JSON (fractions) instead of a table")
+    parser.add_argument("--workers", type=int, default=None, help="PNG decoding threads (default: one per CPU)")
     parser.set_defaults(func=run)
 
 
@@ -35,7 +36,11 @@ def run(args: argparse.Namespace) -> int:
         if not (path.is_dir() if want_dir else path.is_file()):
             raise CliError(f"{option} {path}: no such {'folder' if want_dir else 'file'}")
     try:
-        result = pq_compute(args.gt_json, args.pred_json, args.gt_folder, args.pred_folder)
+        if args.workers is not None and args.workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {args.workers}")
+        result = pq_compute(
+            args.gt_json, args.pred_json, args.gt_folder, args.pred_folder, workers=args.workers, progress=True
+        )
     except (OSError, ValueError) as exc:
         raise CliError(str(exc)) from exc
     print(json.dumps(result, indent=2) if args.json else format_table(result))
