@@ -1,107 +1,147 @@
 """depth_panoptic_node with its parameter file; every topic, the namespace, the parameter file, the mode, the
-model, the merge, the grid frame and use_sim_time are launch arguments, and rviz:=true opens config/depth_panoptic.rviz.
+model, the merge, the grid frame, use_sim_time and large_data are launch arguments, and rviz:=true opens
+config/depth_panoptic.rviz.
 
   ros2 launch depth_panoptic_ros depth_panoptic.launch.py \
       image_topic:=/camera/image_rect_color camera_info_topic:=/camera/camera_info lidar_topic:=/velodyne_points
 
-Launch arguments given here win over the parameter file (config_file).
+Launch arguments given here win over the parameter file (config_file). No model (classical depth only):
+model_path:=none, or model_path:="''". large_data:=true gives the node the package's Fast DDS profile for
+full-size images and clouds; the driver or bag player must run with the same (FASTDDS_DEFAULT_PROFILES_FILE).
+
+The arguments are resolved in an OpaqueFunction and turned into the node's parameters, remappings and
+environment by launch_plan(), a plain function that the package's tests run for every argument value.
 """
 
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
-from launch_ros.substitutions import FindPackageShare
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from depth_panoptic_ros.ros.runtime.launch_arguments import NodeLaunch, large_data_env, launch_bool, model_path
 
 PACKAGE = "depth_panoptic_ros"
+NODE_NAME = "depth_panoptic_node"
+CONFIG_FILE = ("config", "depth_panoptic.yaml")  # in the package's share directory
 
-# launch argument -> (the node's topic name, the default it is remapped to)
+# launch argument -> the node's topic name it remaps (defaults keep the node's names)
 TOPIC_ARGUMENTS = {
-    "image_topic": ("image", "image"),
-    "camera_info_topic": ("camera_info", "camera_info"),
-    "lidar_topic": ("lidar", "lidar"),
-    "left_image_topic": ("left/image", "left/image"),
-    "left_camera_info_topic": ("left/camera_info", "left/camera_info"),
-    "right_image_topic": ("right/image", "right/image"),
-    "right_camera_info_topic": ("right/camera_info", "right/camera_info"),
-    "panoptic_ids_topic": ("panoptic/ids", "panoptic/ids"),
-    "panoptic_color_topic": ("panoptic/color", "panoptic/color"),
-    "depth_color_topic": ("panoptic/depth_color", "panoptic/depth_color"),
-    "depth_topic": ("panoptic/depth", "panoptic/depth"),
-    "depth_camera_info_topic": ("panoptic/depth/camera_info", "panoptic/depth/camera_info"),
-    "instances_topic": ("panoptic/instances", "panoptic/instances"),
-    "classes_topic": ("panoptic/classes", "panoptic/classes"),
-    "points_topic": ("panoptic/points", "panoptic/points"),
-    "markers_topic": ("panoptic/markers", "panoptic/markers"),
-    "occupancy_topic": ("panoptic/occupancy", "panoptic/occupancy"),
-    "bev_topic": ("panoptic/bev", "panoptic/bev"),
-    "bev_info_topic": ("panoptic/bev/info", "panoptic/bev/info"),
-    "timing_topic": ("~/timing", "~/timing"),
+    "image_topic": "image",
+    "camera_info_topic": "camera_info",
+    "lidar_topic": "lidar",
+    "left_image_topic": "left/image",
+    "left_camera_info_topic": "left/camera_info",
+    "right_image_topic": "right/image",
+    "right_camera_info_topic": "right/camera_info",
+    "panoptic_ids_topic": "panoptic/ids",
+    "panoptic_color_topic": "panoptic/color",
+    "depth_color_topic": "panoptic/depth_color",
+    "depth_topic": "panoptic/depth",
+    "depth_camera_info_topic": "panoptic/depth/camera_info",
+    "instances_topic": "panoptic/instances",
+    "classes_topic": "panoptic/classes",
+    "points_topic": "panoptic/points",
+    "markers_topic": "panoptic/markers",
+    "occupancy_topic": "panoptic/occupancy",
+    "bev_topic": "panoptic/bev",
+    "bev_info_topic": "panoptic/bev/info",
+    "timing_topic": "~/timing",
 }
 
-# launch argument = node parameter -> (default, type, description)
-PARAMETER_ARGUMENTS = {
-    "mode": ("mono", "str", "mono (image + camera_info + lidar) or stereo (left/ and right/ image + camera_info)"),
-    "model_path": (
-        "package://depth_panoptic_ros/models/default.safetensors",
-        "str",
-        "model .safetensors (absolute or package:// path); '' = classical depth only",
-    ),
-    "merge": ("", "str", "panoptic merge: fcn, degeus or learned; '' = the model's stored choice"),
-    "grid_frame": ("base_link", "str", "ground frame of the bird's-eye grid (panoptic/occupancy, panoptic/bev)"),
-    "use_sim_time": ("false", "bool", "use /clock (true when replaying a bag with `ros2 bag play --clock`)"),
-}
-
-# launch-only arguments -> description
+# launch argument -> (default, description); config_file's default is the package's config/depth_panoptic.yaml
 ARGUMENTS = {
-    "namespace": "namespace of the node (and of its relative topic names)",
-    "config_file": "parameter file of the node",
-    "rviz": "also start RViz with config/depth_panoptic.rviz",
+    "namespace": ("", "namespace of the node (and of its relative topic names)"),
+    "config_file": (None, "parameter file of the node"),
+    "mode": ("mono", "mono (image + camera_info + lidar) or stereo (left/ and right/ image + camera_info)"),
+    "model_path": (
+        f"package://{PACKAGE}/models/default.safetensors",
+        "model .safetensors (absolute or package:// path); none (or \"''\") = classical depth only",
+    ),
+    "merge": ("", "panoptic merge: fcn, degeus or learned; '' = the model's stored choice"),
+    "grid_frame": ("base_link", "ground frame of the bird's-eye grid (panoptic/occupancy, panoptic/bev)"),
+    "use_sim_time": ("false", "use /clock (true when replaying a bag with `ros2 bag play --clock`)"),
+    "large_data": ("false", "Fast DDS profile for full-size sensor messages (config/fastdds_large_data.xml)"),
+    "rviz": ("false", "also start RViz with config/depth_panoptic.rviz"),
+    **{name: (topic, f"topic the node's {topic} is remapped to") for name, topic in TOPIC_ARGUMENTS.items()},
 }
+BOOLEAN_ARGUMENTS = ("use_sim_time", "large_data", "rviz")
 
-_TYPES = {"str": str, "bool": bool}
+
+def default_values(share: str) -> dict[str, str]:
+    """What `ros2 launch` resolves each argument to when it is not given."""
+    config = "/".join((share, *CONFIG_FILE))
+    return {name: config if default is None else default for name, (default, _) in ARGUMENTS.items()}
 
 
-def generate_launch_description() -> LaunchDescription:
-    share = FindPackageShare(PACKAGE)
-    defaults = {
-        "namespace": "",
-        "config_file": PathJoinSubstitution([share, "config", "depth_panoptic.yaml"]),
-        "rviz": "false",
-    }
+def launch_plan(values: Mapping[str, str], share: str) -> list[NodeLaunch]:
+    """The processes this file starts for resolved argument ``values`` (every name of ARGUMENTS) and the
+    package's share directory: the node, and RViz with rviz:=true."""
+    flags = {name: launch_bool(name, values[name]) for name in BOOLEAN_ARGUMENTS}
+    namespace = values["namespace"]
+    env = large_data_env(flags["large_data"], share)
+    node = NodeLaunch(
+        executable=NODE_NAME,
+        name=NODE_NAME,
+        namespace=namespace,
+        parameter_files=[values["config_file"]],
+        parameters={
+            "mode": values["mode"],
+            "model_path": model_path(values["model_path"]),
+            "merge": values["merge"],
+            "grid_frame": values["grid_frame"],
+            "use_sim_time": flags["use_sim_time"],
+        },
+        remappings=[(topic, values[name]) for name, topic in TOPIC_ARGUMENTS.items() if values[name] != topic],
+        env=env,
+    )
+    processes = [node]
+    if flags["rviz"]:
+        processes.append(
+            NodeLaunch(
+                executable="rviz2",
+                name="rviz2",
+                namespace=namespace,
+                arguments=["-d", f"{share}/config/depth_panoptic.rviz"],
+                parameters={"use_sim_time": flags["use_sim_time"]},
+                env=env,
+            )
+        )
+    return processes
+
+
+def _launch_setup(context, *args, **kwargs) -> list:
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.actions import Node
+    from launch_ros.substitutions import FindPackageShare
+
+    values = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
+    share = FindPackageShare(PACKAGE).perform(context)
+    packages = {NODE_NAME: PACKAGE, "rviz2": "rviz2"}
+    return [
+        Node(
+            package=packages[p.executable],
+            executable=p.executable,
+            name=p.name,
+            namespace=p.namespace or None,
+            parameters=[*p.parameter_files, p.parameters],
+            remappings=p.remappings,
+            arguments=p.arguments,
+            additional_env=p.env,
+            output="screen",
+            emulate_tty=True,
+        )
+        for p in launch_plan(values, share)
+    ]
+
+
+def generate_launch_description():
+    from launch import LaunchDescription
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+    from launch.substitutions import PathJoinSubstitution
+    from launch_ros.substitutions import FindPackageShare
+
+    config = PathJoinSubstitution([FindPackageShare(PACKAGE), *CONFIG_FILE])
     arguments = [
-        DeclareLaunchArgument(name, default_value=defaults[name], description=text) for name, text in ARGUMENTS.items()
+        DeclareLaunchArgument(name, default_value=config if default is None else default, description=text)
+        for name, (default, text) in ARGUMENTS.items()
     ]
-    arguments += [
-        DeclareLaunchArgument(name, default_value=target, description=f"topic the node's {topic} is remapped to")
-        for name, (topic, target) in TOPIC_ARGUMENTS.items()
-    ]
-    arguments += [
-        DeclareLaunchArgument(name, default_value=default, description=text)
-        for name, (default, _, text) in PARAMETER_ARGUMENTS.items()
-    ]
-    overrides = {
-        name: ParameterValue(LaunchConfiguration(name), value_type=_TYPES[kind])
-        for name, (_, kind, _) in PARAMETER_ARGUMENTS.items()
-    }
-    node = Node(
-        package=PACKAGE,
-        executable="depth_panoptic_node",
-        name="depth_panoptic_node",
-        namespace=LaunchConfiguration("namespace"),
-        parameters=[LaunchConfiguration("config_file"), overrides],
-        remappings=[(topic, LaunchConfiguration(name)) for name, (topic, _) in TOPIC_ARGUMENTS.items()],
-        output="screen",
-        emulate_tty=True,
-    )
-    rviz = Node(
-        package="rviz2",
-        executable="rviz2",
-        namespace=LaunchConfiguration("namespace"),
-        arguments=["-d", PathJoinSubstitution([share, "config", "depth_panoptic.rviz"])],
-        parameters=[{"use_sim_time": overrides["use_sim_time"]}],
-        condition=IfCondition(LaunchConfiguration("rviz")),
-    )
-    return LaunchDescription([*arguments, node, rviz])
+    return LaunchDescription([*arguments, OpaqueFunction(function=_launch_setup)])

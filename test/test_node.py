@@ -1,5 +1,5 @@
 """depth_panoptic_node: end to end in its own process (mono with a tiny model, stereo, QoS trouble), and
-unit-level checks of parameters, output selection, diagnostics, the latest-only hand-off and the launch files.
+unit-level checks of parameters, output selection, diagnostics and the latest-only hand-off.
 
 The node is fed synthetic scenes built by hand in node_fixtures; values are checked against independent
 computations (hand projection of the LiDAR points, back-projection, counts over the published id image).
@@ -7,9 +7,7 @@ computations (hand projection of the LiDAR points, back-projection, counts over 
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import py_compile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -794,61 +792,3 @@ def test_closing_the_slot_wakes_a_waiting_consumer() -> None:
     slot.close()
     consumer.join(5)
     assert not consumer.is_alive() and got == [1, None]
-
-
-# -- launch files (launch/launch_ros are not installed here: compile them and read their arguments) ----------------
-
-
-def _launch_literals(path: Path) -> dict[str, object]:
-    """Module-level literal assignments of a launch file."""
-    tree = ast.parse(path.read_text())
-    return {
-        node.targets[0].id: ast.literal_eval(node.value)
-        for node in tree.body
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and _is_literal(node.value)
-    }
-
-
-def _is_literal(value: ast.expr) -> bool:
-    try:
-        ast.literal_eval(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _launch_configurations(path: Path) -> set[str]:
-    return {
-        node.args[0].value
-        for node in ast.walk(ast.parse(path.read_text()))
-        if isinstance(node, ast.Call)
-        and getattr(node.func, "id", None) == "LaunchConfiguration"
-        and isinstance(node.args[0], ast.Constant)
-    }
-
-
-@pytest.mark.parametrize("name", ["depth_panoptic.launch.py", "replay.launch.py"])
-def test_launch_files_compile(name: str, tmp_path: Path) -> None:
-    py_compile.compile(str(REPO / "launch" / name), cfile=str(tmp_path / "out.pyc"), doraise=True)
-
-
-def test_every_launch_argument_reaches_a_topic_or_parameter() -> None:
-    from depth_panoptic_ros.ros.codecs.products_to_msgs import CLASSES, FRAME_TOPICS
-    from depth_panoptic_ros.ros.runtime.node import TIMING as TIMING_TOPIC
-
-    path = REPO / "launch" / "depth_panoptic.launch.py"
-    literals = _launch_literals(path)
-    topics, parameters, others = literals["TOPIC_ARGUMENTS"], literals["PARAMETER_ARGUMENTS"], literals["ARGUMENTS"]
-    cameras = {f"{side}{topic}" for side in ("", "left/", "right/") for topic in ("image", "camera_info")}
-    inputs = cameras | {"lidar"}
-    outputs = set(FRAME_TOPICS) | {CLASSES, TIMING_TOPIC}
-    assert {topic for topic, _ in topics.values()} == inputs | outputs
-    assert all(default == topic for topic, default in topics.values())
-    declared = set(flatten(NodeParameters())) | {"use_sim_time"}
-    assert set(parameters) <= declared
-    assert all(parameters[name][0] == str(getattr(NodeParameters(), name, "false")).lower() for name in parameters)
-    # topic and parameter arguments are applied in comprehensions; the others are read by name, each of them
-    assert _launch_configurations(path) == set(others)
-    replay = REPO / "launch" / "replay.launch.py"
-    assert _launch_configurations(replay) == set(_launch_literals(replay)["ARGUMENTS"])
-    assert '{"use_sim_time": "true"}' in replay.read_text() and '"depth_panoptic.launch.py"' in replay.read_text()
