@@ -25,6 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=Path("../shared/data/kitti"),
         help="folder holding object/, object_testing/, raw_2011_09_26/ and depth_demo/ (any of them)",
     )
+    comp.add_argument(
+        "--lofo", action="store_true", help="leave-one-frame-out figures over a parameter grid (minutes) instead"
+    )
     comp.add_argument("--json", action="store_true")
     comp.set_defaults(func=_completion)
     pq = which.add_parser("pq", help="pq_compute beside hotcoco on a 1024x2048 COCO panoptic pair")
@@ -52,15 +55,17 @@ def _geometry(args: argparse.Namespace) -> int:
 
 def _completion(args: argparse.Namespace) -> int:
     from depth_panoptic_ros.bench.completion import format_table, run_completion_benchmark
+    from depth_panoptic_ros.bench.completion_tuning import format_lofo, leave_one_frame_out
     from depth_panoptic_ros.cli import CliError
 
     if not args.data.is_dir():
         raise CliError(f"{args.data}: no such folder (expects KITTI object/, raw_2011_09_26/ or depth_demo/ inside)")
+    run, table = (leave_one_frame_out, format_lofo) if args.lofo else (run_completion_benchmark, format_table)
     try:
-        result = run_completion_benchmark(args.data)
+        result = run(args.data)
     except ValueError as error:
         raise CliError(str(error)) from None
-    print(json.dumps(result, indent=1) if args.json else format_table(result))
+    print(json.dumps(result, indent=1) if args.json else table(result))
     return 0
 
 
