@@ -77,6 +77,27 @@ def test_with_model_every_product_is_consistent() -> None:
     assert pipeline.run(frame, outputs={"grid"}).grid is None
 
 
+def test_the_served_depth_is_the_classical_one_unless_learned_depth_is_on() -> None:
+    from test_model import tiny_model
+
+    model = tiny_model()  # untrained, its completion returns the classical depth: make it differ
+    predict = model.predict
+    model.predict = lambda rgb, sparse, classical, segment=True: (classical + 1, predict(rgb, sparse, classical)[1])
+    frame = lidar_frame()
+    organized = PipelineConfig().cloud.__class__(stride=1, max_range=1000.0, organized=True)
+    served = Pipeline(PipelineConfig(cloud=organized), model)
+    products = served.run(frame, outputs={"depth", "cloud"})
+    np.testing.assert_array_equal(products.depth, products.classical_depth)
+    np.testing.assert_array_equal(products.learned_depth, products.classical_depth + 1)
+    valid = products.depth > 0
+    np.testing.assert_allclose(products.cloud.xyz[..., 2][valid], products.depth[valid], rtol=1e-6)
+    assert "learned_depth: false" in served.depth_source and "no model" in Pipeline().depth_source
+    learned = Pipeline(PipelineConfig(learned_depth=True), model)
+    products = learned.run(frame, outputs={"depth"})
+    np.testing.assert_array_equal(products.depth, products.learned_depth)
+    assert "learned completion" in learned.depth_source
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -78,7 +78,7 @@ def evaluate(pipeline: Pipeline, samples: Iterable[Sample], progress: bool = Fal
         frames += 1
         if np.any(sample.depth > 0):
             classical.add(products.classical_depth, sample.depth)
-            learned.add(products.depth, sample.depth)
+            learned.add(products.learned_depth, sample.depth)
         if not labeled:
             continue
         predicted = products.panoptic.ids

@@ -128,8 +128,9 @@ def load_node_pipeline(params: NodeParameters, logger: RcutilsLogger) -> tuple[P
             model.use_merge(params.merge)
         except ValueError as exc:
             logger.error(f"merge {params.merge!r}: {exc}; running the model's stored merge {model.merge!r}")
-    return Pipeline(config, model), ModelState(
-        f"loaded {path} ({params.device}, {params.precision}, merge {model.merge})"
+    pipeline = Pipeline(config, model)
+    return pipeline, ModelState(
+        f"loaded {path} ({params.device}, {params.precision}, merge {model.merge}); depth: {pipeline.depth_source}"
     )
 
 
