@@ -137,8 +137,8 @@ def test_messages_older_than_the_last_set_never_come_out(matcher) -> None:
     # message_filters alone would pair the stale a0 with b70 (spread 70 < 100); here a0 was dropped with the set.
     feed(sync, "b70")
     assert rec.sets == [("a50", "b60")]
-    feed(sync, "a40 b80")  # a40 arrives late, after the set holding a50: dropped, not paired with b70/b80
-    assert rec.sets == [("a50", "b60")] and sync.late_drops == [1, 0]
+    feed(sync, "a50 b80")  # a50 again (a duplicate after the set holding it): dropped, not paired with b70/b80
+    assert rec.sets == [("a50", "b60")] and sync.late_drops == [1, 0] and rec.jumps == []
     feed(sync, "a85")
     assert rec.sets[-1] == ("a85", "b80")
 
@@ -147,14 +147,47 @@ def test_messages_older_than_the_last_set_never_come_out(matcher) -> None:
 def test_time_jumping_back_resets_the_queues(matcher) -> None:
     sync, rec = synchronizer(matcher, "ab")
     feed(sync, "a100000 b100010 a100100")
-    feed(sync, "a99950")  # 150 ms back: jitter, not a jump; older than the last set -> late
-    assert sync.late_drops == [1, 0] and rec.jumps == []
-    feed(sync, "a10000")  # the bag looped: 90 s back
-    assert rec.jumps == [("a", 100_100 * MS, 10_000 * MS)]
-    assert "a: stamp jumped back 90.100 s" in rec.warnings[0]
-    feed(sync, "b10005")  # without the reset this would be dropped as older than the last set
-    assert rec.sets == [("a100000", "b100010"), ("a10000", "b10005")]
-    assert len(rec.jumps) == 1
+    feed(sync, "a99950")  # 150 ms older than the previous a: its timeline restarted
+    assert rec.jumps == [("a", 100_100 * MS, 99_950 * MS)]
+    assert "a: stamp jumped back 0.150 s (100.100 -> 99.950)" in rec.warnings[0]
+    feed(sync, "b99955")  # without the reset this would be dropped as older than the last set
+    assert rec.sets == [("a100000", "b100010"), ("a99950", "b99955")]
+    assert len(rec.jumps) == 1 and sync.late_drops == [0, 0]
+
+
+@pytest.mark.parametrize("matcher", MATCHERS)
+@pytest.mark.parametrize(("per_pass", "period_ms"), [(5, 100), (2, 500)])
+def test_a_short_bag_looped_yields_every_set_of_every_pass(matcher, per_pass: int, period_ms: int) -> None:
+    """A 0.5 s bag (5 sets at 10 Hz) or a 1 s one (2 sets at 2 Hz), LiDAR 3 ms after the image, played 3 times."""
+    sync, rec = synchronizer(matcher, "il")
+    one_pass = " ".join(f"i{k * period_ms} l{k * period_ms + 3}" for k in range(per_pass))
+    for _ in range(3):
+        feed(sync, one_pass)
+    assert len(rec.sets) == 3 * per_pass and rec.sets[:per_pass] == rec.sets[per_pass : 2 * per_pass]
+    assert len(rec.jumps) == 2 and sync.late_drops == [0, 0]  # one jump per restart, on the image topic
+
+
+def test_unmatched_reason_reports_the_closest_stamps_seen() -> None:
+    sync, rec = synchronizer(ApproximateTimeMatcher, "ab")
+    # a0: b empty; b100 ~ a0 (100 ms); a200 ~ b100 (100); b303 ~ a200 (103): the first 100 ms pair is the closest
+    feed(sync, "a0 b100 a200 b303")
+    assert rec.sets == []
+    assert sync.unmatched_reason() == (
+        "stamps never within sync_slop 0.05 s of each other (closest seen: a 0.000, b 0.100, 0.100 s apart)"
+    )
+    feed(sync, "a290")  # 13 ms from b303: a set, and the record starts again
+    assert rec.sets == [("a290", "b303")] and sync.closest is None
+    feed(sync, "a400 b470")
+    assert "(closest seen: a 0.400, b 0.470, 0.070 s apart)" in sync.unmatched_reason()
+
+
+def test_unmatched_reason_names_late_drops_when_nothing_could_be_matched() -> None:
+    sync, rec = synchronizer(ApproximateTimeMatcher, "ab")
+    feed(sync, "a0 b10 a0")  # the set (a0, b10), then a duplicate of a0
+    assert rec.sets == [("a0", "b10")]
+    assert sync.unmatched_reason() == (
+        "no stamps to match within sync_slop 0.05 s: messages older than the last set dropped (a 1)"
+    )
 
 
 def test_silent_topics_name_inputs_quiet_for_the_timeout() -> None:

@@ -286,7 +286,7 @@ class DepthPanopticNode(Node):
         return dict(zip(topics, self._sync.receive_counts + self._info_counts, strict=True))
 
     def _sync_problem(self, now_ns: int) -> str | None:
-        """Why no synchronized set came for no_sync_warning_s: the silent inputs, or stamps too far apart."""
+        """Why no synchronized set came for no_sync_warning_s: the silent inputs, or the closest stamps seen."""
         timeout = self._params.no_sync_warning_s
         waiting_ns = now_ns - (self._sync.last_set_ns or self._started_ns)
         if waiting_ns < timeout * NS_PER_S:
@@ -296,8 +296,7 @@ class DepthPanopticNode(Node):
         if silent:
             why = f"nothing received for {timeout:g} s on {', '.join(silent)}"
         else:
-            stamps = ", ".join(f"{s / NS_PER_S:.3f}" for s in self._sync.newest_stamps if s is not None)
-            why = f"stamps never within sync_slop {self._params.sync_slop:g} s of each other (newest {stamps})"
+            why = self._sync.unmatched_reason()
         return f"no synchronized input for {waiting_ns / NS_PER_S:.1f} s (messages received: {received}); {why}"
 
     # -- worker thread -----------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 The matching rule is message_filters.ApproximateTimeSynchronizer's (Python implementation), used directly when
 message_filters is importable. Around it, :class:`TopicSynchronizer` adds what users of perception nodes ask for:
 only sets newer than the last one are emitted (stale messages are dropped instead of growing latency), a stamp
-jumping backwards (a rosbag loop) resets the queues instead of stalling them, and per-topic receive counts,
-newest stamps and silence tell why nothing is synchronized.
+older than the previous one of its topic (a rosbag loop of any length, a simulator reset) restarts matching
+instead of stalling it, and per-topic receive counts, silence and the closest stamps seen tell why nothing is
+synchronized.
 """
 
 from __future__ import annotations
@@ -95,9 +96,10 @@ class TopicSynchronizer:
     """Approximate-time sets of the newest messages of several topics (thread-safe).
 
     ``callback(*msgs)`` gets one message per topic, in the order of ``topics``. A message not newer than the last
-    one emitted on its topic is dropped (counted in ``late_drops``); one older than the newest received on its
-    topic by more than ``time_jump_s`` means time jumped back (bag loop, simulator reset): the queues are cleared,
-    ``on_time_jump(topic, previous_ns, stamp_ns)`` is called and the message starts the new timeline.
+    one emitted on its topic is dropped (counted in ``late_drops``). One older than the previous message of its
+    own topic means time jumped back, since a topic's messages arrive in order (bag loop of any length, simulator
+    reset): the queues are cleared, ``on_time_jump(topic, previous_ns, stamp_ns)`` is called and the message
+    starts the new timeline. ``closest`` holds the tightest combination of stamps seen since the last set.
     Receive times come from ``clock`` (ns, monotonic by default), stamps from the message headers.
     """
 
@@ -109,7 +111,6 @@ class TopicSynchronizer:
         callback: Callable[..., None],
         *,
         matcher_factory: MatcherFactory = ApproximateTimeMatcher,
-        time_jump_s: float = 1.0,
         on_time_jump: Callable[[str, int, int], None] | None = None,
         warn: Callable[[str], None] = _log.warning,
         clock: Callable[[], int] = time.monotonic_ns,
@@ -125,7 +126,6 @@ class TopicSynchronizer:
         self._slop_ns = round(slop_s * NS_PER_S)
         self._callback = callback
         self._matcher_factory = matcher_factory
-        self._time_jump_ns = round(time_jump_s * NS_PER_S)
         self._on_time_jump = on_time_jump
         self._warn = warn
         self._clock = clock
@@ -135,7 +135,8 @@ class TopicSynchronizer:
         self.receive_counts = [0] * n
         self.late_drops = [0] * n
         self.sets_emitted = 0
-        self.newest_stamps: list[int | None] = [None] * n  # header stamps, ns
+        self.last_stamps: list[int | None] = [None] * n  # header stamps, ns
+        self.closest: tuple[int, ...] | None = None  # one stamp per topic, the smallest spread since the last set
         self._last_emitted: list[int | None] = [None] * n
         self._started_ns = clock()
         self._last_receive_ns: list[int | None] = [None] * n
@@ -157,15 +158,16 @@ class TopicSynchronizer:
             self._ready.clear()
             self.receive_counts[index] += 1
             self._last_receive_ns[index] = self._clock()
-            newest = self.newest_stamps[index]
-            if newest is not None and stamp < newest - self._time_jump_ns:
-                jumped_from = newest
+            previous = self.last_stamps[index]
+            if previous is not None and stamp < previous:
+                jumped_from = previous
                 self._reset_timeline(index, stamp)
             else:
-                self.newest_stamps[index] = stamp if newest is None else max(newest, stamp)
+                self.last_stamps[index] = stamp
                 if self._last_emitted[index] is not None and stamp <= self._last_emitted[index]:
                     self.late_drops[index] += 1
                     return
+            self._note_closest(index, stamp)
             self._matcher.add(index, stamp, msg)
             ready = list(self._ready)
         if jumped_from is not None:
@@ -181,8 +183,22 @@ class TopicSynchronizer:
     def _reset_timeline(self, index: int, stamp: int) -> None:
         self._matcher = self._new_matcher()
         self._last_emitted = [None] * len(self.topics)
-        self.newest_stamps = [None] * len(self.topics)
-        self.newest_stamps[index] = stamp
+        self.last_stamps = [None] * len(self.topics)
+        self.last_stamps[index] = stamp
+        self.closest = None
+
+    def _note_closest(self, index: int, stamp: int) -> None:
+        """Keeps the tightest combination of ``stamp`` with the nearest queued stamp of every other topic."""
+        stamps = []
+        for i, queue in enumerate(self._matcher.queues):
+            if i == index:
+                stamps.append(stamp)
+            elif queue:
+                stamps.append(min(queue, key=lambda s: abs(s - stamp)))
+            else:
+                return
+        if self.closest is None or max(stamps) - min(stamps) < max(self.closest) - min(self.closest):
+            self.closest = tuple(stamps)
 
     def _emit(self, *msgs: Any) -> None:
         stamps = [stamp_ns(m.header.stamp) for m in msgs]
@@ -190,9 +206,22 @@ class TopicSynchronizer:
             for s in [s for s in queue if s < emitted]:
                 del queue[s]
         self._last_emitted = stamps
+        self.closest = None
         self.sets_emitted += 1
         self.last_set_ns = self._clock()
         self._ready.append(msgs)
+
+    def unmatched_reason(self) -> str:
+        """Why messages arrive on every topic but form no set: the closest stamps seen, or late drops."""
+        with self._lock:
+            closest, late = self.closest, list(self.late_drops)
+        slop = f"sync_slop {self._slop_ns / NS_PER_S:g} s"
+        if closest is None:
+            drops = ", ".join(f"{topic} {n}" for topic, n in zip(self.topics, late, strict=True) if n)
+            return f"no stamps to match within {slop}: messages older than the last set dropped ({drops or 'none'})"
+        stamps = ", ".join(f"{topic} {s / NS_PER_S:.3f}" for topic, s in zip(self.topics, closest, strict=True))
+        spread = (max(closest) - min(closest)) / NS_PER_S
+        return f"stamps never within {slop} of each other (closest seen: {stamps}, {spread:.3f} s apart)"
 
     def silent_topics(self, now_ns: int, timeout_s: float) -> list[str]:
         """Topics with nothing received for ``timeout_s`` (counted from construction for a topic never heard)."""
