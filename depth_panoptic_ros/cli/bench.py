@@ -28,6 +28,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     comp.add_argument(
         "--lofo", action="store_true", help="leave-one-frame-out figures over a parameter grid (minutes) instead"
     )
+    comp.add_argument(
+        "--tails",
+        type=Path,
+        metavar="DIR",
+        help="instead: the top 1 %% errors by cause, and per-frame error-map PNGs written to DIR",
+    )
     comp.add_argument("--json", action="store_true")
     comp.set_defaults(func=_completion)
     pq = which.add_parser("pq", help="pq_compute beside hotcoco on a 1024x2048 COCO panoptic pair")
@@ -60,7 +66,14 @@ def _completion(args: argparse.Namespace) -> int:
 
     if not args.data.is_dir():
         raise CliError(f"{args.data}: no such folder (expects KITTI object/, raw_2011_09_26/ or depth_demo/ inside)")
-    run, table = (leave_one_frame_out, format_lofo) if args.lofo else (run_completion_benchmark, format_table)
+    from depth_panoptic_ros.bench.completion_tails import format_tails, run_tails
+
+    if args.tails is not None:
+        run, table = (lambda data: run_tails(data, args.tails)), format_tails
+    elif args.lofo:
+        run, table = leave_one_frame_out, format_lofo
+    else:
+        run, table = run_completion_benchmark, format_table
     try:
         result = run(args.data)
     except ValueError as error:
