@@ -171,7 +171,7 @@ class NodeProcess:
         ``script``: run the installed .venv/bin/depth_panoptic_node (falls back to ``python -m``).
         """
         installed = Path(sys.executable).parent / "depth_panoptic_node"
-        module = [sys.executable, "-m", "depth_panoptic_ros.ros.runtime.node"]
+        module = [sys.executable, "-m", "depth_panoptic_ros.ros.runtime.main"]
         command = [str(installed)] if script and installed.exists() else module
         args = ["--ros-args", "-r", f"__ns:=/{namespace}", *extra_args]
         for name, value in parameters.items():

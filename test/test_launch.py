@@ -155,7 +155,7 @@ def test_the_launched_command_line_starts_the_node_without_a_model(tmp_path: Pat
     pytest.importorskip("rclpy")
     values = NODE_LAUNCH.default_values(str(REPO)) | {"model_path": "none", "namespace": "launch_test"}
     (node,) = NODE_LAUNCH.launch_plan(values, str(REPO))
-    command = [sys.executable, "-m", "depth_panoptic_ros.ros.runtime.node", *node.command()[1:]]
+    command = [sys.executable, "-m", "depth_panoptic_ros.ros.runtime.main", *node.command()[1:]]
     command += ["-p", "use_tf:=false", "-p", f"lidar_to_camera:=[{', '.join(['1.0', *['0.0'] * 4] * 3)}, 1.0]"]
     log = tmp_path / "node.log"
     with open(log, "w") as out:

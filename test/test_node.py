@@ -8,6 +8,7 @@ computations (hand projection of the LiDAR points, back-projection, counts over 
 from __future__ import annotations
 
 import dataclasses
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -385,16 +386,45 @@ def test_time_jumping_back_like_a_bag_loop_resets_and_continues(mono: MonoSessio
 
 
 @pytest.mark.slow
-def test_ctrl_c_while_busy_joins_the_worker_and_exits_cleanly(mono: MonoSession) -> None:
-    """Stops the module's mono node, so it runs after the other mono tests (file order)."""
+def test_signals_mid_frame_finish_the_frame_and_exit_cleanly(mono: MonoSession) -> None:
+    """SIGINT, SIGINT, SIGTERM (a terminal's Ctrl-C, then ros2 launch's own signals) while a set is processed:
+    the worker finishes that frame (no "worker still busy"), the process exits with 0.
+    Stops the module's mono node, so it runs after the other mono tests (file order)."""
     mono.good_frame(TIMING)
     mono.publish()
     mono.peer.spin_for(0.1)  # the node is now inside the ~200 ms of inference of that set
     before = len(mono.node.log())
+    for signum in (signal.SIGINT, signal.SIGINT, signal.SIGTERM):
+        mono.node.process.send_signal(signum)
+        time.sleep(0.02)
     code = mono.node.stop()
     log = mono.node.log()[before:]
     assert code == 0, log
     assert "Traceback" not in log and "[ERROR]" not in log and "worker still busy" not in log
+    assert "terminate called" not in log and "stopping: the frame in progress is finished first" in log
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["start-up", "idle"])
+def test_any_signals_at_start_up_or_idle_exit_with_0(tiny_model_path: Path, tmp_path: Path, moment: str) -> None:
+    parameters = {"model_path": str(tiny_model_path), "use_tf": "false", "lidar_to_camera": T_PARAM}
+    node = NodeProcess(tmp_path / "node.log", f"stop_{moment.replace('-', '_')}", parameters)
+    if moment == "start-up":  # while Python imports torch and rclpy, then while the model loads
+        delays = [0.8, 0.3, 0.3, 0.5]
+    else:
+        deadline = time.monotonic() + 60
+        while "outputs /" not in node.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "outputs /" in node.log(), node.log()
+        delays = [0.0, 0.01, 0.01, 0.01]
+    for delay, signum in zip(delays, (signal.SIGINT, signal.SIGTERM, signal.SIGINT, signal.SIGINT), strict=True):
+        time.sleep(delay)
+        if node.alive():
+            node.process.send_signal(signum)
+    code = node.stop()
+    log = node.log()
+    assert code == 0, log
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log and "terminate called" not in log, log
 
 
 # -- other node processes ----------------------------------------------------------------------------------------

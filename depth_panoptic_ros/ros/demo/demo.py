@@ -207,7 +207,7 @@ def _node_process(T_cam_lidar: np.ndarray, model: str, log_path: Path) -> Iterat
     extrinsic = ", ".join(repr(float(v)) for v in T_cam_lidar.ravel())
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "depth_panoptic_ros.ros.runtime.node", "--ros-args",
+            [sys.executable, "-m", "depth_panoptic_ros.ros.runtime.main", "--ros-args",
              "-p", f"model_path:='{model}'", "-p", "use_tf:=false", "-p", f"lidar_to_camera:=[{extrinsic}]",
              "-p", "qos_overrides./lidar.subscription.reliability:=reliable"],
             stdout=log, stderr=subprocess.STDOUT,

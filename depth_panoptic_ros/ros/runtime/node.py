@@ -22,9 +22,10 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
@@ -58,6 +59,7 @@ from depth_panoptic_ros.ros.codecs.products_to_msgs import (
 from depth_panoptic_ros.ros.codecs.sensor_frame import FrameRejected, messages_to_frame
 from depth_panoptic_ros.ros.runtime.diagnostics import FrameStatistics, ModelState, diagnostic_status
 from depth_panoptic_ros.ros.runtime.latest_slot import LatestSlot
+from depth_panoptic_ros.ros.runtime.main import StopSignals
 from depth_panoptic_ros.ros.runtime.parameters import NodeParameters, declare_parameters
 from depth_panoptic_ros.ros.runtime.qos import (
     incompatible_qos_callbacks,
@@ -75,6 +77,7 @@ OUTPUT_QUEUE_DEPTH = 5  # reliable, keep last: compatible with best-effort and r
 LOG_THROTTLE_S = 2.0
 REPORT_PERIOD_S = 1.0
 WORKER_JOIN_TIMEOUT_S = 10.0
+SPIN_PERIOD_S = 0.1  # how soon a stop request is seen while idle
 # outputs.<switch> parameter -> the per-frame topics it creates
 SWITCHED_TOPICS: dict[str, tuple[str, ...]] = {
     "ids": (PANOPTIC_IDS,),
@@ -385,7 +388,8 @@ class DepthPanopticNode(Node):
         return camera
 
     def destroy_node(self) -> None:
-        """Stops the worker before the publishers it uses go away."""
+        """Stops the worker at its next frame boundary (the frame in progress is finished and published), then
+        the publishers it uses go away."""
         self._slot.close()
         if self._worker.ident is not None:  # started
             self._worker.join(WORKER_JOIN_TIMEOUT_S)
@@ -394,24 +398,34 @@ class DepthPanopticNode(Node):
         super().destroy_node()
 
 
-def main(args: list[str] | None = None) -> int:
-    """Entry point of scripts/depth_panoptic_node and `python -m depth_panoptic_ros.ros.runtime.node --ros-args ...`."""
-    rclpy.init(args=args)
+def run_node(stop: StopSignals, args: list[str] | None = None) -> int:
+    """Runs the node until ``stop`` is requested (or the context is shut down); 1 when it cannot start."""
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)  # signals are ``stop``'s
     try:
-        node = DepthPanopticNode()
-    except (ValueError, ParameterException) as exc:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
-        rclpy.try_shutdown()
-        return 1
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        if stop.requested:
+            return 0
+        try:
+            node = DepthPanopticNode()
+        except (ValueError, ParameterException) as exc:
+            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
+            return 1
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        try:
+            while not stop.requested and rclpy.ok():
+                executor.spin_once(timeout_sec=SPIN_PERIOD_S)
+        except ExternalShutdownException:
+            pass
+        finally:
+            node.get_logger().info("stopping: the frame in progress is finished first")
+            executor.remove_node(node)
+            node.destroy_node()
+        return 0
     finally:
-        node.destroy_node()
         rclpy.try_shutdown()
-    return 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # `python -m ...runtime.node` still works; runtime.main also covers signals during imports
+    from depth_panoptic_ros.ros.runtime.main import main
+
     raise SystemExit(main())
