@@ -43,7 +43,7 @@ def error_causes(sparse: np.ndarray, reference: np.ndarray) -> np.ndarray:
     near_value = np.where(measured, sparse, np.inf).astype(np.float32)
     window = np.ones((9, 9), np.uint8)
     span_high, span_low = cv2.dilate(far_value, window), cv2.erode(near_value, window)
-    span_low[~np.isfinite(span_low)] = 0  # no input within reach
+    span_low[~(span_low < 1e6)] = 0  # no input within reach (inf, or the border's float max)
     edge = (span_low > 0) & (span_high > STEP * span_low)
     far = reference > FAR_M
     cause = np.full(sparse.shape, len(CAUSES) - 1, np.int8)
