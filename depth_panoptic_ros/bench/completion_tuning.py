@@ -23,9 +23,9 @@ GRID = {
     "extend_px": (16, 48),
     "same_surface_rel": (0.1, 0.2),
     "same_surface_abs": (0.005, 0.01),
-    "same_surface_slope": (0.0, 0.004, 0.008),
+    "same_surface_slope": (0.0, 0.004),
     "median_px": (0, 5),
-    "median_clear_cols": (2, 4, 6),
+    "median_clear_cols": (2, 4),
 }
 
 
