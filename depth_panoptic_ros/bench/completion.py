@@ -124,7 +124,10 @@ def load_protocols(data_dir: Path) -> dict[str, dict[str, Frame]]:
             rgb = read_rgb(data_dir / "depth_demo" / "rgb" / truth.name)
             protocols.setdefault(RING_PROTOCOL, {})[f"depth_demo/{truth.stem}"] = Frame(rgb, depth, rings)
     if not protocols:
-        raise ValueError(f"{data_dir}: no KITTI frames found (expects object/, object_testing/, raw_2011_09_26/)")
+        raise ValueError(
+            f"{data_dir}: no KITTI sweeps found (expects object/, object_testing/ or raw_2011_09_26/; depth_demo/ "
+            "is used with them, its rings and calibration come from their sweeps)"
+        )
     return protocols
 
 
