@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -106,6 +107,9 @@ class DepthPanopticModel(nn.Module):
         self.register_buffer("rgb_mean", torch.tensor(norm.rgb_mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("rgb_std", torch.tensor(norm.rgb_std).view(1, 3, 1, 1), persistent=False)
         self.precision: torch.dtype | None = None
+        # The PipelineConfig (as a dict) whose classical completion made the training inputs: saved in the file's
+        # header, so that loading can run the pipeline the networks know (pipeline.bind_to_model).
+        self.pipeline_settings: dict[str, Any] | None = None
 
     @property
     def merge(self) -> str:
@@ -188,7 +192,8 @@ def _pad_like(depth: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
 def save_model(
     path: str | Path, model: DepthPanopticModel, extra: dict | None = None, dtype: torch.dtype | None = None
 ) -> None:
-    """Weights as safetensors; config, class table (and ``extra``, e.g. training provenance) in its header.
+    """Weights as safetensors; config, class table, the model's pipeline settings when known (and ``extra``,
+    e.g. training provenance) in its header.
 
     dtype stores floating-point tensors in another precision (float16 halves a shipped model's size);
     load_model copies them into the float32 parameters of the rebuilt model.
@@ -201,6 +206,8 @@ def save_model(
         "class_table": json.dumps(model.class_table.to_dict()),
         "extra": json.dumps(extra or {}),
     }
+    if model.pipeline_settings is not None:
+        metadata["pipeline"] = json.dumps(model.pipeline_settings)
     state = {
         k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().contiguous().cpu()
         for k, v in model.state_dict().items()
@@ -210,7 +217,8 @@ def save_model(
 
 
 def read_header(path: str | Path) -> dict:
-    """The checkpoint's metadata (config, class table, extra) without loading the weights."""
+    """The checkpoint's metadata (config, class table, extra; pipeline: the recorded pipeline settings, None in
+    files written before they were recorded) without loading the weights."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -224,7 +232,9 @@ def read_header(path: str | Path) -> dict:
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"model file {path} is not a {FORMAT} checkpoint (format {metadata.get('format')!r})")
     try:
-        return {key: json.loads(metadata[key]) for key in ("config", "class_table", "extra")}
+        header = {key: json.loads(metadata[key]) for key in ("config", "class_table", "extra")}
+        header["pipeline"] = json.loads(metadata["pipeline"]) if "pipeline" in metadata else None
+        return header
     except (KeyError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"model file {path} has a damaged header: {exc!r}") from exc
 
@@ -257,6 +267,7 @@ def load_model(
     if torch.device(device).type == "cuda":
         model.to(memory_format=torch.channels_last)
     model.precision = PRECISIONS[precision]
+    model.pipeline_settings = header["pipeline"]
     if compile:
         model.panoptic = torch.compile(model.panoptic, dynamic=True)
     return model

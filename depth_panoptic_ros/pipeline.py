@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -81,14 +81,33 @@ class Products:
 
 
 class Pipeline:
-    def __init__(self, config: PipelineConfig | None = None, model: DepthPanopticModel | None = None) -> None:
+    """changed_settings: the settings the networks depend on that ``config`` sets differently from what the
+    model was trained with (bind_to_model), for front ends to report once."""
+
+    def __init__(
+        self,
+        config: PipelineConfig | None = None,
+        model: DepthPanopticModel | None = None,
+        changed_settings: tuple[str, ...] = (),
+    ) -> None:
         self.config = config or PipelineConfig()
         self.model = model
+        self.changed_settings = changed_settings
         self._projector = None if model is None else BevProjector(self.config.grid, model.class_table)
 
     @property
     def class_table(self) -> ClassTable | None:
         return None if self.model is None else self.model.class_table
+
+    @property
+    def settings_warning(self) -> str | None:
+        """The one line front ends show when changed_settings is not empty."""
+        if not self.changed_settings:
+            return None
+        return (
+            f"pipeline settings differ from those the model was trained with: {'; '.join(self.changed_settings)} "
+            "(its inputs are not what it learned from; leave these keys out of the pipeline config to use the model's)"
+        )
 
     @property
     def depth_source(self) -> str:
@@ -190,11 +209,54 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
     timings[stage] = (time.perf_counter() - start) * 1e3
 
 
-def load_pipeline_config(path: str | Path | None) -> PipelineConfig:
-    """The pipeline config of a YAML file (None = defaults); unknown keys are errors naming the key."""
-    from depth_panoptic_ros.typed_config import from_dict, load_yaml
+# The pipeline settings the networks depend on: training computes the classical completion they refine and read
+# with pipeline.completion. A model file records the pipeline it was trained with (model.pipeline_settings); only
+# these sections of it are applied, the rest (ranges, cloud, grid, ...) stays the deployment's choice.
+MODEL_SETTINGS = ("completion",)
 
-    return from_dict(PipelineConfig, load_yaml(path) if path else {}, "pipeline")
+
+def bind_to_model(explicit: dict[str, Any], recorded: dict[str, Any] | None) -> tuple[PipelineConfig, tuple[str, ...]]:
+    """The pipeline config for a model: the ``explicit`` settings (what a config file states) over the model's
+    recorded MODEL_SETTINGS over the defaults; and each model setting the explicit ones change, as
+    "completion.extend_px 48 (model: 16)", for the one warning front ends give. ValueError names a bad key."""
+    from depth_panoptic_ros.typed_config import from_dict, to_dict
+
+    trained = {key: recorded[key] for key in MODEL_SETTINGS if recorded and key in recorded}
+    config = from_dict(PipelineConfig, _overlay(trained, explicit), "pipeline")
+    if not trained:
+        return config, ()
+    model_config = from_dict(PipelineConfig, trained, "the model's recorded pipeline")
+    changed = []
+    for key in MODEL_SETTINGS:
+        ours, theirs = _leaves(to_dict(getattr(config, key)), key), _leaves(to_dict(getattr(model_config, key)), key)
+        changed += [
+            f"{name} {value!r} (model: {theirs[name]!r})" for name, value in ours.items() if value != theirs[name]
+        ]
+    return config, tuple(changed)
+
+
+def _overlay(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, nested mappings merged key by key."""
+    merged = dict(base)
+    for key, value in top.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _overlay(merged[key], value) if both else value
+    return merged
+
+
+def _leaves(tree: dict[str, Any], prefix: str) -> dict[str, Any]:
+    leaves: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}.{key}"
+        leaves.update(_leaves(value, name) if isinstance(value, dict) else {name: value})
+    return leaves
+
+
+def load_pipeline_settings(path: str | Path | None) -> dict[str, Any]:
+    """The settings a pipeline config YAML states (None = none), checked in bind_to_model."""
+    from depth_panoptic_ros.typed_config import load_yaml
+
+    return load_yaml(path) if path else {}
 
 
 def load_pipeline(
@@ -206,11 +268,13 @@ def load_pipeline(
 ) -> Pipeline:
     """The pipeline of a config file and a model: None = the shipped default model when installed, '' = none.
 
-    merge: the panoptic merge to run (fcn | degeus | learned), None = the model's stored choice; ValueError when
-    there is no model to merge with or the model cannot run it (learned without a merge head)."""
+    The model's recorded pipeline settings apply unless the config file states others (the pipeline's
+    changed_settings lists those it changes, see bind_to_model). merge: the panoptic merge to run (fcn | degeus |
+    learned), None = the model's stored choice; ValueError when there is no model to merge with or the model
+    cannot run it (learned without a merge head)."""
     from depth_panoptic_ros.resources import default_model_path, resolve_path
 
-    config = load_pipeline_config(config_path)
+    explicit = load_pipeline_settings(config_path)
     if model_path is None:
         path = default_model_path()
         path = path if path.is_file() else None
@@ -219,10 +283,11 @@ def load_pipeline(
     if path is None:
         if merge is not None:
             raise ValueError(f"merge {merge!r} needs a model, and none is loaded")
-        return Pipeline(config)
+        return Pipeline(bind_to_model(explicit, None)[0])
     from depth_panoptic_ros.model import load_model
 
     model = load_model(path, device=device, precision=precision)
     if merge is not None:
         model.use_merge(merge)
-    return Pipeline(config, model)
+    config, changed = bind_to_model(explicit, model.pipeline_settings)
+    return Pipeline(config, model, changed)

@@ -766,6 +766,41 @@ def _snapshot(sets: int = 0, processed: int = 0, skipped: int = 0, latency: tupl
     return diag.Snapshot(sets, processed, idle, skipped, "frame 1.0 skipped: x" if skipped else "", latency, latency)
 
 
+def test_a_pipeline_config_changing_the_model_s_completion_is_logged_once_and_diagnosed(tmp_path: Path) -> None:
+    from test_model import tiny_model
+
+    from depth_panoptic_ros.model import save_model
+    from depth_panoptic_ros.ros.runtime.node import load_node_pipeline
+
+    model = tiny_model()
+    model.pipeline_settings = {"completion": {"extend_px": 16}}
+    save_model(tmp_path / "m.safetensors", model)
+    config = tmp_path / "pipeline.yaml"
+    config.write_text("completion: {extend_px: 48}\ncloud: {stride: 9}\n")
+
+    class Logger:
+        def __init__(self) -> None:
+            self.warnings: list[str] = []
+
+        def warning(self, message: str) -> None:
+            self.warnings.append(message)
+
+    params = NodeParameters(model_path=str(tmp_path / "m.safetensors"), pipeline_config=str(config))
+    logger = Logger()
+    pipeline, state = load_node_pipeline(params, logger)
+    assert pipeline.config.completion.extend_px == 48 and pipeline.config.cloud.stride == 2  # cloud.* parameters win
+    assert (
+        logger.warnings == [pipeline.settings_warning] and "completion.extend_px 48 (model: 16)" in logger.warnings[0]
+    )
+    status = diag.diagnostic_status("n", "cpu", _snapshot(), _snapshot(), 1.0, state, 0, {}, None)
+    assert pipeline.settings_warning in {v.key: v.value for v in status.values}[diag.MODEL]
+
+    config.write_text("cloud: {stride: 9}\n")
+    logger = Logger()
+    pipeline, state = load_node_pipeline(params, logger)
+    assert pipeline.config.completion.extend_px == 16 and logger.warnings == [] and "differ" not in state.description
+
+
 def test_diagnostic_status_levels_and_rates() -> None:
     ok = diag.ModelState("loaded m")
     before = _snapshot(sets=10, processed=5)

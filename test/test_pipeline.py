@@ -128,6 +128,86 @@ def test_load_pipeline_resolves_models_and_configs(tmp_path: Path) -> None:
         load_pipeline(config, "")
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_pipeline_yaml_states_every_key_at_its_default_with_a_comment() -> None:
+    import yaml
+
+    from depth_panoptic_ros.typed_config import to_dict
+
+    text = (REPO / "config" / "pipeline.yaml").read_text()
+    assert yaml.safe_load(text) == to_dict(PipelineConfig())
+    settings = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert len(settings) > 30 and all(" # " in line for line in settings), [l for l in settings if " # " not in l]
+
+
+def saved_model_with_settings(tmp_path: Path, settings: dict | None) -> Path:
+    from test_model import tiny_model
+
+    from depth_panoptic_ros.model import read_header, save_model
+
+    model = tiny_model()
+    model.pipeline_settings = settings
+    path = tmp_path / "recorded.safetensors"
+    save_model(path, model)
+    assert read_header(path)["pipeline"] == settings
+    return path
+
+
+def test_the_model_s_recorded_completion_applies_unless_the_config_states_another(tmp_path: Path) -> None:
+    recorded = {"completion": {"extend_px": 16, "same_surface_rel": 0.1}, "cloud": {"stride": 7}, "use_stereo": False}
+    model = saved_model_with_settings(tmp_path, recorded)
+    bound = load_pipeline(None, str(model))
+    assert bound.config.completion.extend_px == 16 and bound.config.completion.same_surface_rel == 0.1
+    assert bound.config.completion.along_gap_px == PipelineConfig().completion.along_gap_px
+    # only the settings the networks depend on are bound; ranges, stereo use and the cloud stay deployment choices
+    assert bound.config.cloud.stride == 2 and bound.config.use_stereo
+    assert bound.changed_settings == () and bound.settings_warning is None
+
+    config = tmp_path / "pipeline.yaml"
+    config.write_text("completion: {extend_px: 48, same_surface_rel: 0.1}\ncloud: {stride: 3}\n")
+    changed = load_pipeline(config, str(model))
+    assert changed.config.completion.extend_px == 48 and changed.config.cloud.stride == 3
+    assert changed.changed_settings == ("completion.extend_px 48 (model: 16)",)
+    assert changed.settings_warning.startswith("pipeline settings differ from those the model was trained with: ")
+
+    unrecorded = load_pipeline(config, str(saved_model_with_settings(tmp_path, None)))
+    assert unrecorded.config.completion.extend_px == 48 and unrecorded.changed_settings == ()
+
+
+def test_infer_cli_warns_once_when_the_config_changes_the_model_s_completion(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import yaml
+
+    from depth_panoptic_ros.cli import main
+    from depth_panoptic_ros.data.images import write_rgb
+
+    frame = lidar_frame()
+    write_rgb(tmp_path / "img.png", frame.rgb)
+    np.save(tmp_path / "points.npy", frame.points)
+    calib = {
+        "width": 160,
+        "height": 96,
+        "K": frame.camera.K.ravel().tolist(),
+        "T_cam_lidar": T_CAM_LIDAR.ravel().tolist(),
+    }
+    (tmp_path / "calib.yaml").write_text(yaml.safe_dump(calib))
+    (tmp_path / "pipeline.yaml").write_text("completion: {extend_px: 48}\n")
+    model = saved_model_with_settings(tmp_path, {"completion": {"extend_px": 16}})
+    args = ["infer", "--image", str(tmp_path / "img.png"), "--lidar", str(tmp_path / "points.npy"), "--calib",
+            str(tmp_path / "calib.yaml"), "--out", str(tmp_path / "out"), "--model", str(model)]  # fmt: skip
+    assert main(args) == 0
+    assert capsys.readouterr().err == ""
+    assert main([*args, "--config", str(tmp_path / "pipeline.yaml")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"warning: pipeline settings differ from those the model was trained with: {err[0].split(': ', 2)[2]}"
+    ]
+    assert "completion.extend_px 48 (model: 16)" in err[0]
+
+
 def test_british_key_organised_still_loads_with_a_deprecation_warning(tmp_path: Path) -> None:
     config = tmp_path / "pipeline.yaml"
     config.write_text("cloud: {organised: true, stride: 3}\n")

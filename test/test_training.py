@@ -218,6 +218,7 @@ def test_entrypoint_trains_and_exports_without_importing_rclpy(tmp_path) -> None
     header = read_header(tmp_path / "run" / "model.safetensors")
     assert header["extra"]["iterations"] == 2 and header["extra"]["data"] == "synthetic"
     assert header["extra"]["config"]["run"]["max_iters"] == 2
+    assert header["pipeline"] == header["extra"]["config"]["pipeline"]  # the settings loading binds
     assert load_model(tmp_path / "run" / "model.safetensors").config.panoptic.backbone == "r18"
 
 
@@ -295,6 +296,8 @@ def test_release_stores_fp16_weights_with_their_own_evaluation(tiny_checkpoint, 
     assert 0.45 < out.stat().st_size / tiny_checkpoint.stat().st_size < 0.55
     header = read_header(out)
     assert header["extra"]["release"]["overrides"] == TINY
+    trained = read_header(tiny_checkpoint / "model.safetensors")["pipeline"]
+    assert trained is not None and header["pipeline"] == trained  # release keeps what training recorded
     recorded = header["extra"]["evaluation"]
     assert recorded["split"] == "val" and recorded["frames"] == 2
     again = evaluate_file(out, tiny_config(), "val", 2)  # the numbers are those of the stored weights

@@ -41,6 +41,12 @@ def image_size(text: str) -> tuple[int, int]:
     return height, width
 
 
+def warn(message: str | None) -> None:
+    """One warning line on stderr (nothing for None), e.g. a pipeline's settings_warning."""
+    if message:
+        print(f"warning: {message}", file=sys.stderr)
+
+
 def add_merge_argument(parser: argparse.ArgumentParser) -> None:
     """--merge, shared by every command that runs the panoptic network (checked by DepthPanopticModel.use_merge)."""
     parser.add_argument(

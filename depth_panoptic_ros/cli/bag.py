@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from depth_panoptic_ros.cli import CliError, add_merge_argument
+from depth_panoptic_ros.cli import CliError, add_merge_argument, warn
 
 _TOPIC_OPTIONS = ("image", "camera_info", "lidar", "right_image", "right_camera_info")
 
@@ -24,7 +24,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     proc.add_argument("input", type=Path, help="input bag (directory, .mcap or .db3)")
     proc.add_argument("output", type=Path, help="output bag directory (must not exist)")
-    proc.add_argument("--config", type=Path, help="pipeline config YAML (see config/pipeline.yaml)")
+    proc.add_argument(
+        "--config",
+        type=Path,
+        help="pipeline config YAML: the keys to change (all: config/pipeline.yaml)",
+    )
     proc.add_argument("--model", help="model .safetensors (default: the shipped model; '' = classical depth only)")
     proc.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     add_merge_argument(proc)
@@ -79,6 +83,7 @@ def run_process(args: argparse.Namespace) -> int:
 
     try:
         pipeline = load_pipeline(args.config, args.model, args.device, merge=args.merge)
+        warn(pipeline.settings_warning)
         summary = process_bag(
             args.input, args.output, pipeline, topics=topics, calibration=args.calib, slop_s=args.slop,
             on_frame=after_frame, grid_frame=args.grid_frame,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from depth_panoptic_ros.cli import CliError, add_merge_argument
+from depth_panoptic_ros.cli import CliError, add_merge_argument, warn
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +21,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", action="append", help="column title per --model (default: the file stem)")
     p.add_argument("--frames", nargs="+", metavar="ID", help="frame ids (file stems; default: first, middle, last)")
     p.add_argument("--scale", type=float, default=0.5, help="scale of every cell (default 0.5)")
-    p.add_argument("--config", type=Path, help="pipeline config YAML (as the node's)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="pipeline config YAML: the keys to change (all: config/pipeline.yaml)",
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--out", required=True, type=Path, help="output PNG")
     add_merge_argument(p)
@@ -49,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
             (name, load_pipeline(args.config, model, args.device, merge=args.merge))
             for name, model in zip(names, args.model, strict=True)
         ]
+        for name, pipeline in pipelines:
+            if pipeline.settings_warning:
+                warn(f"{name}: {pipeline.settings_warning}")
         frames = ((frame_id, read_raw_frame(args.data, frame_id)) for frame_id in frame_ids)
         sheet = comparison_sheet(frames, pipelines, args.scale)
         args.out.parent.mkdir(parents=True, exist_ok=True)

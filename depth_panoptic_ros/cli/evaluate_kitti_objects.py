@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from depth_panoptic_ros.cli import CliError, add_merge_argument
+from depth_panoptic_ros.cli import CliError, add_merge_argument, warn
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +20,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("data", type=Path, help="KITTI object folder holding image_2/, velodyne/, calib/, label_2/")
     p.add_argument("--model", help="model .safetensors (default: the shipped model)")
-    p.add_argument("--config", type=Path, help="pipeline config YAML (as the node's)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="pipeline config YAML: the keys to change (all: config/pipeline.yaml)",
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--frames", nargs="+", metavar="ID", help="frame ids (file stems) to evaluate (default: all)")
     p.add_argument("--overlays", type=Path, help="folder for one overlay PNG per frame (labels and predictions)")
@@ -45,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             raise ValueError(f"{args.data}: no complete frame {', '.join(unknown)}")
         pipeline = load_pipeline(args.config, args.model, args.device, merge=args.merge)
+        warn(pipeline.settings_warning)
         if args.overlays is not None:
             args.overlays.mkdir(parents=True, exist_ok=True)
         results = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from depth_panoptic_ros.cli import CliError, add_merge_argument
+from depth_panoptic_ros.cli import CliError, add_merge_argument, warn
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +16,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calib", required=True, type=Path, help="KITTI calib .txt or calibration .yaml")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--model", help="model .safetensors (default: the shipped model; '' = none)")
-    p.add_argument("--config", type=Path, help="pipeline config YAML (see config/pipeline.yaml)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="pipeline config YAML: the keys to change (all: config/pipeline.yaml)",
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--no-panoptic", action="store_true", help="depth path only: no network")
     add_merge_argument(p)
@@ -38,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         points = None if args.lidar is None else read_points(args.lidar)
         model = "" if args.no_panoptic else args.model
         pipeline = load_pipeline(args.config, model, args.device, merge=args.merge)
+        warn(pipeline.settings_warning)
         if right is not None and calib.right_camera is None:
             raise ValueError(f"{args.calib}: --right needs a right camera (KITTI P3 or a `right:` block in YAML)")
         frame = SensorFrame(

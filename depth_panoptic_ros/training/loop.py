@@ -62,6 +62,7 @@ def build_model(config: TrainConfig) -> DepthPanopticModel:
     """The model of the config in the Cityscapes label space, encoders optionally ImageNet-initialized, or the
     whole network started from a released model (fine-tuning; a merge head the file lacks starts untrained)."""
     model = DepthPanopticModel(config.model, ClassTable.cityscapes())
+    model.pipeline_settings = typed_config.to_dict(config.pipeline)  # its classical completion makes the inputs
     path = config.run.imagenet_weights
     if path:
         if not Path(path).is_file():

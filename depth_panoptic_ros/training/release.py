@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from depth_panoptic_ros import typed_config
 from depth_panoptic_ros.model import DepthPanopticModel, load_model, read_header, save_model
 from depth_panoptic_ros.pipeline import Pipeline
 from depth_panoptic_ros.training.config import TrainConfig
@@ -52,6 +53,8 @@ def release_model(
     """Writes ``trained`` to ``out`` with fp16 weights and its evaluation (``split``, ``frames``) in the header;
     ``merge_head``: a model file whose merge head to graft on; ``merge``: the merge to store (default: kept)."""
     model = load_model(trained)
+    # the settings the networks were trained with; a file from before they were recorded gets the release config's
+    settings = model.pipeline_settings or typed_config.to_dict(config.pipeline)
     if merge_head is not None:
         model = graft_merge_head(model, merge_head)
     if merge is not None:
@@ -60,6 +63,7 @@ def release_model(
         rebuilt = DepthPanopticModel(replace(model.config, inference=stored), model.class_table)  # checks merge
         rebuilt.load_state_dict(model.state_dict())
         model = rebuilt
+    model.pipeline_settings = settings
     extra = {**read_header(trained)["extra"], **provenance}
     with tempfile.TemporaryDirectory() as tmp:
         half = Path(tmp) / "model.safetensors"

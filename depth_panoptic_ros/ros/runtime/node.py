@@ -15,7 +15,7 @@ import threading
 import time
 import traceback
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import rclpy
@@ -33,7 +33,7 @@ from std_msgs.msg import Header
 from depth_panoptic_ros.frame import SensorFrame
 from depth_panoptic_ros.geometry.camera import CameraModel
 from depth_panoptic_ros.msg import FrameTiming
-from depth_panoptic_ros.pipeline import Pipeline, load_pipeline_config
+from depth_panoptic_ros.pipeline import Pipeline, bind_to_model, load_pipeline_settings
 from depth_panoptic_ros.resources import resolve_path
 from depth_panoptic_ros.ros.codecs.camera_info import camera_model_from_info
 from depth_panoptic_ros.ros.codecs.panoptic_msgs import class_table_to_msg
@@ -93,6 +93,9 @@ MODEL_FREE_OUTPUTS = frozenset({"depth", "cloud"})  # pipeline outputs that exis
 # Child loggers: throttling one kind of problem must never hide another.
 LOG_SOURCES = ("image", "camera_info", "lidar", "tf", "pipeline", "sync")
 
+if TYPE_CHECKING:
+    from depth_panoptic_ros.model import DepthPanopticModel
+
 
 @dataclasses.dataclass(frozen=True)
 class NodeInputTopics:
@@ -114,10 +117,18 @@ class NodeInputTopics:
 
 def load_node_pipeline(params: NodeParameters, logger: RcutilsLogger) -> tuple[Pipeline, ModelState]:
     """The pipeline of the parameters. A bad pipeline_config raises; a model that cannot be loaded is logged
-    once and leaves a depth-only pipeline, so the node still serves depth and the cloud."""
-    config = dataclasses.replace(load_pipeline_config(params.pipeline_config), cloud=params.cloud, grid=params.grid)
+    once and leaves a depth-only pipeline, so the node still serves depth and the cloud. The model's recorded
+    pipeline settings apply unless pipeline_config states others, which is logged once and shown in the
+    diagnostics."""
+    explicit = load_pipeline_settings(params.pipeline_config)
+
+    def pipeline(model: DepthPanopticModel | None) -> Pipeline:
+        config, changed = bind_to_model(explicit, None if model is None else model.pipeline_settings)
+        return Pipeline(dataclasses.replace(config, cloud=params.cloud, grid=params.grid), model, changed)
+
     if not params.model_path:
-        return Pipeline(config), ModelState("none: model_path is empty (classical depth only)")
+        return pipeline(None), ModelState("none: model_path is empty (classical depth only)")
+    depth_only = pipeline(None)  # checks pipeline_config before the model loads
     try:
         from depth_panoptic_ros.model import load_model
 
@@ -125,16 +136,20 @@ def load_node_pipeline(params: NodeParameters, logger: RcutilsLogger) -> tuple[P
         model = load_model(path, device=params.device, precision=params.precision)
     except Exception as exc:  # file, format, device or torch problem alike: keep the depth path running
         logger.error(f"cannot load model_path {params.model_path!r}: {exc}; running classical depth only")
-        return Pipeline(config), ModelState(f"failed to load {params.model_path}: {exc}", failed=True)
+        return depth_only, ModelState(f"failed to load {params.model_path}: {exc}", failed=True)
     if params.merge:
         try:
             model.use_merge(params.merge)
         except ValueError as exc:
             logger.error(f"merge {params.merge!r}: {exc}; running the model's stored merge {model.merge!r}")
-    pipeline = Pipeline(config, model)
-    return pipeline, ModelState(
-        f"loaded {path} ({params.device}, {params.precision}, merge {model.merge}); depth: {pipeline.depth_source}"
+    loaded = pipeline(model)
+    description = (
+        f"loaded {path} ({params.device}, {params.precision}, merge {model.merge}); depth: {loaded.depth_source}"
     )
+    if loaded.settings_warning:
+        logger.warning(loaded.settings_warning)
+        description += f"; {loaded.settings_warning}"
+    return loaded, ModelState(description)
 
 
 class DepthPanopticNode(Node):

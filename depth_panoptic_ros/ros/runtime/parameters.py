@@ -106,8 +106,9 @@ DOCS: dict[str, Doc] = {
         choices=STRATEGIES,
     ),
     "pipeline_config": Doc(
-        "optional YAML of PipelineConfig (completion, stereo matching, LiDAR ranges); the cloud.* parameters "
-        "replace its cloud section"
+        "optional PipelineConfig YAML stating the keys to change (all keys: config/pipeline.yaml); the model's "
+        "recorded completion applies unless it states completion keys (then a warning); cloud.* and grid.* "
+        "parameters replace its cloud and grid sections"
     ),
     "use_lidar": Doc("stereo mode: also subscribe to lidar and merge it with stereo depth (mono always uses it)"),
     "lidar_to_camera": Doc(
