@@ -70,15 +70,15 @@ class Normalization:
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """completion None = no learned completion (the classical depth goes to the panoptic network as is);
+    merge_head None = no learned merge head (the merge ``learned`` is then unavailable)."""
+
     panoptic: PanopticNetConfig = field(default_factory=PanopticNetConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     completion: DepthCompletionConfig | None = field(default_factory=DepthCompletionConfig)
     joint_refine: bool = False
     normalization: Normalization = field(default_factory=Normalization)
     merge_head: MergeHeadConfig | None = None
-
-    """completion None = no learned completion (the classical depth goes to the panoptic network as is);
-    merge_head None = no learned merge head (the merge ``learned`` is then unavailable)."""
 
 
 class DepthPanopticModel(nn.Module):

@@ -227,13 +227,13 @@ def test_every_output_keeps_the_input_header_and_agrees_with_the_inputs(mono: Mo
     np.testing.assert_array_equal(fields["label"][valid], ids[::2, ::2][valid] // 1000)
 
     # panoptic/occupancy and panoptic/bev: exactly the published cloud dropped on the default grid via camera_to_ground
-    labelled = PanopticCloud(
+    labeled = PanopticCloud(
         xyz=np.stack([fields["x"], fields["y"], fields["z"]], axis=-1),
         rgb=np.zeros(fields["x"].shape + (3,), np.uint8),
         label=fields["label"].astype(np.uint32),
         instance=fields["instance"].astype(np.uint32),
     )
-    expected = BevProjector(GridConfig(), table)(labelled, GROUND_T_CAM)
+    expected = BevProjector(GridConfig(), table)(labeled, GROUND_T_CAM)
     occupancy = out["panoptic/occupancy"]
     rows, cols = expected.occupancy.shape
     assert (occupancy.info.width, occupancy.info.height) == (cols, rows)

@@ -208,7 +208,7 @@ def test_infer_cli_warns_once_when_the_config_changes_the_model_s_completion(
     assert "completion.extend_px 48 (model: 16)" in err[0]
 
 
-def test_british_key_organised_still_loads_with_a_deprecation_warning(tmp_path: Path) -> None:
+def test_the_old_british_key_still_loads_with_a_deprecation_warning(tmp_path: Path) -> None:
     config = tmp_path / "pipeline.yaml"
     config.write_text("cloud: {organised: true, stride: 3}\n")
     with pytest.warns(FutureWarning, match="'pipeline.cloud.organised' is deprecated, use 'organized'"):

@@ -36,8 +36,8 @@ class ThingMaskIoU:
 
     def summary(self) -> dict[str, float]:
         """{thing class name: IoU} for thing classes present in ground truth or prediction (NaN never occurs)."""
-        labelled = self.confusion[:-1]  # rows of non-void ground truth
-        inter = np.diagonal(labelled)[: len(self.class_table)]
-        union = labelled.sum(axis=1) + labelled[:, :-1].sum(axis=0) - inter
+        labeled = self.confusion[:-1]  # rows of non-void ground truth
+        inter = np.diagonal(labeled)[: len(self.class_table)]
+        union = labeled.sum(axis=1) + labeled[:, :-1].sum(axis=0) - inter
         names = self.class_table.names
         return {names[i]: float(inter[i] / union[i]) for i in self.class_table.thing_indices.tolist() if union[i] > 0}

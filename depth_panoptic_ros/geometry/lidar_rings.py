@@ -8,7 +8,7 @@ lies within the elevation span the pixel covers at its ground-truth depth.
 
 KITTI .bin sweeps hold their points ring by ring, each ring one turn of increasing azimuth starting ahead of the
 car; a ring ends where the azimuth (taken in [0, 2 pi)) falls back by more than pi. The beam's elevation is the
-median elevation of its points (robust to the few returns of a neighbouring beam and to the lasers' small
+median elevation of its points (robust to the few returns of a neighboring beam and to the lasers' small
 offsets from the sensor origin).
 """
 

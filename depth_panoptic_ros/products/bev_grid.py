@@ -5,12 +5,12 @@ layout of nav_msgs/OccupancyGrid: row i, column j covers x in origin_x + [j, j +
 y in origin_y + [i, i + 1) * resolution. Only points inside the height band count (below it: noise under the
 road; above it: overhangs a vehicle passes under, such as canopies, and the sky).
 
-Per cell, from the labelled points in it:
+Per cell, from the labeled points in it:
 * occupancy 100 when a thing or a non-drivable stuff class (every class but the drivable ones — road,
   parking — and the ignored ones — sky) is observed there, else 0 when drivable ground is observed, else -1
   (unobserved; void points are not observations);
 * panoptic id: the largest panoptic id of the cell's highest-priority kind (thing > non-drivable stuff >
-  drivable), 0 where the cell holds no labelled point.
+  drivable), 0 where the cell holds no labeled point.
 
 Both come from one pass: a per-point key ``kind << 32 | panoptic id`` reduced by maximum per cell.
 """
@@ -129,6 +129,6 @@ def top_down(cells: np.ndarray) -> np.ndarray:
 
 
 def occupancy_image(occupancy: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 of occupancy values as map_server draws them: occupied black, free white, unknown grey."""
+    """(H, W, 3) uint8 of occupancy values as map_server draws them: occupied black, free white, unknown gray."""
     shade = np.select([occupancy == OCCUPIED, occupancy == FREE], [0, 254], 205).astype(np.uint8)
     return np.repeat(shade[..., None], 3, axis=2)
