@@ -179,7 +179,7 @@ def test_png_compressed_image_decodes_exactly_and_jpeg_closely() -> None:
 
 
 def test_undecodable_compressed_images_raise() -> None:
-    with pytest.raises(ValueError, match="cannot decode its 5 bytes"):
+    with pytest.raises(ValueError, match="5 bytes that are neither a PNG nor a JPEG"):
         decode_compressed_image(CompressedImage(format="jpeg", data=b"hello"))
     with pytest.raises(ValueError, match="compressedDepth"):
         decode_compressed_image(CompressedImage(format="16UC1; compressedDepth", data=b"hello"))
@@ -268,7 +268,7 @@ def test_camera_info_round_trips_through_camera_model() -> None:
 
 
 def test_camera_info_without_projection_uses_k() -> None:
-    model = camera_model_from_info(camera_info(p=np.zeros(12)))
+    model = camera_model_from_info(camera_info(p=np.zeros(12), d=np.zeros(5)))
     np.testing.assert_array_equal(model.P, [[721.5, 0, 609.6, 0], [0, 721.5, 172.9, 0], [0, 0, 1, 0]])
 
 
@@ -284,7 +284,7 @@ def test_binning_and_roi_map_the_calibration_to_the_published_pixels() -> None:
 
 
 def test_uncalibrated_camera_info_raises() -> None:
-    with pytest.raises(ValueError, match="non-positive focal length"):
+    with pytest.raises(ValueError, match=r"k\[8\]: expected 1, got 0"):
         camera_model_from_info(camera_info(k=np.zeros(9), p=np.zeros(12)))
 
 
@@ -376,14 +376,14 @@ def test_float64_and_big_endian_coordinates_and_padded_rows() -> None:
 def test_malformed_clouds_raise_a_clear_error() -> None:
     layout = np.dtype({"names": list("xyz"), "formats": ["<f4"] * 3, "offsets": [0, 4, 8], "itemsize": 16})
     no_z = driver_cloud(layout, XYZ, x=(0, 7), y=(4, 7))
-    with pytest.raises(ValueError, match=r"lacks field\(s\) \['z'\]"):
+    with pytest.raises(ValueError, match=r"lacks field 'z'"):
         cloud_to_xyz(no_z)
     short = driver_cloud(layout, XYZ, x=(0, 7), y=(4, 7), z=(8, 7))
     short.data = short.data[:-4]
-    with pytest.raises(ValueError, match="holds 44 bytes, expected point_step"):
+    with pytest.raises(ValueError, match="holds 44 bytes, expected row_step"):
         cloud_to_xyz(short)
     outside = driver_cloud(layout, XYZ, x=(0, 7), y=(4, 7), z=(14, 7))
-    with pytest.raises(ValueError, match="'z' spans bytes 14..18 but point_step is 16"):
+    with pytest.raises(ValueError, match=r"\('z'\).offset: spans bytes 14..18 but point_step is 16"):
         cloud_to_xyz(outside)
 
 

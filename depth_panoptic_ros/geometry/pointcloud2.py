@@ -18,7 +18,7 @@ from depth_panoptic_ros.geometry.backproject import PanopticCloud
 
 # sensor_msgs/PointField datatype numbers.
 INT8, UINT8, INT16, UINT16, INT32, UINT32, FLOAT32, FLOAT64 = range(1, 9)
-_NUMPY_TYPES = {
+NUMPY_TYPES = {
     INT8: "i1",
     UINT8: "u1",
     INT16: "i2",
@@ -108,9 +108,9 @@ def unpack_xyz(
     """(N, 3) float32 x, y, z of a PointCloud2 payload with any layout (float32 or float64 coordinates)."""
     fields = [PointFieldSpec(*f) for f in fields]
     for f in fields:
-        if f.datatype not in _NUMPY_TYPES:
+        if f.datatype not in NUMPY_TYPES:
             raise ValueError(f"PointCloud2 field {f.name!r}: unknown datatype {f.datatype} (expected 1..8)")
-        end = f.offset + np.dtype(_NUMPY_TYPES[f.datatype]).itemsize * f.count
+        end = f.offset + np.dtype(NUMPY_TYPES[f.datatype]).itemsize * f.count
         if f.offset < 0 or end > point_step:
             raise ValueError(
                 f"PointCloud2 field {f.name!r} spans bytes {f.offset}..{end} but point_step is {point_step}"
@@ -135,7 +135,7 @@ def unpack_xyz(
     layout = np.dtype(
         {
             "names": list("xyz"),
-            "formats": [order + _NUMPY_TYPES[by_name[name].datatype] for name in "xyz"],
+            "formats": [order + NUMPY_TYPES[by_name[name].datatype] for name in "xyz"],
             "offsets": [by_name[name].offset for name in "xyz"],
             "itemsize": point_step,
         }

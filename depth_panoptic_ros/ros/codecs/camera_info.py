@@ -7,6 +7,7 @@ from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 
 from depth_panoptic_ros.geometry.camera import CameraModel
+from depth_panoptic_ros.ros.codecs.validation import check_camera_info
 
 
 def camera_model_from_info(msg: CameraInfo) -> CameraModel:
@@ -14,8 +15,10 @@ def camera_model_from_info(msg: CameraInfo) -> CameraModel:
 
     A driver that bins or crops (ROI) publishes the full-resolution calibration plus binning and ROI, so the
     matrices are mapped to the published pixels as image_geometry does: shift by the ROI offset, divide by the
-    binning. An all-zero P (uncalibrated rectification) falls back to [K | 0] in CameraModel.from_matrices.
+    binning. An all-zero P (uncalibrated rectification), accepted only without distortion, falls back to
+    [K | 0] in CameraModel.from_matrices.
     """
+    check_camera_info(msg)
     bx, by = max(int(msg.binning_x), 1), max(int(msg.binning_y), 1)
     roi = msg.roi
     width = int(roi.width) if roi.width else int(msg.width)

@@ -8,18 +8,19 @@ from std_msgs.msg import Header
 
 from depth_panoptic_ros.geometry.pointcloud2 import PackedCloud, unpack_xyz
 from depth_panoptic_ros.ros.codecs.byte_buffers import message_bytes, to_byte_array
+from depth_panoptic_ros.ros.codecs.validation import DEFAULT_LIMITS, InputLimits, check_cloud
 
 
-def cloud_to_xyz(msg: PointCloud2) -> np.ndarray:
-    """(N, 3) float32 x, y, z in the cloud's frame, whatever the driver's point layout.
+def cloud_to_xyz(msg: PointCloud2, limits: InputLimits = DEFAULT_LIMITS) -> np.ndarray:
+    """(N, 3) float32 x, y, z in the cloud's frame, whatever the driver's point layout (validated first).
 
-    Rows padded beyond width * point_step (row_step larger, data sized accordingly) are unpadded first; any
-    other row_step is ignored, as sensor_msgs_py does, since drivers often fill it carelessly.
+    Rows padded beyond width * point_step (row_step larger, data sized accordingly) are unpadded first.
     """
+    check_cloud(msg, limits)
     data = message_bytes(msg.data)
     width, height, point_step, row_step = int(msg.width), int(msg.height), int(msg.point_step), int(msg.row_step)
     row_bytes = width * point_step
-    if row_step > row_bytes and data.size == row_step * height:
+    if row_step > row_bytes:
         data = np.ascontiguousarray(data.reshape(height, row_step)[:, :row_bytes]).ravel()
     fields = [(f.name, f.offset, f.datatype, f.count) for f in msg.fields]
     return unpack_xyz(data, fields, point_step, width, height, msg.is_bigendian)

@@ -16,6 +16,13 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from depth_panoptic_ros.ros.codecs.byte_buffers import message_bytes, to_byte_array
+from depth_panoptic_ros.ros.codecs.validation import (
+    DEFAULT_LIMITS,
+    InputLimits,
+    InvalidMessage,
+    check_compressed_image,
+    check_image,
+)
 
 # encoding -> (channels, dtype, OpenCV conversion to RGB or None when already RGB)
 _COLOR_ENCODINGS: dict[str, tuple[int, str, int | None]] = {
@@ -43,35 +50,30 @@ _OUTPUT_ENCODINGS: dict[str, tuple[int, str]] = {
 _MM_PER_M = 1000.0
 
 
-def image_pixels(msg: Image, channels: int, dtype: str) -> np.ndarray:
+def image_pixels(msg: Image, channels: int, dtype: str, limits: InputLimits = DEFAULT_LIMITS) -> np.ndarray:
     """A zero-copy (H, W) or (H, W, C) view of the pixels, skipping the padding at the end of each row."""
     dt = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")
+    check_image(msg, channels * dt.itemsize, limits)
     width, height, step = int(msg.width), int(msg.height), int(msg.step)
-    row_bytes = width * channels * dt.itemsize
-    what = f"image {msg.encoding!r} {width}x{height}"
-    if width <= 0 or height <= 0:
-        raise ValueError(f"{what}: has no pixels")
-    if step < row_bytes:
-        raise ValueError(f"{what}: step {step} is smaller than one row of pixels ({row_bytes} bytes)")
     data = message_bytes(msg.data)
-    if data.size < step * height:
-        raise ValueError(f"{what}: data holds {data.size} bytes, expected step*height = {step * height}")
     view = np.ndarray((height, width, channels), dt, buffer=data, strides=(step, channels * dt.itemsize, dt.itemsize))
     return view[..., 0] if channels == 1 else view
 
 
-def decode_image(msg: Image) -> np.ndarray:
+def decode_image(msg: Image, limits: InputLimits = DEFAULT_LIMITS) -> np.ndarray:
     """(H, W, 3) uint8 RGB; a read-only view of the message buffer for rgb8, a new array otherwise.
 
     mono16 keeps its 8 most significant bits.
     """
     spec = _COLOR_ENCODINGS.get(msg.encoding)
     if spec is None:
-        raise ValueError(f"unsupported image encoding {msg.encoding!r}; supported: {', '.join(_COLOR_ENCODINGS)}")
+        raise InvalidMessage(
+            "encoding", f"unsupported image encoding {msg.encoding!r}; supported: {', '.join(_COLOR_ENCODINGS)}"
+        )
     channels, dtype, conversion = spec
     if channels == 2 and msg.width % 2:
-        raise ValueError(f"image {msg.encoding!r}: 4:2:2 chroma needs an even width, got {msg.width}")
-    pixels = image_pixels(msg, channels, dtype)
+        raise InvalidMessage("width", f"image {msg.encoding!r}: 4:2:2 chroma needs an even width, got {msg.width}")
+    pixels = image_pixels(msg, channels, dtype, limits)
     if conversion is None:
         pixels.flags.writeable = False
         return pixels
@@ -80,13 +82,13 @@ def decode_image(msg: Image) -> np.ndarray:
     return cv2.cvtColor(pixels, conversion)
 
 
-def decode_compressed_image(msg: CompressedImage) -> np.ndarray:
+def decode_compressed_image(msg: CompressedImage, limits: InputLimits = DEFAULT_LIMITS) -> np.ndarray:
     """(H, W, 3) uint8 RGB from a jpeg or png CompressedImage (image_transport's ``compressed``)."""
-    if "compressedDepth" in msg.format:
-        raise ValueError(f"CompressedImage format {msg.format!r}: compressedDepth is not a color image")
+    width, height = check_compressed_image(msg, limits)
     bgr = cv2.imdecode(message_bytes(msg.data), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"CompressedImage format {msg.format!r}: OpenCV cannot decode its {len(msg.data)} bytes")
+    if bgr is None or bgr.shape[:2] != (height, width):
+        got = "nothing" if bgr is None else f"{bgr.shape[1]}x{bgr.shape[0]}"
+        raise InvalidMessage("data", f"format {msg.format!r}: a {width}x{height} header, OpenCV decodes {got}")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
