@@ -346,9 +346,9 @@ BAD_INPUTS: dict[str, tuple[Callable[[MonoSession, float], None], str]] = {
     "step smaller than a row": (_short_step, "step 479 is smaller than one row"),
     "image data too short": (_short_data, "data holds 23040 bytes"),
     "image size differs from camera_info": (_size_differs_from_camera_info, "image is 120x80 but its camera model"),
-    "zero focal length": (_zero_focal_length, "non-positive focal length"),
-    "truncated cloud": (_truncated_cloud, "PointCloud2 data holds"),
-    "cloud without z": (_cloud_without_z, "lacks field(s) ['z']"),
+    "zero focal length": (_zero_focal_length, "k: fx 0 px is implausible for 160 px across"),
+    "truncated cloud": (_truncated_cloud, "data: holds 368632 bytes, expected row_step * height"),
+    "cloud without z": (_cloud_without_z, "fields: lacks field 'z'"),
     "empty cloud": (_empty_cloud, "none of its 0 points is finite"),
     "all points NaN": (_all_points_nan, "none of its 23040 points is finite"),
 }

@@ -38,6 +38,7 @@ from depth_panoptic_ros.ros.codecs.products_to_msgs import (
     pipeline_outputs,
 )
 from depth_panoptic_ros.ros.codecs.sensor_frame import messages_to_frame
+from depth_panoptic_ros.ros.codecs.validation import InvalidMessage, check_arrival
 from depth_panoptic_ros.ros.runtime.sync import make_synchronizer, stamp_ns
 from depth_panoptic_ros.ros.runtime.transforms import transform_to_matrix
 
@@ -197,7 +198,7 @@ def read_transform_tree(reader: Reader) -> TransformTree:
 @dataclass
 class ProcessSummary:
     """images: image messages read; frames: synchronized sets processed into outputs; skipped: sets the
-    pipeline rejected (first_error says why); written: messages per output topic."""
+    pipeline rejected and messages rejected on arrival (first_error says why); written: messages per output topic."""
 
     images: int = 0
     frames: int = 0
@@ -296,9 +297,7 @@ class BagProcessor:
             frame = self.frame(msgs)
             products = self.pipeline.run(frame, self._outputs)
         except ValueError as exc:
-            self.summary.skipped += 1
-            self.summary.first_error = self.summary.first_error or str(exc)
-            _log.warning("frame at %d ns skipped: %s", stamp_ns(header.stamp), exc)
+            self._skip(str(exc), f"frame at {stamp_ns(header.stamp)} ns skipped")
             return
         class_table = self.pipeline.class_table
         if class_table is not None and self.summary.frames == 0:
@@ -309,6 +308,11 @@ class BagProcessor:
         if self.on_frame is not None:
             self.on_frame(self.summary.frames, frame, products)
         self.summary.frames += 1
+
+    def _skip(self, reason: str, what: str) -> None:
+        self.summary.skipped += 1
+        self.summary.first_error = self.summary.first_error or reason
+        _log.warning("%s: %s", what, reason)
 
     def run(self, slop_s: float, progress: bool) -> None:
         """Feeds the bag in record order through the synchronizer and processes each set as it completes."""
@@ -328,8 +332,14 @@ class BagProcessor:
                     continue
                 if topic == topics.image:
                     self.summary.images += 1
-                    record_times[stamp_ns(msg.header.stamp)] = time_ns
                     bar.update()
+                try:  # as the node does: a bad stamp would corrupt the synchroniser's timeline
+                    check_arrival(msg)
+                except InvalidMessage as exc:
+                    self._skip(f"{topic} rejected: {exc}", f"message recorded at {time_ns} ns")
+                    continue
+                if topic == topics.image:
+                    record_times[stamp_ns(msg.header.stamp)] = time_ns
                 sync.add(index[topic], msg)
                 for matched in ready:
                     msgs = dict(zip(topics.synchronized, matched, strict=True))

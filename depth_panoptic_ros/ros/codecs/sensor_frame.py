@@ -12,6 +12,7 @@ from depth_panoptic_ros.frame import SensorFrame
 from depth_panoptic_ros.geometry.camera import CameraModel
 from depth_panoptic_ros.ros.codecs.cloud_codec import cloud_to_xyz
 from depth_panoptic_ros.ros.codecs.image_codec import decode_compressed_image, decode_image
+from depth_panoptic_ros.ros.codecs.validation import DEFAULT_LIMITS, InputLimits
 
 # (camera frame_id, the cloud's header) -> T_cam_lidar; raises LookupError when the two are not linked
 ExtrinsicLookup = Callable[[str, Any], np.ndarray]
@@ -26,15 +27,16 @@ class FrameRejected(ValueError):
         self.source = source
 
 
-def decode_any_image(msg: Any) -> np.ndarray:
+def decode_any_image(msg: Any, limits: InputLimits = DEFAULT_LIMITS) -> np.ndarray:
     """(H, W, 3) uint8 RGB of a sensor_msgs Image or CompressedImage (only the latter has ``format``)."""
-    return decode_compressed_image(msg) if hasattr(msg, "format") else decode_image(msg)
+    return decode_compressed_image(msg, limits) if hasattr(msg, "format") else decode_image(msg, limits)
 
 
 def messages_to_frame(
     images: Sequence[tuple[str, Any]],
     cameras: Sequence[CameraModel],
     cloud: tuple[str, Any, ExtrinsicLookup] | None = None,
+    limits: InputLimits = DEFAULT_LIMITS,
 ) -> SensorFrame:
     """The SensorFrame of (topic, image) pairs (left first; a second one is the stereo right image), their camera
     models and an optional (topic, PointCloud2, lookup of its extrinsic).
@@ -45,7 +47,7 @@ def messages_to_frame(
     rgbs = []
     for topic, msg in images:
         try:
-            rgbs.append(decode_any_image(msg))
+            rgbs.append(decode_any_image(msg, limits))
         except ValueError as exc:
             raise FrameRejected("image", f"{topic}: {exc}") from exc
     frame = SensorFrame(rgb=rgbs[0], camera=cameras[0])
@@ -54,7 +56,7 @@ def messages_to_frame(
     if cloud is not None:
         topic, msg, extrinsic = cloud
         try:
-            points = cloud_to_xyz(msg)
+            points = cloud_to_xyz(msg, limits)
         except ValueError as exc:
             raise FrameRejected("lidar", f"{topic}: {exc}") from exc
         if not np.isfinite(points).all(axis=1).any():

@@ -71,6 +71,27 @@ def check_stamp(header: Any, field: str = "header") -> None:
         raise InvalidMessage(f"{field}.stamp.sec", f"{stamp.sec} is negative (time before the epoch)")
 
 
+def check_arrival(msg: Any, limits: InputLimits = DEFAULT_LIMITS) -> None:
+    """What an Image, CompressedImage or PointCloud2 passes before it is queued for synchronisation: a valid
+    stamp (an invalid one would corrupt the synchroniser's timeline) and a size within limits (so that no
+    oversized message is held). The full layout is checked when the set is decoded."""
+    check_stamp(msg.header)
+    if hasattr(msg, "point_step"):
+        _check_count(int(msg.width), int(msg.height), "points", "max_cloud_points", limits)
+    elif hasattr(msg, "format"):
+        check_compressed_image(msg, limits)
+    else:
+        _check_count(int(msg.width), int(msg.height), "pixels", "max_image_pixels", limits)
+
+
+def _check_count(width: int, height: int, what: str, limit: str, limits: InputLimits) -> None:
+    if width * height > getattr(limits, limit):
+        raise InvalidMessage(
+            "width, height",
+            f"{width}x{height} = {width * height} {what}, above limits.{limit} {getattr(limits, limit)}",
+        )
+
+
 def _check_endianness(msg: Any) -> None:
     if msg.is_bigendian not in (0, 1, False, True):
         raise InvalidMessage("is_bigendian", f"expected 0 or 1, got {msg.is_bigendian}")
@@ -84,11 +105,7 @@ def check_image(msg: Any, pixel_bytes: int, limits: InputLimits = DEFAULT_LIMITS
     what = f"image {msg.encoding!r} {width}x{height}"
     if width <= 0 or height <= 0:
         raise InvalidMessage("width, height", f"{what} has no pixels")
-    if width * height > limits.max_image_pixels:
-        raise InvalidMessage(
-            "width, height",
-            f"{what} has {width * height} pixels, above limits.max_image_pixels {limits.max_image_pixels}",
-        )
+    _check_count(width, height, "pixels", "max_image_pixels", limits)
     _check_endianness(msg)
     row_bytes = width * pixel_bytes
     if step < row_bytes:
@@ -152,11 +169,7 @@ def check_cloud(msg: Any, limits: InputLimits = DEFAULT_LIMITS) -> None:
     row_step * height bytes; at most limits.max_cloud_points points."""
     check_stamp(msg.header)
     width, height, point_step, row_step = int(msg.width), int(msg.height), int(msg.point_step), int(msg.row_step)
-    if width * height > limits.max_cloud_points:
-        raise InvalidMessage(
-            "width, height",
-            f"{width}x{height} = {width * height} points, above limits.max_cloud_points {limits.max_cloud_points}",
-        )
+    _check_count(width, height, "points", "max_cloud_points", limits)
     _check_endianness(msg)
     if point_step <= 0:
         raise InvalidMessage("point_step", f"expected > 0, got {point_step}")

@@ -26,7 +26,6 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
-from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
@@ -57,6 +56,7 @@ from depth_panoptic_ros.ros.codecs.products_to_msgs import (
     pipeline_outputs,
 )
 from depth_panoptic_ros.ros.codecs.sensor_frame import FrameRejected, messages_to_frame
+from depth_panoptic_ros.ros.codecs.validation import InvalidMessage, check_arrival
 from depth_panoptic_ros.ros.runtime.diagnostics import FrameStatistics, ModelState, diagnostic_status
 from depth_panoptic_ros.ros.runtime.latest_slot import LatestSlot
 from depth_panoptic_ros.ros.runtime.main import StopSignals
@@ -67,7 +67,7 @@ from depth_panoptic_ros.ros.runtime.qos import (
     sensor_qos,
     transient_local_qos,
 )
-from depth_panoptic_ros.ros.runtime.sync import NS_PER_S, make_synchronizer
+from depth_panoptic_ros.ros.runtime.sync import NS_PER_S, make_synchronizer, stamp_ns
 from depth_panoptic_ros.ros.runtime.transforms import TransformSource
 
 NODE_NAME = "depth_panoptic_node"
@@ -186,7 +186,7 @@ class DepthPanopticNode(Node):
         )
         msg_types = [image_type] * len(self._image_topics) + [PointCloud2] * len(lidar_topics)
         for index, (topic, msg_type) in enumerate(zip(self._sync.topics, msg_types, strict=True)):
-            self._subscribe(msg_type, topic, partial(self._sync.add, index))
+            self._subscribe(msg_type, topic, partial(self._on_input, index))
         for index, topic in enumerate(self._info_topics):
             self._subscribe(CameraInfo, topic, partial(self._on_camera_info, index))
 
@@ -258,6 +258,19 @@ class DepthPanopticNode(Node):
         )
 
     # -- callbacks (executor thread): cheap, never wait for inference -------------------------------------------
+    def _on_input(self, index: int, msg: Any) -> None:
+        """Rejects a bad stamp or an oversized message before it is queued: neither may enter the synchroniser."""
+        try:
+            check_arrival(msg, self._params.limits)
+        except InvalidMessage as exc:
+            topic = self._sync.topics[index]
+            reason = f"{topic} rejected: {exc}"
+            self._stats.count_skipped(reason)
+            source = "lidar" if index >= len(self._image_topics) else "image"
+            self._loggers[source].warning(reason, throttle_duration_sec=LOG_THROTTLE_S)
+            return
+        self._sync.add(index, msg)
+
     def _on_set(self, *msgs: Any) -> None:
         self._stats.count_set()
         self._slot.put(msgs)
@@ -364,7 +377,7 @@ class DepthPanopticNode(Node):
             self._frame_publishers[topic].publish(msg)
         end = time.perf_counter()
         processing_ms = (end - start) * 1e3
-        latency_ms = (self.get_clock().now() - Time.from_msg(header.stamp)).nanoseconds / 1e6
+        latency_ms = (self.get_clock().now().nanoseconds - stamp_ns(header.stamp)) / 1e6
         self._stats.count_processed(processing_ms, latency_ms)
         if self._timing is not None:
             stages = {"inputs": inputs_ms, **products.timings_ms, "messages": (end - publish_start) * 1e3}
@@ -387,7 +400,8 @@ class DepthPanopticNode(Node):
         if self._extrinsic is not None:
             cloud = (self._sync.topics[-1], msgs[n], self._lookup_extrinsic)
         try:
-            return messages_to_frame(list(zip(self._image_topics, msgs[:n], strict=True)), cameras, cloud)
+            images = list(zip(self._image_topics, msgs[:n], strict=True))
+            return messages_to_frame(images, cameras, cloud, self._params.limits)
         except LookupError as exc:
             raise FrameRejected("tf", str(exc)) from exc
 

@@ -20,6 +20,7 @@ from depth_panoptic_ros.panoptic.merge import STRATEGIES
 from depth_panoptic_ros.pipeline import CloudConfig
 from depth_panoptic_ros.products.bev_grid import GridConfig
 from depth_panoptic_ros.resources import DEFAULT_MODEL, PACKAGE
+from depth_panoptic_ros.ros.codecs.validation import InputLimits
 from depth_panoptic_ros.typed_config import from_dict
 
 MODES = ("mono", "stereo")
@@ -65,6 +66,7 @@ class NodeParameters:
     camera_to_ground: tuple[float, ...] = ()
     cloud: CloudConfig = field(default_factory=CloudConfig)
     grid: GridConfig = field(default_factory=GridConfig)
+    limits: InputLimits = field(default_factory=InputLimits)
     outputs: OutputSwitches = field(default_factory=OutputSwitches)
 
     def __post_init__(self) -> None:
@@ -140,6 +142,16 @@ DOCS: dict[str, Doc] = {
     "cloud.stride": Doc("panoptic/points takes every stride-th pixel in both directions", limits=(1, 64)),
     "cloud.max_range": Doc("panoptic/points drops points farther than this (m)", limits=(0.1, 1000.0)),
     "cloud.organized": Doc("panoptic/points as an organized H x W cloud with NaN for invalid points"),
+    "limits.max_image_pixels": Doc(
+        "largest image (width x height) accepted; larger ones are rejected before decoding (default: twice an "
+        "8 MP camera)",
+        limits=(1, 2**31 - 1),
+    ),
+    "limits.max_cloud_points": Doc(
+        "largest LiDAR cloud (width x height points) accepted; larger ones are rejected before unpacking "
+        "(default: four 128-beam x 2048-column sweeps)",
+        limits=(1, 2**31 - 1),
+    ),
     **{
         f"outputs.{name}": Doc(f"create {topics} (computed only while subscribed)")
         for name, topics in {
