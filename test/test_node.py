@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -47,7 +48,7 @@ from node_fixtures import (  # noqa: E402
 from rclpy.exceptions import ParameterException  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from depth_panoptic_ros.bench.geometry import GROUND_T_CAM, T_CAM_LIDAR  # noqa: E402
@@ -57,6 +58,7 @@ from depth_panoptic_ros.pipeline import Pipeline  # noqa: E402
 from depth_panoptic_ros.products.bev_grid import BevProjector, GridConfig  # noqa: E402
 from depth_panoptic_ros.ros.runtime import diagnostics as diag  # noqa: E402
 from depth_panoptic_ros.ros.runtime.latest_slot import LatestSlot  # noqa: E402
+from depth_panoptic_ros.ros.runtime.node import LOG_THROTTLE_S  # noqa: E402
 from depth_panoptic_ros.ros.runtime.parameters import DOCS, NodeParameters, declare_parameters, flatten  # noqa: E402
 from depth_panoptic_ros.ros.runtime.transforms import TransformSource  # noqa: E402
 
@@ -369,6 +371,113 @@ def test_bad_input_skips_the_frame_and_the_node_keeps_answering(mono: MonoSessio
     later = mono.good_frame("panoptic/depth")
     assert later > bad and mono.output("panoptic/depth", bad) is None
     assert mono.node.alive()
+
+
+def _with_stamp(msg: Any, sec: int, nanosec: int) -> Any:
+    msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nanosec
+    return msg
+
+
+def _cloud_with_field(s: MonoSession, stamp: float, index: int, name: str, value: Any) -> None:
+    msg = cloud_msg(s.points, stamp)
+    setattr(msg.fields[index], name, value)
+    s.publish(stamp, cloud=msg)
+
+
+def _bad_info(s: MonoSession, stamp: float, change: Callable[[CameraInfo], None]) -> None:
+    info = camera_info_msg(s.K, HEIGHT, WIDTH, stamp)
+    change(info)
+    s.peer.publishers["camera_info"].publish(info)
+    s.peer.spin_for(0.3)  # cached before the set arrives
+    s.publish(stamp, info=info)
+
+
+def _oversized_image(s: MonoSession, stamp: float) -> None:
+    msg = image_msg(s.rgb, stamp)
+    msg.width = msg.height = 5000  # 25 MP declared: rejected on arrival, whatever the data holds
+    s.publish(stamp, image=msg)
+
+
+def _nanosec_overflow(s: MonoSession, stamp: float) -> None:
+    sec = int(stamp)
+    s.publish(
+        stamp,
+        image=_with_stamp(image_msg(s.rgb, stamp), sec, 2**32 - 1),
+        cloud=_with_stamp(cloud_msg(s.points, stamp), sec, 2**32 - 1),
+    )
+
+
+# malformed set -> a field its rejection must name in the node's log
+MALFORMED_SETS: dict[str, tuple[Callable[[MonoSession, float], None], str]] = {
+    "nanosec 2^32-1": (_nanosec_overflow, "header.stamp.nanosec: 4294967295 is not in [0, 10^9)"),
+    "sec -5": (
+        lambda s, t: s.publish(
+            t, image=_with_stamp(image_msg(s.rgb, t), -5, 0), cloud=_with_stamp(cloud_msg(s.points, t), -5, 0)
+        ),
+        "header.stamp.sec: -5 is negative",
+    ),
+    "sec INT32_MIN": (
+        lambda s, t: s.publish(t, image=_with_stamp(image_msg(s.rgb, t), -(2**31), 0)),
+        "header.stamp.sec: -2147483648 is negative",
+    ),
+    "count 0": (lambda s, t: _cloud_with_field(s, t, 3, "count", 0), "fields[3] ('intensity').count"),
+    "overlapping fields": (lambda s, t: _cloud_with_field(s, t, 1, "offset", 2), "fields[1] ('y').offset"),
+    "float64 over float32": (
+        lambda s, t: _cloud_with_field(s, t, 0, "datatype", PointField.FLOAT64),
+        "overlaps fields[0] ('x')",
+    ),
+    "duplicated x": (lambda s, t: _cloud_with_field(s, t, 3, "name", "x"), "fields[3] ('x'): duplicates"),
+    "row_step": (
+        lambda s, t: s.publish(t, cloud=_with_row_step(cloud_msg(s.points, t), 7)),
+        "row_step: 7 is smaller than width * point_step",
+    ),
+    "K[2,2] = 0": (lambda s, t: _bad_info(s, t, lambda i: _set(i, "k", 8, 0.0)), "k[8]: expected 1, got 0"),
+    "fx 1e-12": (
+        lambda s, t: _bad_info(s, t, lambda i: (_set(i, "k", 0, 1e-12), _set(i, "p", 0, 1e-12))),
+        "k: fx 1e-12 px is implausible",
+    ),
+    "distortion model": (
+        lambda s, t: _bad_info(s, t, lambda i: setattr(i, "distortion_model", "fisheye9")),
+        "distortion_model: unknown 'fisheye9'",
+    ),
+    "D NaN": (lambda s, t: _bad_info(s, t, lambda i: setattr(i, "d", [float("nan")] * 5)), "d: holds NaN or inf"),
+    "oversized image": (_oversized_image, "above limits.max_image_pixels 16777216"),
+}
+
+
+def _with_row_step(msg: PointCloud2, row_step: int) -> PointCloud2:
+    msg.row_step = row_step
+    return msg
+
+
+def _set(msg: Any, name: str, index: int, value: float) -> None:
+    values = list(getattr(msg, name))
+    values[index] = value
+    setattr(msg, name, values)
+
+
+@pytest.mark.slow
+def test_malformed_sets_interleaved_with_good_ones_leave_every_good_set_answered(mono: MonoSession) -> None:
+    """Over real DDS: each malformed set is followed by a good one, which must be answered (outputs and timing),
+    and the node's log names the rejected field."""
+    mono.good_frame("panoptic/depth")
+    for case, (send_bad, _) in MALFORMED_SETS.items():
+        mono.peer.spin_for(LOG_THROTTLE_S)  # each rejection's warning gets past the per-input rate limit
+        send_bad(mono, mono.next_stamp())
+        mono.peer.spin_for(0.3)
+        mono.peer.publishers["camera_info"].publish(camera_info_msg(mono.K, HEIGHT, WIDTH, mono.next_stamp()))
+        mono.peer.spin_for(0.3)  # a valid CameraInfo is cached again before the good set arrives
+        good = mono.publish()
+        mono.peer.spin_until(
+            lambda good=good: mono.output("panoptic/depth", good) is not None and mono.output(TIMING, good) is not None,
+            30,
+            f"the good set after {case!r}",
+        )
+        assert mono.output(TIMING, good).latency_ms >= 0
+    log = mono.node.log()
+    for case, (_, field) in MALFORMED_SETS.items():
+        assert field in log, f"{case}: no warning naming {field!r}"
+    assert "Traceback" not in log and mono.node.alive()
 
 
 @pytest.mark.slow
