@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from collections.abc import Callable
 
@@ -79,6 +80,12 @@ def run_reporting_errors(prog: str, call: Callable[[], int | None]) -> int:
         return 130
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """SIGTERM (a service manager's or `kill`'s stop) ends a command like Ctrl-C: outputs are closed properly."""
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
     return run_reporting_errors(f"depth-panoptic {args.command}", lambda: args.func(args))

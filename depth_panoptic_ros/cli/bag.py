@@ -97,6 +97,8 @@ def run_process(args: argparse.Namespace) -> int:
         reason = summary.first_error or "no synchronized image/LiDAR set (check the topics and --slop)"
         raise CliError(f"no frame processed out of {summary.images} image(s): {reason}")
     skipped = f", {summary.skipped} skipped (first: {summary.first_error})" if summary.skipped else ""
+    for loss in summary.cut_short:
+        print(f"{args.input}: {loss}; everything before the cut was processed")
     print(f"processed {summary.frames} of {summary.images} image(s){skipped}; wrote {args.output}")
     return 0
 

@@ -21,7 +21,14 @@ from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReli
 from rosbags.interfaces import QosDurability
 from rosgraph_msgs.msg import Clock
 
-from depth_panoptic_ros.ros.bags.bag_io import TF_STATIC, describe_topics, message_class, open_bag, topic_types
+from depth_panoptic_ros.ros.bags.bag_io import (
+    TF_STATIC,
+    describe_topics,
+    message_class,
+    open_bag,
+    topic_types,
+    truncations,
+)
 from depth_panoptic_ros.ros.runtime.qos import transient_local_qos
 
 CLOCK_TOPIC = "/clock"
@@ -76,6 +83,7 @@ class BagPlayer:
         if not self.publishers:
             raise ValueError(f"none of the topics {chosen} of bag {path} can be published here")
         self._clock = None  # created on the first play with clock: a /clock publisher changes other nodes' time
+        self.cut_short: list[str] = []  # what a recording cut short lost, as of the last pass
 
     def wait_for_subscribers(self, timeout_s: float, topics: Iterable[str] | None = None) -> list[str]:
         """Waits until each topic (default: all played) has a subscriber, at most ``timeout_s``; returns those
@@ -144,6 +152,7 @@ class BagPlayer:
                 sent += 1
                 if on_publish is not None:
                     on_publish(connection.topic, time_ns)
+            self.cut_short = [t.describe() for t in truncations(reader)]
         return sent
 
     def _publish_clock(self, time_ns: int) -> None:
@@ -163,7 +172,8 @@ def play_bag(
     report: Callable[[str], None] = print,
 ) -> tuple[int, list[str]]:
     """Plays a bag from a node of its own in a fresh rclpy session (the `bag play` front end, which stays
-    ROS-free); returns the messages sent and the topics left out. ``report`` gets the no-subscriber notice."""
+    ROS-free); returns the messages sent and the topics left out. ``report`` gets the no-subscriber notice and
+    what a recording cut short lost."""
     import rclpy
 
     rclpy.init()
@@ -174,7 +184,10 @@ def play_bag(
             alone = player.wait_for_subscribers(wait_for_subscribers_s)
             if alone:
                 report(f"no subscriber after {wait_for_subscribers_s:g} s on: {', '.join(alone)}; playing anyway")
-        return player.play(rate=rate, loop=loop, clock=clock), player.skipped
+        sent = player.play(rate=rate, loop=loop, clock=clock)
+        for loss in player.cut_short:
+            report(f"{path}: {loss}; everything before the cut was played")
+        return sent, player.skipped
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

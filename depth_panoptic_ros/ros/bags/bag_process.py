@@ -27,6 +27,7 @@ from depth_panoptic_ros.ros.bags.bag_io import (
     open_bag,
     read_messages,
     topic_types,
+    truncations,
 )
 from depth_panoptic_ros.ros.codecs.camera_info import camera_model_from_info
 from depth_panoptic_ros.ros.codecs.panoptic_msgs import class_table_to_msg
@@ -205,6 +206,7 @@ class ProcessSummary:
     skipped: int = 0
     first_error: str | None = None
     written: dict[str, int] = field(default_factory=dict)
+    cut_short: list[str] = field(default_factory=list)  # what a recording cut short lost (bag_io.Truncation)
 
 
 FrameHook = Callable[[int, SensorFrame, Products], None]
@@ -377,6 +379,7 @@ def process_bag(
             processor = BagProcessor(reader, resolved, pipeline, writer, calibration, on_frame, grid_frame)
             processor.run(slop_s, progress)
             processor.summary.written = dict(writer.counts)
+            processor.summary.cut_short = [t.describe() for t in truncations(reader)]
             return processor.summary
 
 
