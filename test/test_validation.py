@@ -178,7 +178,7 @@ def _info_cases() -> list[tuple[str, Any, str]]:
         ("K[1,0] skew", with_k(3, 5.0), "k[3]"),
         ("cx far outside", with_k(2, 500.0), "k"),
         ("P all zero, D not", edit(good_info, p=[0.0] * 12, d=KITTI_D), "p"),
-        ("P last row", with_p(11, 1.0), "p[11]"),
+        ("P[2,2] = 2", with_p(10, 2.0), "p[10]"),
         ("P fx 3x K's", with_p(0, 300.0), "p"),
         ("P inf", with_p(3, float("inf")), "p"),
         ("unknown model", edit(good_info, distortion_model="fisheye_v9"), "distortion_model"),
@@ -265,3 +265,17 @@ def test_padded_and_organised_clouds_read_the_same_points() -> None:
 def test_limits_must_be_positive() -> None:
     with pytest.raises(ValueError, match="limits.max_cloud_points: expected >= 1, got 0"):
         InputLimits(max_cloud_points=0)
+
+
+def test_every_real_kitti_camera_passes_validation(kitti_object) -> None:
+    """Real calibrations (KITTI's P2 carries Tx and a small Tz) must not be rejected by the plausibility checks."""
+    from depth_panoptic_ros.data.kitti import read_kitti_calib
+    from depth_panoptic_ros.ros.camera_info import camera_info_from_model
+
+    calibs = sorted((kitti_object / "calib").glob("*.txt"))
+    assert calibs
+    for calib in calibs:
+        height, width = cv2.imread(str(kitti_object / "image_2" / f"{calib.stem}.png")).shape[:2]
+        camera, _ = read_kitti_calib(calib, image_size=(width, height))
+        info = camera_info_from_model(camera, good_info().header)
+        np.testing.assert_array_equal(camera_model_from_info(info).P, camera.P)

@@ -49,6 +49,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     model.add_argument("--repeats", type=int, default=3)
     model.add_argument("--json", action="store_true")
     model.set_defaults(func=_model)
+    node = which.add_parser(
+        "node",
+        help="soak or overload the node over real DDS: latency over time, drops, RSS slope, threads",
+        description="Starts depth_panoptic_node in its own process and publishes one frame to it at --rate for "
+        "--soak minutes; prints latency percentiles, sets answered and dropped, RSS and threads per time window, "
+        "and the RSS slope over the run.",
+    )
+    node.add_argument("--soak", type=float, required=True, metavar="MIN", help="duration in minutes")
+    node.add_argument("--rate", type=float, required=True, metavar="HZ", help="input sets per second")
+    node.add_argument("--model", default=None, help="model .safetensors (default: the shipped model; '' = classical)")
+    node.add_argument("--device", default="cpu")
+    node.add_argument("--kitti", type=Path, metavar="DIR", help="KITTI object folder: use its frame 000001")
+    node.add_argument("--size", type=image_size, help="HEIGHTxWIDTH of the synthetic frame (default: 375x1242)")
+    node.add_argument("--window", type=float, metavar="S", help="seconds per reported window (default: MIN*3, >= 10)")
+    node.add_argument("--log", type=Path, help="write the node's log here")
+    node.add_argument("--json", action="store_true")
+    node.set_defaults(func=_node)
 
 
 def _geometry(args: argparse.Namespace) -> int:
@@ -95,4 +112,29 @@ def _model(args: argparse.Namespace) -> int:
 
     result = run_model_benchmark(args.size, args.backbone, args.device, args.precision, args.fusion, args.repeats)
     print(json.dumps(result, indent=1) if args.json else format_table(result))
+    return 0
+
+
+def _node(args: argparse.Namespace) -> int:
+    from depth_panoptic_ros.cli import CliError
+    from depth_panoptic_ros.ros.parameters import DEFAULT_MODEL_PATH
+    from depth_panoptic_ros.ros.soak import WINDOW_HEADER, format_summary, format_window, run_soak, soak_frame
+
+    try:
+        frame = soak_frame(args.kitti, args.size and args.size[::-1])
+        if not args.json:
+            print(WINDOW_HEADER, flush=True)
+        result = run_soak(
+            frame,
+            args.soak,
+            args.rate,
+            DEFAULT_MODEL_PATH if args.model is None else args.model,
+            device=args.device,
+            window_s=args.window,
+            log_path=args.log,
+            progress=None if args.json else lambda w: print(format_window(w), flush=True),
+        )
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    print(json.dumps(result, indent=1) if args.json else format_summary(result))
     return 0

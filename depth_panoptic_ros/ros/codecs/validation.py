@@ -237,7 +237,8 @@ def check_camera_info(msg: Any) -> None:
         if D.any():
             raise InvalidMessage("p", "all zero (uncalibrated rectification) while D is not: images are not rectified")
         return
-    _check_matrix("p", P, [(1, 0, 0.0), (2, 0, 0.0), (2, 1, 0.0), (2, 2, 1.0), (2, 3, 0.0)], width, height)
+    # P[:, 3] is free: Tx, Ty of a stereo rig, and KITTI's P2 also carries a small Tz (its camera offset).
+    _check_matrix("p", P, [(1, 0, 0.0), (2, 0, 0.0), (2, 1, 0.0), (2, 2, 1.0)], width, height)
     for axis, name in ((0, "fx"), (1, "fy")):
         ratio = P[axis, axis] / K[axis, axis]
         if not 1 / MAX_RECTIFIED_ZOOM <= ratio <= MAX_RECTIFIED_ZOOM:
