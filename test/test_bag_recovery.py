@@ -24,11 +24,11 @@ from depth_panoptic_ros.ros.bags.bag_io import (  # noqa: E402
     deserialize,
     open_bag,
     read_messages,
-    truncations,
     typestore,
 )
 from depth_panoptic_ros.ros.bags.bag_play import BagPlayer  # noqa: E402
 from depth_panoptic_ros.ros.bags.bag_process import process_bag  # noqa: E402
+from depth_panoptic_ros.ros.bags.bag_recovery import truncations  # noqa: E402
 from depth_panoptic_ros.ros.bags.synthetic_bag import write_synthetic_bag  # noqa: E402
 
 FRAMES = 6

@@ -27,8 +27,8 @@ from depth_panoptic_ros.ros.bags.bag_io import (
     message_class,
     open_bag,
     topic_types,
-    truncations,
 )
+from depth_panoptic_ros.ros.bags.bag_recovery import truncations
 from depth_panoptic_ros.ros.runtime.qos import transient_local_qos
 
 CLOCK_TOPIC = "/clock"

@@ -27,8 +27,8 @@ from depth_panoptic_ros.ros.bags.bag_io import (
     open_bag,
     read_messages,
     topic_types,
-    truncations,
 )
+from depth_panoptic_ros.ros.bags.bag_recovery import truncations
 from depth_panoptic_ros.ros.codecs.camera_info import camera_model_from_info
 from depth_panoptic_ros.ros.codecs.panoptic_msgs import class_table_to_msg
 from depth_panoptic_ros.ros.codecs.products_to_msgs import (
