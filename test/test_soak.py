@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("rclpy")
 pytest.importorskip("depth_panoptic_ros.msg")
 
-from depth_panoptic_ros.ros.soak import Window, percentiles, proc_status, rss_slope_mb_per_min  # noqa: E402
+from depth_panoptic_ros.ros.runtime.soak import Window, percentiles, proc_status, rss_slope_mb_per_min  # noqa: E402
 
 
 def _window(minute: float, rss: float) -> Window:

@@ -269,9 +269,8 @@ def test_limits_must_be_positive() -> None:
 
 def test_every_real_kitti_camera_passes_validation(kitti_object) -> None:
     """Real calibrations (KITTI's P2 carries Tx and a small Tz) must not be rejected by the plausibility checks."""
-    from depth_panoptic_ros.ros.camera_info import camera_info_from_model
-
     from depth_panoptic_ros.data.kitti import read_kitti_calib
+    from depth_panoptic_ros.ros.codecs.camera_info import camera_info_from_model
 
     calibs = sorted((kitti_object / "calib").glob("*.txt"))
     assert calibs

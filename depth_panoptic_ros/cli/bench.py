@@ -117,8 +117,8 @@ def _model(args: argparse.Namespace) -> int:
 
 def _node(args: argparse.Namespace) -> int:
     from depth_panoptic_ros.cli import CliError
-    from depth_panoptic_ros.ros.parameters import DEFAULT_MODEL_PATH
-    from depth_panoptic_ros.ros.soak import WINDOW_HEADER, format_summary, format_window, run_soak, soak_frame
+    from depth_panoptic_ros.ros.runtime.parameters import DEFAULT_MODEL_PATH
+    from depth_panoptic_ros.ros.runtime.soak import WINDOW_HEADER, format_summary, format_window, run_soak, soak_frame
 
     try:
         frame = soak_frame(args.kitti, args.size and args.size[::-1])

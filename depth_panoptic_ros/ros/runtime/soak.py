@@ -2,7 +2,7 @@
 over real DDS, watched from outside: latency percentiles per time window, sets answered and dropped, and the
 node's resident memory and thread count from /proc, with the RSS slope over the run.
 
-The node runs exactly as deployed (``python -m depth_panoptic_ros.ros.node``, the shipped parameters, inputs
+The node runs exactly as deployed (``python -m depth_panoptic_ros.ros.runtime.node``, the shipped parameters, inputs
 overridden to reliable QoS so that multi-megabyte clouds are not lost in fragments); this process only publishes
 and listens. Latency is the node's own FrameTiming.latency_ms: input stamp (wall clock at publish) to the last
 output published.
@@ -28,11 +28,11 @@ from std_msgs.msg import Header
 
 from depth_panoptic_ros.geometry.camera import CameraModel
 from depth_panoptic_ros.msg import FrameTiming
-from depth_panoptic_ros.ros.byte_buffers import to_byte_array
-from depth_panoptic_ros.ros.camera_info import camera_info_from_model
-from depth_panoptic_ros.ros.image_codec import image_to_msg
-from depth_panoptic_ros.ros.products_to_msgs import FRAME_TOPICS
-from depth_panoptic_ros.ros.sync import NS_PER_S
+from depth_panoptic_ros.ros.codecs.byte_buffers import to_byte_array
+from depth_panoptic_ros.ros.codecs.camera_info import camera_info_from_model
+from depth_panoptic_ros.ros.codecs.image_codec import image_to_msg
+from depth_panoptic_ros.ros.codecs.products_to_msgs import FRAME_TOPICS
+from depth_panoptic_ros.ros.runtime.sync import NS_PER_S
 
 NAMESPACE = "soak"
 STARTUP_TIMEOUT_S = 120.0
@@ -135,7 +135,7 @@ def _node_command(model_path: str, T_cam_lidar: np.ndarray, device: str) -> list
         f"qos_overrides.{ns}/lidar.subscription.reliability": "reliable",
         f"qos_overrides.{ns}/image.subscription.reliability": "reliable",
     }
-    args = [sys.executable, "-m", "depth_panoptic_ros.ros.node", "--ros-args", "-r", f"__ns:={ns}"]
+    args = [sys.executable, "-m", "depth_panoptic_ros.ros.runtime.node", "--ros-args", "-r", f"__ns:={ns}"]
     for name, value in parameters.items():
         args += ["-p", f"{name}:={value}"]
     return args
