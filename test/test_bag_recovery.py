@@ -1,5 +1,5 @@
 """Recordings cut short (the recorder was killed): `bag process` and `bag play` read everything before the cut and
-say what was lost; the output bag is finalised however `bag process` is stopped (Ctrl-C, SIGINT, SIGTERM)."""
+say what was lost; the output bag is finalized however `bag process` is stopped (Ctrl-C, SIGINT, SIGTERM)."""
 
 from __future__ import annotations
 
@@ -187,7 +187,7 @@ def test_bag_play_publishes_everything_before_the_cut(recording: Path, tmp_path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
-def test_bag_process_stopped_by_a_signal_finalises_its_output(tmp_path: Path, stop: signal.Signals) -> None:
+def test_bag_process_stopped_by_a_signal_finalizes_its_output(tmp_path: Path, stop: signal.Signals) -> None:
     """A real signal to a real `depth-panoptic bag process` halfway through: the output is a closed bag (footer,
     summary, metadata.yaml) holding the frames done."""
     bag = write_synthetic_bag(tmp_path / "in", 40, size=SIZE).path

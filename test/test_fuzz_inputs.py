@@ -2,7 +2,7 @@
 the node's own calls (arrival checks, CameraInfo conversion, messages -> SensorFrame, classical pipeline).
 
 Each case starts from one well-formed set and applies layout changes that must not change the result (row and
-point padding with garbage, other encodings and field orders, float64 or big-endian coordinates, organised
+point padding with garbage, other encodings and field orders, float64 or big-endian coordinates, organized
 clouds, NaN / far / behind-the-camera points, P = 0 with D = 0, any finite D, any valid stamp), then at most one
 corruption that the REPs forbid. The case must end in a typed rejection (a ValueError naming the field) exactly
 when it was corrupted, and otherwise in a depth image equal to the well-formed set's, bit for bit.

@@ -215,9 +215,9 @@ def _cloud_cases() -> list[tuple[str, Any, str]]:
     f64_over_f32 = with_field(good_cloud, 0, datatype=PointField.FLOAT64)
     padded_wrong = good_cloud()
     padded_wrong.row_step += 4  # claims padded rows, data is not padded
-    organised_wrong = good_cloud()
-    organised_wrong.height, organised_wrong.width = 4, len(POINTS) // 4
-    organised_wrong.row_step = 3 * 16  # not width * point_step
+    organized_wrong = good_cloud()
+    organized_wrong.height, organized_wrong.width = 4, len(POINTS) // 4
+    organized_wrong.row_step = 3 * 16  # not width * point_step
     return [
         ("count 0", with_field(good_cloud, 3, count=0), "fields[3] ('intensity').count"),
         ("x count 2", with_field(good_cloud, 0, count=2), "fields[1] ('y').offset"),
@@ -230,7 +230,7 @@ def _cloud_cases() -> list[tuple[str, Any, str]]:
         ("field past point_step", with_field(good_cloud, 3, offset=14), "fields[3] ('intensity').offset"),
         ("row_step small", edit(good_cloud, row_step=5), "row_step"),
         ("row_step large, data not", padded_wrong, "data"),
-        ("organised row_step", organised_wrong, "row_step"),
+        ("organized row_step", organized_wrong, "row_step"),
         ("point_step 0", edit(good_cloud, point_step=0), "point_step"),
         ("nanosec", edit(good_cloud, header__stamp__nanosec=2**32 - 1), "header.stamp.nanosec"),
         ("sec", edit(good_cloud, header__stamp__sec=-(2**31)), "header.stamp.sec"),
@@ -249,14 +249,14 @@ def test_clouds_beyond_the_point_limit_are_rejected_before_unpacking() -> None:
         cloud_to_xyz(good_cloud(), InputLimits(max_cloud_points=len(POINTS) - 1))
 
 
-def test_padded_and_organised_clouds_read_the_same_points() -> None:
+def test_padded_and_organized_clouds_read_the_same_points() -> None:
     expected = POINTS[:, :3]
-    organised = good_cloud()
-    organised.height, organised.width = 4, len(POINTS) // 4
-    organised.row_step = organised.width * 16
-    np.testing.assert_array_equal(cloud_to_xyz(organised), expected)
-    padded = copy.deepcopy(organised)
-    rows = np.frombuffer(bytes(organised.data), np.uint8).reshape(4, -1)
+    organized = good_cloud()
+    organized.height, organized.width = 4, len(POINTS) // 4
+    organized.row_step = organized.width * 16
+    np.testing.assert_array_equal(cloud_to_xyz(organized), expected)
+    padded = copy.deepcopy(organized)
+    rows = np.frombuffer(bytes(organized.data), np.uint8).reshape(4, -1)
     padded.data = np.hstack([rows, np.full((4, 8), 0xAB, np.uint8)]).tobytes()
     padded.row_step += 8
     np.testing.assert_array_equal(cloud_to_xyz(padded), expected)

@@ -335,7 +335,7 @@ class BagProcessor:
                 if topic == topics.image:
                     self.summary.images += 1
                     bar.update()
-                try:  # as the node does: a bad stamp would corrupt the synchroniser's timeline
+                try:  # as the node does: a bad stamp would corrupt the synchronizer's timeline
                     check_arrival(msg)
                 except InvalidMessage as exc:
                     self._skip(f"{topic} rejected: {exc}", f"message recorded at {time_ns} ns")

@@ -72,8 +72,8 @@ def check_stamp(header: Any, field: str = "header") -> None:
 
 
 def check_arrival(msg: Any, limits: InputLimits = DEFAULT_LIMITS) -> None:
-    """What an Image, CompressedImage or PointCloud2 passes before it is queued for synchronisation: a valid
-    stamp (an invalid one would corrupt the synchroniser's timeline) and a size within limits (so that no
+    """What an Image, CompressedImage or PointCloud2 passes before it is queued for synchronization: a valid
+    stamp (an invalid one would corrupt the synchronizer's timeline) and a size within limits (so that no
     oversized message is held). The full layout is checked when the set is decoded."""
     check_stamp(msg.header)
     if hasattr(msg, "point_step"):
@@ -122,7 +122,7 @@ def check_compressed_image(msg: Any, limits: InputLimits = DEFAULT_LIMITS) -> tu
     check_stamp(msg.header)
     fmt = msg.format
     if "compressedDepth" in fmt:
-        raise InvalidMessage("format", f"{fmt!r}: compressedDepth is not a colour image")
+        raise InvalidMessage("format", f"{fmt!r}: compressedDepth is not a color image")
     data = msg.data
     if bytes(data[:2]) == _JPEG_START:
         width, height = _jpeg_size(memoryview(data))

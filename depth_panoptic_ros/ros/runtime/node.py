@@ -259,7 +259,7 @@ class DepthPanopticNode(Node):
 
     # -- callbacks (executor thread): cheap, never wait for inference -------------------------------------------
     def _on_input(self, index: int, msg: Any) -> None:
-        """Rejects a bad stamp or an oversized message before it is queued: neither may enter the synchroniser."""
+        """Rejects a bad stamp or an oversized message before it is queued: neither may enter the synchronizer."""
         try:
             check_arrival(msg, self._params.limits)
         except InvalidMessage as exc:
