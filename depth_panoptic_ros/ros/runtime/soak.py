@@ -34,7 +34,7 @@ from depth_panoptic_ros.ros.codecs.image_codec import image_to_msg
 from depth_panoptic_ros.ros.codecs.products_to_msgs import FRAME_TOPICS
 from depth_panoptic_ros.ros.runtime.sync import NS_PER_S
 
-NAMESPACE = "soak"
+NAMESPACE = f"soak_{os.getpid()}"  # runs beside each other must not hear each other
 STARTUP_TIMEOUT_S = 120.0
 PERCENTILES = (50, 90, 99)
 
