@@ -229,13 +229,14 @@ def _drive(
         publish(time.time_ns())
         executor.spin_once(timeout_sec=0.5)
     executor.spin_once(timeout_sec=0.5)
+    dropped_before = timings[-1][3]  # sets dropped while starting up are not the soak's
     timings.clear()
 
     period = 1.0 / rate_hz
     start = next_publish = time.monotonic()
     end = start + minutes * 60
     windows: list[Window] = []
-    window_end, sent, first_timing, dropped_before = start + window_s, 0, 0, 0
+    window_end, sent, first_timing = start + window_s, 0, 0
     while True:
         now = time.monotonic()
         if now >= next_publish and now < end:
