@@ -2,7 +2,7 @@
 over real DDS, watched from outside: latency percentiles per time window, sets answered and dropped, and the
 node's resident memory and thread count from /proc, with the RSS slope over the run.
 
-The node runs exactly as deployed (``python -m depth_panoptic_ros.ros.runtime.node``, the shipped parameters, inputs
+The node runs exactly as deployed (``python -m depth_panoptic_ros.ros.runtime.main``, the shipped parameters, inputs
 overridden to reliable QoS so that multi-megabyte clouds are not lost in fragments); this process only publishes
 and listens. Latency is the node's own FrameTiming.latency_ms: input stamp (wall clock at publish) to the last
 output published.
@@ -135,7 +135,7 @@ def _node_command(model_path: str, T_cam_lidar: np.ndarray, device: str) -> list
         f"qos_overrides.{ns}/lidar.subscription.reliability": "reliable",
         f"qos_overrides.{ns}/image.subscription.reliability": "reliable",
     }
-    args = [sys.executable, "-m", "depth_panoptic_ros.ros.runtime.node", "--ros-args", "-r", f"__ns:={ns}"]
+    args = [sys.executable, "-m", "depth_panoptic_ros.ros.runtime.main", "--ros-args", "-r", f"__ns:={ns}"]
     for name, value in parameters.items():
         args += ["-p", f"{name}:={value}"]
     return args
