@@ -25,7 +25,7 @@ GRID = {
     "same_surface_abs": (0.005, 0.01),
     "same_surface_slope": (0.0, 0.004),
     "median_px": (0, 5),
-    "median_clear_cols": (2, 4),
+    "median_clear_cols": (4,),
 }
 
 
