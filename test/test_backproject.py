@@ -43,6 +43,16 @@ def test_pixel_rays_scaled_by_depth_are_the_backprojected_points(stride):
     assert ray_x[3, 5] == pytest.approx((u - 31.5 - 2.0 * y) / 80.0, rel=1e-6)
 
 
+def test_rays_of_a_camera_are_made_once_and_cannot_be_changed():
+    ray_x, ray_y = pixel_rays(CAMERA)
+    again = pixel_rays(CameraModel.from_matrices(W, H, CAMERA.K))
+    assert again[0] is ray_x and again[1] is ray_y
+    with pytest.raises(ValueError, match="read-only"):
+        ray_x[0, 0] = 1.0
+    other = pixel_rays(CameraModel.from_matrices(W, H, [[81.0, 0, 31.5], [0, 90, 23.5], [0, 0, 1]]))
+    assert other[0] is not ray_x and not np.array_equal(other[0], ray_x)
+
+
 def test_backprojected_points_reproject_onto_their_pixels():
     rng = np.random.default_rng(0)
     depth = rng.uniform(0.5, 60.0, (H, W)).astype(np.float32)

@@ -8,6 +8,7 @@ that camera (pixel centers at integer coordinates). Points are in the optical fr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -62,11 +63,21 @@ def pixel_rays(camera: CameraModel, stride: int = 1) -> tuple[np.ndarray, np.nda
 
     A point at depth z is (ray_x * z, ray_y * z, z); kept apart from any depth map so that callers measuring only
     some pixels (instance_depth: those with valid depth) multiply only those, with the same float32 results.
+    The rays of the last few cameras are kept (read-only): a stream's camera is the same frame after frame.
     """
-    inverse = np.linalg.inv(camera.intrinsics).astype(np.float32)
-    u = np.arange(0, camera.width, stride, dtype=np.float32)[None, :]
-    v = np.arange(0, camera.height, stride, dtype=np.float32)[:, None]
-    return inverse[0, 0] * u + inverse[0, 1] * v + inverse[0, 2], inverse[1, 1] * v + inverse[1, 2]
+    intrinsics = np.ascontiguousarray(camera.intrinsics, dtype=np.float64)
+    return _rays(intrinsics.tobytes(), camera.width, camera.height, stride)
+
+
+@lru_cache(maxsize=4)
+def _rays(intrinsics: bytes, width: int, height: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    inverse = np.linalg.inv(np.frombuffer(intrinsics).reshape(3, 3)).astype(np.float32)
+    u = np.arange(0, width, stride, dtype=np.float32)[None, :]
+    v = np.arange(0, height, stride, dtype=np.float32)[:, None]
+    rays = inverse[0, 0] * u + inverse[0, 1] * v + inverse[0, 2], inverse[1, 1] * v + inverse[1, 2]
+    for ray in rays:
+        ray.flags.writeable = False
+    return rays
 
 
 def _sampled_depth(depth: np.ndarray, camera: CameraModel, stride: int) -> np.ndarray:
