@@ -235,6 +235,7 @@ def test_head_training_changes_only_the_head(tmp_path: Path) -> None:
         "model.inference.center_threshold=0.0",
         "optimizer.lr=0.01",
         "run.max_iters=6",
+        "run.merge_head_batches=2",  # two batches through the networks, cycled three times
     ]
     result = train(tiny_config(*overrides), tmp_path / "run", CPU, progress=False)
     assert len(result.losses) == 6 and all(np.isfinite(result.losses)) and max(result.losses) > 0

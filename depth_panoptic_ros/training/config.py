@@ -103,7 +103,9 @@ class RunConfig:
     Intervals are in iterations; 0 switches periodic images, checkpoints or validation off.
 
     train_merge_head: train only the learned merge head (model.merge_head, see training.merge_head) on the
-    frozen networks of init_model (the model section must describe that file, plus the head).
+    frozen networks of init_model (the model section must describe that file, plus the head);
+    merge_head_batches: K > 0 computes the frozen networks' candidates of K batches once and cycles through
+    them (the networks cost ~all of an iteration); 0 = a fresh batch every iteration.
     """
 
     max_iters: int = 180_000
@@ -116,6 +118,7 @@ class RunConfig:
     init_model: str | None = None
     train_completion: bool = True
     train_merge_head: bool = False
+    merge_head_batches: int = 0
     log_every: int = 20
     image_every: int = 1000
     checkpoint_every: int = 5000
@@ -127,7 +130,7 @@ class RunConfig:
         for name in ("max_iters", "batch_size", "log_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"run.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("num_workers", "image_every", "checkpoint_every", "val_every", "val_frames"):
+        for name in ("num_workers", "image_every", "checkpoint_every", "val_every", "val_frames", "merge_head_batches"):
             if getattr(self, name) < 0:
                 raise ValueError(f"run.{name} must be >= 0, got {getattr(self, name)}")
         if self.imagenet_weights and self.init_model:

@@ -31,7 +31,7 @@ from depth_panoptic_ros.training.config import OptimizerConfig, RunConfig, Train
 from depth_panoptic_ros.training.distributed import DistributedContext, StreamSampler, wrap_model
 from depth_panoptic_ros.training.evaluate import evaluate
 from depth_panoptic_ros.training.losses import depth_completion_loss, panoptic_criterion
-from depth_panoptic_ros.training.merge_head import merge_head_loss
+from depth_panoptic_ros.training.merge_head import HeadExample, head_examples, merge_head_loss
 from depth_panoptic_ros.training.schedule import build_scheduler
 from depth_panoptic_ros.training.targets import depth_at_mask_stride
 
@@ -115,13 +115,6 @@ def compute_losses(
     """Forward pass (under autocast) and the weighted loss terms (in float32); ``model`` may be the DDP wrapper
     of ``core``. Returns (dense depth, outputs, terms); the total loss is the sum of the terms."""
     device_type = batch.rgb.device.type
-    if config.run.train_merge_head:
-        core.eval()  # the frozen networks run exactly as at inference (no BatchNorm statistics update)
-        with torch.no_grad(), torch.autocast(device_type, dtype=amp, enabled=amp is not None):
-            dense, outputs = core(core.normalize_rgb(batch.rgb), batch.sparse, batch.init_depth)
-        outputs = _float_outputs(outputs)
-        depth = depth_at_mask_stride(batch.depth, config.targets)
-        return dense, outputs, merge_head_loss(core, outputs, dense, batch.targets, depth, config.loss.panoptic)
     with torch.autocast(device_type, dtype=amp, enabled=amp is not None):
         dense, outputs = model(core.normalize_rgb(batch.rgb), batch.sparse, batch.init_depth, batch.targets is not None)
     terms = {}
@@ -270,9 +263,18 @@ def train(
     if run.init_model:
         extra["init_model"] = {"path": run.init_model, "extra": read_header(run.init_model)["extra"]}
     result = TrainResult(core, start)
+    head_cache: dict[int, list[HeadExample]] = {}  # run.merge_head_batches: the frozen networks' results
     for iteration in range(start, run.max_iters):
-        batch = next(batches).to(device)
-        dense, outputs, terms = compute_losses(model, core, batch, config, amp)
+        if run.train_merge_head:
+            key = iteration % run.merge_head_batches if run.merge_head_batches else -1
+            examples = head_cache.get(key) or head_examples(core, next(batches).to(device), config, amp)
+            if run.merge_head_batches:
+                head_cache[key] = examples
+            batch = dense = outputs = None
+            terms = merge_head_loss(core, examples, config.loss.panoptic)
+        else:
+            batch = next(batches).to(device)
+            dense, outputs, terms = compute_losses(model, core, batch, config, amp)
         total = sum(terms.values())
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(total).backward()
@@ -287,7 +289,7 @@ def train(
         if reporter is None:
             continue
         reporter.step(done, terms, scheduler.get_last_lr()[0])
-        if run.image_every and done % run.image_every == 0:
+        if run.image_every and done % run.image_every == 0 and batch is not None:
             _log_images(reporter.writer, core, batch, dense, outputs, done)
         if run.checkpoint_every and done % run.checkpoint_every == 0:
             extra["iterations"] = done
