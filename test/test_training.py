@@ -255,6 +255,20 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
+def test_evaluate_warns_when_the_config_changes_the_model_s_completion(tmp_path, capsys) -> None:
+    model = DepthPanopticModel(tiny_config().model, ClassTable.cityscapes())
+    model.pipeline_settings = to_dict(tiny_config().pipeline)
+    model.pipeline_settings["completion"]["extend_px"] = 7
+    save_model(tmp_path / "m.safetensors", model)
+    args = ["evaluate", "--config", str(SYNTHETIC), "--checkpoint", str(tmp_path / "m.safetensors"), "--frames", "1"]
+    assert cli_main([*args, *TINY]) == 0
+    extend = tiny_config().pipeline.completion.extend_px
+    warning = f"warning: pipeline settings differ from those the model was trained with: completion.extend_px {extend}"
+    assert capsys.readouterr().err.startswith(f"{warning} (model: 7) (its inputs are not what it learned from")
+    assert cli_main([*args, *TINY, "pipeline.completion.extend_px=7"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_evaluate_prints_every_metric(tiny_checkpoint, capsys) -> None:
     args = ["evaluate", "--config", str(SYNTHETIC), "--checkpoint", str(tiny_checkpoint), "--frames", "2", *TINY]
     assert cli_main(args) == 0

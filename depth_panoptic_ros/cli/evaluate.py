@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from depth_panoptic_ros.cli import CliError, add_merge_argument
+from depth_panoptic_ros.cli import CliError, add_merge_argument, warn
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -31,9 +31,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from depth_panoptic_ros.model import load_model
-    from depth_panoptic_ros.pipeline import Pipeline
+    from depth_panoptic_ros.pipeline import Pipeline, bind_to_model
     from depth_panoptic_ros.training.config import load_train_config
     from depth_panoptic_ros.training.evaluate import evaluate, format_report
+    from depth_panoptic_ros.typed_config import to_dict
 
     if args.frames is not None and args.frames < 1:
         raise CliError(f"--frames must be >= 1, got {args.frames}")
@@ -45,7 +46,11 @@ def run(args: argparse.Namespace) -> int:
             model.use_merge(args.merge)
         samples = config.data.open(args.split)
         count = len(samples) if args.frames is None else min(args.frames, len(samples))
-        result = evaluate(Pipeline(config.pipeline, model), (samples[i] for i in range(count)), progress=not args.json)
+        # the training config's pipeline runs as given (as in training's validation); a change is still reported
+        _, changed = bind_to_model(to_dict(config.pipeline), model.pipeline_settings)
+        pipeline = Pipeline(config.pipeline, model, changed)
+        warn(pipeline.settings_warning)
+        result = evaluate(pipeline, (samples[i] for i in range(count)), progress=not args.json)
     except (ValueError, OSError) as exc:
         raise CliError(str(exc)) from exc
     print(json.dumps(result.to_dict(), indent=2) if args.json else format_report(result, args.split))
