@@ -40,8 +40,9 @@ lint: $(VENV)/.deps
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
+# Node and player share the Fast DDS profile for full-size sensor messages (docs/node.md, "Large sensor messages").
 demo: setup
-	$(VENV)/bin/depth-panoptic demo --out out/demo
+	FASTDDS_DEFAULT_PROFILES_FILE=$(CURDIR)/config/fastdds_large_data.xml $(VENV)/bin/depth-panoptic demo --out out/demo
 
 clean:
 	rm -rf $(BUILD) out

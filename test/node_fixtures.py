@@ -165,6 +165,7 @@ class NodeProcess:
         parameters: dict[str, str],
         extra_args: Iterable[str] = (),
         script: bool = False,
+        env: dict[str, str] | None = None,
     ) -> None:
         """In its own namespace, so that tests sharing a ROS domain do not hear each other's nodes.
 
@@ -176,7 +177,8 @@ class NodeProcess:
         args = ["--ros-args", "-r", f"__ns:=/{namespace}", *extra_args]
         for name, value in parameters.items():
             args += ["-p", f"{name}:={value}"]
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "RCUTILS_COLORIZED_OUTPUT": "0", "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **(env or {}), "OMP_NUM_THREADS": "1", "RCUTILS_COLORIZED_OUTPUT": "0"}
+        env["PYTHONUNBUFFERED"] = "1"
         env["RCUTILS_LOGGING_BUFFERED_STREAM"] = "0"
         self.log_path = log_path
         self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()

@@ -8,7 +8,10 @@ computations (hand projection of the LiDAR points, back-projection, counts over 
 from __future__ import annotations
 
 import dataclasses
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -539,6 +542,62 @@ def test_any_signals_at_start_up_or_idle_exit_with_0(tiny_model_path: Path, tmp_
 # -- other node processes ----------------------------------------------------------------------------------------
 
 
+PUBLISHER = Path(__file__).parent / "full_size_publisher.py"
+LARGE_DATA = {"FASTDDS_DEFAULT_PROFILES_FILE": str(REPO / "config" / "fastdds_large_data.xml")}
+
+
+def run_full_size_driver(
+    context: rclpy.Context, tmp_path: Path, namespace: str, reliability: str, env: dict[str, str], points: int
+) -> tuple[NodeProcess, dict[str, str]]:
+    """The node (default QoS, no model) and a KITTI-size driver in another process, both with ``env``; returns
+    the stopped node and its last diagnostic values."""
+    parameters = {"model_path": "''", "use_tf": "false", "lidar_to_camera": T_PARAM, "no_sync_warning_s": "1.0"}
+    node = NodeProcess(tmp_path / "node.log", namespace, parameters, env=env)
+    peer = Peer(context, namespace)
+    peer.subscribe(DiagnosticArray, "/diagnostics")
+    command = [sys.executable, str(PUBLISHER), namespace, reliability, "8", "5", str(points)]
+    with open(tmp_path / "driver.log", "w") as log:
+        driver = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
+        try:
+            peer.spin_until(lambda: driver.poll() is not None, 120, "the driver to finish")
+            peer.spin_for(2.0)
+            values = {kv.key: kv.value for kv in peer.statuses()[-1].values}
+        finally:
+            driver.kill()
+            peer.close()
+            node.stop()
+    assert driver.returncode == 0 and "subscribed: True" in (tmp_path / "driver.log").read_text(), node.log()
+    return node, values
+
+
+@pytest.mark.slow
+def test_a_reliable_full_size_driver_reaches_the_node_with_default_qos(context: rclpy.Context, tmp_path: Path) -> None:
+    node, values = run_full_size_driver(context, tmp_path, "reliable_driver", "reliable", {}, 120_000)
+    assert "/reliable_driver/lidar: publishers changed; subscription is now reliable" in node.log()
+    for topic in ("image", "lidar", "camera_info"):
+        assert values[f"received /reliable_driver/{topic}"] == "8", (values, node.log())
+
+
+@pytest.mark.slow
+def test_a_best_effort_full_size_driver_reaches_the_node_with_the_shipped_profile(
+    context: rclpy.Context, tmp_path: Path
+) -> None:
+    node, values = run_full_size_driver(context, tmp_path, "best_effort_driver", "best_effort", LARGE_DATA, 120_000)
+    assert "subscription is now" not in node.log()  # best effort from the start, as its publishers
+    for topic in ("image", "lidar", "camera_info"):
+        assert values[f"received /best_effort_driver/{topic}"] == "8", (values, node.log())
+
+
+@pytest.mark.slow
+def test_large_samples_lost_by_the_default_transports_are_diagnosed(context: rclpy.Context, tmp_path: Path) -> None:
+    """A best-effort 2M-point (32 MB) cloud never crosses Fast DDS's default transports; its CameraInfo does."""
+    node, values = run_full_size_driver(context, tmp_path, "lossy_driver", "best_effort", {}, 2_000_000)
+    assert values["received /lossy_driver/lidar"] == "0" and int(values["received /lossy_driver/camera_info"]) > 0
+    log = node.log()
+    assert "/lossy_driver/lidar has a best-effort publisher matched" in log, log
+    assert "LARGE_DATA" in log and "config/fastdds_large_data.xml (launch files: large_data:=true)" in log
+
+
 @pytest.mark.slow
 def test_stereo_compressed_pair_gives_depth_from_disparity(context: rclpy.Context, tmp_path: Path) -> None:
     import cv2
@@ -633,6 +692,10 @@ def test_real_kitti_frame_depth_matches_the_velodyne_projection(
     np.testing.assert_allclose(depth[hit], lidar[hit], rtol=1e-5)
 
 
+def _values(status: DiagnosticStatus) -> dict[str, str]:
+    return {kv.key: kv.value for kv in status.values}
+
+
 @pytest.mark.slow
 def test_qos_mismatch_silent_lidar_and_missing_model_are_reported_and_ctrl_c_exits(
     context: rclpy.Context, tmp_path: Path
@@ -663,7 +726,9 @@ def test_qos_mismatch_silent_lidar_and_missing_model_are_reported_and_ctrl_c_exi
             session.publish()
             statuses.extend(s for s in peer.statuses() if s.level == s.WARN)
             log = node.log()
-            return "incompatible reliability" in log and "nothing received for 1 s on /qos/lidar" in log and statuses
+            warned = "incompatible reliability" in log and "nothing received for 1 s on /qos/lidar" in log
+            # the image subscription adapts to its reliable publisher within a report period: wait for its data
+            return warned and statuses and int(_values(statuses[-1])["received /qos/image"]) > 0
 
         peer.spin_until(reported, 30, "QoS and silent-topic warnings")
         assert peer.node.count_publishers("/qos/panoptic/ids") == 0

@@ -21,6 +21,7 @@ from rclpy.qos import (  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from depth_panoptic_ros.ros.runtime.qos import (  # noqa: E402
+    adapted_reliability,
     incompatible_qos_callbacks,
     qos_overrides,
     sensor_qos,
@@ -28,6 +29,21 @@ from depth_panoptic_ros.ros.runtime.qos import (  # noqa: E402
 )
 
 pytestmark = pytest.mark.ros
+RELIABLE, BEST_EFFORT = QoSReliabilityPolicy.RELIABLE, QoSReliabilityPolicy.BEST_EFFORT
+
+
+@pytest.mark.parametrize(
+    ("offered", "expected"),
+    [
+        ([], BEST_EFFORT),  # nobody yet: accept whatever comes
+        ([RELIABLE], RELIABLE),
+        ([RELIABLE, RELIABLE], RELIABLE),
+        ([RELIABLE, BEST_EFFORT], BEST_EFFORT),  # a reliable subscription would not match the best-effort one
+        ([BEST_EFFORT], BEST_EFFORT),
+    ],
+)
+def test_inputs_follow_their_publishers_as_rosbag2_does(offered: list, expected: QoSReliabilityPolicy) -> None:
+    assert adapted_reliability(offered) == expected
 
 
 def test_sensor_qos_is_rclpys_sensor_data_profile() -> None:

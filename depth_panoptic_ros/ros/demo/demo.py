@@ -202,14 +202,14 @@ def _drain(recorder: Recorder, expected: int) -> None:
 def _node_process(T_cam_lidar: np.ndarray, model: str, log_path: Path) -> Iterator[subprocess.Popen]:
     """depth_panoptic_node as its own process, stopped on exit: SIGINT (clean shutdown), SIGKILL if it hangs.
 
-    The LiDAR subscription is made reliable: best-effort delivery of 2 MB sweeps over Fast DDS loses them.
+    Its inputs adapt to the player's reliable publishers by themselves (`make demo` also gives both processes
+    the package's Fast DDS profile for full-size samples).
     """
     extrinsic = ", ".join(repr(float(v)) for v in T_cam_lidar.ravel())
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "depth_panoptic_ros.ros.runtime.main", "--ros-args",
-             "-p", f"model_path:='{model}'", "-p", "use_tf:=false", "-p", f"lidar_to_camera:=[{extrinsic}]",
-             "-p", "qos_overrides./lidar.subscription.reliability:=reliable"],
+             "-p", f"model_path:='{model}'", "-p", "use_tf:=false", "-p", f"lidar_to_camera:=[{extrinsic}]"],
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:

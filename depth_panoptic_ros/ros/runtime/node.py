@@ -25,6 +25,7 @@ from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.node import Node
+from rclpy.qos import QoSReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
@@ -33,7 +34,7 @@ from depth_panoptic_ros.frame import SensorFrame
 from depth_panoptic_ros.geometry.camera import CameraModel
 from depth_panoptic_ros.msg import FrameTiming
 from depth_panoptic_ros.pipeline import Pipeline, bind_to_model, load_pipeline_settings
-from depth_panoptic_ros.resources import resolve_path
+from depth_panoptic_ros.resources import resolve_path, share_dir
 from depth_panoptic_ros.ros.codecs.camera_info import camera_model_from_info
 from depth_panoptic_ros.ros.codecs.panoptic_msgs import class_table_to_msg
 from depth_panoptic_ros.ros.codecs.products_to_msgs import (
@@ -59,12 +60,12 @@ from depth_panoptic_ros.ros.codecs.sensor_frame import FrameRejected, messages_t
 from depth_panoptic_ros.ros.codecs.validation import InvalidMessage, check_arrival
 from depth_panoptic_ros.ros.runtime.diagnostics import FrameStatistics, ModelState, diagnostic_status
 from depth_panoptic_ros.ros.runtime.latest_slot import LatestSlot
+from depth_panoptic_ros.ros.runtime.launch_arguments import LARGE_DATA_PROFILE, PROFILES_ENV
 from depth_panoptic_ros.ros.runtime.main import StopSignals
 from depth_panoptic_ros.ros.runtime.parameters import NodeParameters, declare_parameters
 from depth_panoptic_ros.ros.runtime.qos import (
-    incompatible_qos_callbacks,
+    AdaptiveSubscription,
     qos_overrides,
-    sensor_qos,
     transient_local_qos,
 )
 from depth_panoptic_ros.ros.runtime.sync import NS_PER_S, make_synchronizer, stamp_ns
@@ -184,6 +185,7 @@ class DepthPanopticNode(Node):
             on_time_jump=self._on_time_jump,
             warn=self._loggers["sync"].warning,
         )
+        self._inputs: dict[str, AdaptiveSubscription] = {}
         msg_types = [image_type] * len(self._image_topics) + [PointCloud2] * len(lidar_topics)
         for index, (topic, msg_type) in enumerate(zip(self._sync.topics, msg_types, strict=True)):
             self._subscribe(msg_type, topic, partial(self._on_input, index))
@@ -248,14 +250,14 @@ class DepthPanopticNode(Node):
             classes.publish(class_table_to_msg(class_table, Header(stamp=self.get_clock().now().to_msg())))
 
     def _subscribe(self, msg_type: type, topic: str, callback: Any) -> None:
-        self.create_subscription(
-            msg_type,
-            topic,
-            callback,
-            sensor_qos(),
-            qos_overriding_options=qos_overrides(),
-            event_callbacks=incompatible_qos_callbacks(self, topic),
-        )
+        self._inputs[topic] = AdaptiveSubscription(self, msg_type, topic, callback)
+
+    def _adapt_inputs(self) -> None:
+        """Re-evaluates each input's reliability against its current publishers (rosbag2's rule)."""
+        for topic, subscription in self._inputs.items():
+            policy = subscription.update()
+            if policy is not None:
+                self.get_logger().info(f"{topic}: publishers changed; subscription is now {policy.name.lower()}")
 
     # -- callbacks (executor thread): cheap, never wait for inference -------------------------------------------
     def _on_input(self, index: int, msg: Any) -> None:
@@ -291,6 +293,7 @@ class DepthPanopticNode(Node):
             self._extrinsic.clear()  # transforms of the old timeline lie in the future of the new one
 
     def _report(self) -> None:
+        self._adapt_inputs()
         now_ns = time.monotonic_ns()
         problem = self._sync_problem(now_ns)
         if problem:
@@ -325,10 +328,27 @@ class DepthPanopticNode(Node):
         received = ", ".join(f"{topic} {n}" for topic, n in self._receive_counts().items())
         silent = self._sync.silent_topics(now_ns, timeout)
         if silent:
-            why = f"nothing received for {timeout:g} s on {', '.join(silent)}"
+            why = f"nothing received for {timeout:g} s on {', '.join(silent)}" + self._large_data_hint(silent)
         else:
             why = self._sync.unmatched_reason()
         return f"no synchronized input for {waiting_ns / NS_PER_S:.1f} s (messages received: {received}); {why}"
+
+    def _large_data_hint(self, silent: list[str]) -> str:
+        """The likely cause when a silent input has a best-effort publisher matched while smaller inputs arrive."""
+        smaller_arrive = len(silent) < len(self._sync.topics) or any(self._info_counts)
+        lossy = [
+            t
+            for t in silent
+            if self._inputs[t].publisher_count() > 0 and self._inputs[t].reliability == QoSReliabilityPolicy.BEST_EFFORT
+        ]
+        if not lossy or not smaller_arrive:
+            return ""
+        return (
+            f"; {', '.join(lossy)} has a best-effort publisher matched, but its full-size samples are lost whole by "
+            "Fast DDS's default transports: run every process of the stack (driver or bag player, this node) with "
+            f"{PROFILES_ENV}={share_dir() / LARGE_DATA_PROFILE} (launch files: large_data:=true) or "
+            "FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA, or make the publisher reliable"
+        )
 
     # -- worker thread -----------------------------------------------------------------------------------------
     def _work(self) -> None:

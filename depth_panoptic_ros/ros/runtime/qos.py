@@ -1,4 +1,10 @@
-"""Quality of service of the node's endpoints (REP 2003) and a loud warning for a QoS mismatch.
+"""Quality of service of the node's endpoints (REP 2003), inputs that adapt to their publishers, and a loud
+warning for a QoS mismatch.
+
+Input reliability follows the publishers as rosbag2's recorder does: reliable when every publisher of the topic
+is reliable (bag players, drivers following REP 2003: full-size samples are then resent instead of lost), best
+effort otherwise (a best-effort publisher cannot feed a reliable subscription), re-evaluated as publishers come
+and go. ``qos_overrides.<topic>.subscription.reliability`` set to reliable or best_effort fixes it instead.
 
 A best-effort publisher and a reliable subscription (typical with ``ros2 bag play`` or a driver using sensor
 QoS) match silently and deliver nothing; the warning names both sides and the parameter that fixes it.
@@ -8,9 +14,10 @@ given, which would otherwise leak into rclpy's shared ``qos_profile_sensor_data`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.event_handler import QoSRequestedIncompatibleQoSInfo, SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import (
@@ -24,6 +31,8 @@ from rclpy.qos import (
 from rclpy.qos_overriding_options import QoSOverridingOptions
 
 SENSOR_QUEUE_DEPTH = qos_profile_sensor_data.depth  # 5
+ADAPTIVE = "auto"
+RELIABILITY_SETTINGS = (ADAPTIVE, "reliable", "best_effort")
 
 
 def sensor_qos(depth: int = SENSOR_QUEUE_DEPTH) -> QoSProfile:
@@ -46,6 +55,68 @@ def transient_local_qos() -> QoSProfile:
     )
 
 
+def adapted_reliability(offered: Iterable[QoSReliabilityPolicy]) -> QoSReliabilityPolicy:
+    """rosbag2's rule: reliable when there are publishers and every one is reliable, else best effort."""
+    offered = list(offered)
+    if offered and all(policy == QoSReliabilityPolicy.RELIABLE for policy in offered):
+        return QoSReliabilityPolicy.RELIABLE
+    return QoSReliabilityPolicy.BEST_EFFORT
+
+
+class AdaptiveSubscription:
+    """A sensor-data subscription whose reliability follows its publishers (see the module docstring).
+
+    The reliability override parameter is declared here, with the default ``auto``; the other policies keep
+    rclpy's ``qos_overrides`` parameters. ``update()`` re-creates the subscription when the publishers call for
+    another reliability; it returns the new policy then, else None.
+    """
+
+    def __init__(self, node: Node, msg_type: type, topic: str, callback: Callable[[Any], None]) -> None:
+        self.node, self.msg_type, self.topic, self.callback = node, msg_type, topic, callback
+        name = f"qos_overrides.{topic}.subscription.reliability"
+        descriptor = ParameterDescriptor(
+            description=f"reliability of the subscription {topic}: auto (follow the publishers), reliable or "
+            "best_effort",
+            read_only=True,
+        )
+        setting = str(node.declare_parameter(name, ADAPTIVE, descriptor).value).lower()
+        if setting not in RELIABILITY_SETTINGS:
+            raise ValueError(f"{name}: expected one of {', '.join(RELIABILITY_SETTINGS)}, got {setting!r}")
+        self.fixed = None if setting == ADAPTIVE else QoSReliabilityPolicy[setting.upper()]
+        self.reliability = self.fixed or self._wanted()
+        self.subscription = self._create()
+
+    def _wanted(self) -> QoSReliabilityPolicy:
+        infos = self.node.get_publishers_info_by_topic(self.topic)
+        return adapted_reliability(info.qos_profile.reliability for info in infos)
+
+    def _create(self) -> Any:
+        qos = sensor_qos()
+        qos.reliability = self.reliability
+        return self.node.create_subscription(
+            self.msg_type,
+            self.topic,
+            self.callback,
+            qos,
+            qos_overriding_options=input_qos_overrides(),
+            event_callbacks=incompatible_qos_callbacks(self.node, self.topic),
+        )
+
+    def update(self) -> QoSReliabilityPolicy | None:
+        if self.fixed is not None:
+            return None
+        wanted = self._wanted()
+        if wanted == self.reliability:
+            return None
+        self.node.destroy_subscription(self.subscription)
+        self.reliability = wanted
+        self.subscription = self._create()
+        return wanted
+
+    def publisher_count(self) -> int:
+        return self.subscription.get_publisher_count()
+
+
 def qos_overrides() -> QoSOverridingOptions:
     """Declares read-only ``qos_overrides.<topic>.<subscription|publisher>.{history,depth,reliability,durability}``
     parameters for the endpoint it is passed to (``qos_overriding_options=``), set from YAML or the command line."""
@@ -57,6 +128,11 @@ def qos_overrides() -> QoSOverridingOptions:
             QoSPolicyKind.DURABILITY,
         )
     )
+
+
+def input_qos_overrides() -> QoSOverridingOptions:
+    """qos_overrides without reliability, which AdaptiveSubscription declares itself (default ``auto``)."""
+    return QoSOverridingOptions(policy_kinds=(QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH, QoSPolicyKind.DURABILITY))
 
 
 def incompatible_qos_callbacks(
