@@ -56,6 +56,7 @@ from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from depth_panoptic_ros.bench.geometry import GROUND_T_CAM, T_CAM_LIDAR  # noqa: E402
 from depth_panoptic_ros.classes import ClassTable  # noqa: E402
+from depth_panoptic_ros.depth.classical import complete_depth  # noqa: E402
 from depth_panoptic_ros.geometry.backproject import PanopticCloud  # noqa: E402
 from depth_panoptic_ros.pipeline import Pipeline  # noqa: E402
 from depth_panoptic_ros.products.bev_grid import BevProjector, GridConfig  # noqa: E402
@@ -161,15 +162,19 @@ def test_every_output_keeps_the_input_header_and_agrees_with_the_inputs(mono: Mo
     markers = out["panoptic/markers"].markers
     assert all((m.header.stamp, m.header.frame_id) == (stamp_msg(stamp), CAMERA_FRAME) for m in markers)
 
-    # panoptic/depth: REP 118 32FC1, NaN invalid; LiDAR pixels hold exactly the projected depth
+    # panoptic/depth: REP 118 32FC1, NaN where the classical completion of the projected LiDAR (the served depth:
+    # learned_depth is off) leaves a pixel unknown, its value elsewhere; LiDAR pixels hold exactly the projected depth
     depth_msg = out["panoptic/depth"]
     assert (depth_msg.encoding, depth_msg.height, depth_msg.width) == ("32FC1", HEIGHT, WIDTH)
     depth = image_array(depth_msg)
-    assert not (depth <= 0).any() and np.isnan(depth).any() and np.isfinite(depth).mean() > 0.3
     lidar = projected_depth(mono.points, T_CAM_LIDAR, P_MONO, (HEIGHT, WIDTH))
     hit = lidar > 0
     assert hit.sum() > 500
     np.testing.assert_allclose(depth[hit], lidar[hit], rtol=1e-5)
+    expected = complete_depth(lidar, mono.rgb)
+    assert not (depth <= 0).any() and np.isfinite(depth).mean() > 0.3
+    np.testing.assert_array_equal(np.isnan(depth), expected == 0)
+    np.testing.assert_allclose(depth[expected > 0], expected[expected > 0], rtol=1e-5)
 
     info = out["panoptic/depth/camera_info"]
     assert (info.width, info.height) == (WIDTH, HEIGHT)
@@ -217,9 +222,10 @@ def test_every_output_keeps_the_input_header_and_agrees_with_the_inputs(mono: Mo
         ("label", 16),
         ("instance", 20),
     ]
-    assert (cloud.height, cloud.width, cloud.point_step, cloud.is_dense) == (HEIGHT // 2, WIDTH // 2, 24, False)
-    fields = cloud_fields(cloud)
     z = depth[::2, ::2]
+    all_valid = bool((np.isfinite(z) & (z <= 80.0)).all())  # is_dense: no NaN point in the organized cloud
+    assert (cloud.height, cloud.width, cloud.point_step, cloud.is_dense) == (HEIGHT // 2, WIDTH // 2, 24, all_valid)
+    fields = cloud_fields(cloud)
     np.testing.assert_array_equal(np.isnan(fields["z"]), ~(np.isfinite(z) & (z <= 80.0)))
     valid = np.isfinite(fields["z"])
     np.testing.assert_allclose(fields["z"][valid], z[valid], rtol=1e-6)
