@@ -21,6 +21,7 @@ from torch import nn
 from depth_panoptic_ros import typed_config
 from depth_panoptic_ros.classes import ClassTable
 from depth_panoptic_ros.depth.network import DepthCompletionConfig, DepthCompletionNet, JointRefiner
+from depth_panoptic_ros.device import autocast_dtype, torch_device
 from depth_panoptic_ros.panoptic.config import InferenceConfig, PanopticNetConfig
 from depth_panoptic_ros.panoptic.inference import PanopticInference
 from depth_panoptic_ros.panoptic.levels import FEATURE_STRIDE
@@ -31,7 +32,7 @@ from depth_panoptic_ros.panoptic.outputs import PanopticOutputs
 from depth_panoptic_ros.panoptic.result import PanopticResult
 
 FORMAT = "depth_panoptic_ros/1"
-PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+WARM_UP_SIZE = (375, 1242)  # a KITTI frame; compiled graphs have dynamic shapes, so any size does
 # Weight names renamed to American spelling in 0.1.x: files written before (the shipped model) still load.
 RENAMED_WEIGHTS = {
     "panoptic.colour_backbone.": "panoptic.color_backbone.",
@@ -159,6 +160,19 @@ class DepthPanopticModel(nn.Module):
         return dense, outputs
 
     # -- per-frame inference ---------------------------------------------------------------------------------
+    def compile_networks(self) -> None:
+        """torch.compile the completion and panoptic networks in place (parameter names unchanged), with dynamic
+        shapes so that one compilation serves every image size. Compilation happens at the first call."""
+        for net in (self.completion, self.panoptic):
+            if net is not None:
+                net.compile(dynamic=True)
+
+    def warm_up(self, height: int = WARM_UP_SIZE[0], width: int = WARM_UP_SIZE[1]) -> None:
+        """One blank frame through the networks, so that compilation, cuDNN's algorithm search and the
+        allocator's growth happen now (at node start) rather than on the first real frame."""
+        blank = np.zeros((height, width), np.float32)
+        self.predict(np.zeros((height, width, 3), np.uint8), blank, blank)
+
     @torch.inference_mode()
     def predict(
         self, rgb: np.ndarray, sparse: np.ndarray, classical: np.ndarray, segment: bool = True
@@ -254,8 +268,8 @@ def load_model(
     path: str | Path, device: str = "cpu", precision: str = "fp32", compile: bool = False
 ) -> DepthPanopticModel:
     """Rebuilds the model from the file alone; raises CheckpointError naming the file on any problem."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+    dtype = autocast_dtype(precision)
+    dev = torch_device(device)
     header = read_header(path)
     try:
         config = typed_config.from_dict(ModelConfig, header["config"], "model")
@@ -263,11 +277,11 @@ def load_model(
         model.load_state_dict(load_weights(path), strict=True)
     except (ValueError, RuntimeError) as exc:
         raise CheckpointError(f"model file {path}: {exc}") from exc
-    model.eval().to(torch.device(device))
-    if torch.device(device).type == "cuda":
+    model.eval().to(dev)
+    if dev.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    model.precision = PRECISIONS[precision]
+    model.precision = dtype
     model.pipeline_settings = header["pipeline"]
     if compile:
-        model.panoptic = torch.compile(model.panoptic, dynamic=True)
+        model.compile_networks()
     return model

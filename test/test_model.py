@@ -160,5 +160,5 @@ def test_reduced_precision_runs_close_to_fp32(tmp_path: Path) -> None:
     half, result = load_model(path, precision="bf16").predict(rgb, sparse, classical)
     assert result.ids.shape == rgb.shape[:2]
     assert np.abs(half - full).max() < 0.5  # bf16 has 8 bits of mantissa: ~0.4% of 40 m
-    with pytest.raises(ValueError, match="precision must be one of"):
+    with pytest.raises(ValueError, match="precision: expected one of"):
         load_model(path, precision="int8")

@@ -841,7 +841,7 @@ def test_british_parameter_name_still_works_with_a_deprecation_warning(
     ("overrides", "error", "message"),
     [
         ({"mode": "fisheye"}, ValueError, "mode: expected one of mono, stereo"),
-        ({"precision": "int8"}, ValueError, "precision: expected one of fp32, fp16, bf16"),
+        ({"precision": "int8"}, ValueError, "precision: expected one of fp32, bf16, fp16"),
         ({"device": "tpu"}, ValueError, "device: expected cpu, cuda or cuda:N"),
         ({"use_lidar": False}, ValueError, "mono mode needs the LiDAR"),
         ({"use_tf": False}, ValueError, "lidar_to_camera: use_tf is false"),

@@ -21,6 +21,7 @@ from depth_panoptic_ros.panoptic.inference import (
 from depth_panoptic_ros.panoptic.merge import MergeConfig
 from depth_panoptic_ros.panoptic.network import DepthAwarePanopticFCN
 from depth_panoptic_ros.panoptic.outputs import PanopticOutputs
+from depth_panoptic_ros.typed_config import from_dict, to_dict
 
 torch.set_num_threads(1)
 
@@ -236,19 +237,21 @@ def test_inference_config_defaults_round_trip_and_errors() -> None:
         0.97,
     )
     assert config.merge.mask_threshold == 0.5 and config.merge.overlap_threshold == 0.5
-    data = InferenceConfig(top_k=100, merge=MergeConfig(strategy="degeus")).to_dict()
+    data = to_dict(InferenceConfig(top_k=100, merge=MergeConfig(strategy="degeus")))
     assert data["center_pool_sizes"] == [3, 3, 3, 5, 5] and data["merge"]["strategy"] == "degeus"
-    assert InferenceConfig.from_dict(data) == InferenceConfig(top_k=100, merge=MergeConfig(strategy="degeus"))
+    assert from_dict(InferenceConfig, data, "InferenceConfig") == InferenceConfig(
+        top_k=100, merge=MergeConfig(strategy="degeus")
+    )
     with pytest.raises(ValueError, match=r"InferenceConfig.merge: unknown key\(s\) \['overlap'\]"):
-        InferenceConfig.from_dict({"merge": {"overlap": 0.4}})
+        from_dict(InferenceConfig, {"merge": {"overlap": 0.4}}, "InferenceConfig")
     with pytest.raises(ValueError, match=r"center_pool_sizes must be 5 odd positive ints"):
         InferenceConfig(center_pool_sizes=(3, 3, 4, 5, 5))
     with pytest.raises(ValueError, match=r"similarity_threshold .* \[-1, 1\], got 1.5"):
         InferenceConfig(similarity_threshold=1.5)
     with pytest.raises(ValueError, match=r"stuff_threshold must lie in \[0, 1\], got 'high'"):
-        InferenceConfig.from_dict({"stuff_threshold": "high"})
+        from_dict(InferenceConfig, {"stuff_threshold": "high"}, "InferenceConfig")
     with pytest.raises(ValueError, match=r"InferenceConfig: merge must be a MergeConfig, got float"):
-        InferenceConfig.from_dict({"merge": 0.5})
+        from_dict(InferenceConfig, {"merge": 0.5}, "InferenceConfig")
 
 
 def test_network_outputs_run_through_inference() -> None:

@@ -11,6 +11,7 @@ from depth_panoptic_ros.panoptic.heads import FeatureEncoder, PositionHead, add_
 from depth_panoptic_ros.panoptic.levels import padded_size
 from depth_panoptic_ros.panoptic.network import DepthAwarePanopticFCN
 from depth_panoptic_ros.panoptic.outputs import PanopticOutputs
+from depth_panoptic_ros.typed_config import from_dict, to_dict
 
 torch.set_num_threads(1)
 
@@ -219,9 +220,11 @@ def test_config_defaults_are_the_published_ones_and_round_trip() -> None:
     config = PanopticNetConfig()
     assert (config.backbone, config.fusion, config.embed_dim, config.fpn_channels) == ("r50", "mean", 256, 256)
     assert (config.num_thing_classes, config.num_stuff_classes) == (8, 11)  # Cityscapes
-    data = PanopticNetConfig(backbone="r34", fusion="concat", embed_dim=128).to_dict()
+    data = to_dict(PanopticNetConfig(backbone="r34", fusion="concat", embed_dim=128))
     assert data["backbone"] == "r34" and data["embed_dim"] == 128
-    assert PanopticNetConfig.from_dict(data) == PanopticNetConfig(backbone="r34", fusion="concat", embed_dim=128)
+    assert from_dict(PanopticNetConfig, data, "PanopticNetConfig") == PanopticNetConfig(
+        backbone="r34", fusion="concat", embed_dim=128
+    )
 
 
 @pytest.mark.parametrize(
@@ -238,4 +241,4 @@ def test_config_defaults_are_the_published_ones_and_round_trip() -> None:
 )
 def test_config_rejects_bad_values_by_name(data: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        PanopticNetConfig.from_dict(data)
+        from_dict(PanopticNetConfig, data, "PanopticNetConfig")

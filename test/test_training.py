@@ -91,7 +91,7 @@ def test_overrides_are_parsed_as_yaml_scalars_with_dotted_keys() -> None:
         ("optimizer.lrr=0.1", "unknown key.*lrr"),
         ("optimizer.lr", "not key=value"),
         ("optimizer.lr.x=1", "optimizer.lr is a value"),
-        ("run.amp=fp8", "run.amp must be one of"),
+        ("run.amp=fp8", "run.amp: expected one of fp32, bf16, fp16"),
         ("data.cityscapes.root=/x", "exactly one of"),
     ],
 )
@@ -183,6 +183,52 @@ def test_thirty_iterations_lower_the_loss(tmp_path) -> None:
     assert len(losses) == 30 and np.all(np.isfinite(losses))
     assert losses[-5:].mean() < 0.9 * losses[:5].mean()
     assert (tmp_path / "model.safetensors").is_file() and result.model_path == tmp_path / "model.safetensors"
+
+
+# One frame, one deterministic crop, batch 1, no depth encoder: the same batch every iteration, small enough for
+# the CPU's slow reduced-precision convolutions.
+ONE_BATCH = [
+    "data.synthetic.generator.size=[128, 64]",
+    "data.synthetic.train_frames=1",
+    "augment.crop_size=[64, 128]",
+    "augment.scale_range=[1, 1]",
+    "augment.flip=false",
+    "run.batch_size=1",
+    "model.panoptic.fusion=none",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_training_runs_on_the_cpu_and_lowers_the_loss(tmp_path, amp: str) -> None:
+    result = train(tiny_config("run.max_iters=4", f"run.amp={amp}", *ONE_BATCH), tmp_path, CPU, progress=False)
+    losses = np.array(result.losses)
+    assert np.isfinite(losses).all() and result.skipped_steps == 0
+    assert np.all(np.diff(losses) < 0), losses  # the same batch each time: every step lowers its loss
+
+
+@pytest.mark.slow
+def test_non_finite_steps_are_skipped_counted_and_stop_the_run(tmp_path, monkeypatch) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from depth_panoptic_ros.training import loop
+    from depth_panoptic_ros.training.nonfinite import NonFiniteTrainingError
+
+    loop.seed_everything(0)  # as train() does before building its model
+    start = dict(loop.build_model(tiny_config(*ONE_BATCH)).named_parameters())
+    monkeypatch.setattr(loop, "depth_completion_loss", lambda dense, *_: dense.sum() * float("nan"))
+    config = tiny_config("run.max_iters=5", "run.max_nonfinite_steps=3", *ONE_BATCH)
+    with pytest.raises(NonFiniteTrainingError, match="3 consecutive.*loss term 'depth' went non-finite at iteration 1"):
+        train(config, tmp_path / "stop", CPU, progress=False)
+    monkeypatch.setattr(loop, "depth_completion_loss", lambda dense, *_: dense.sum() * float("inf"))
+    config = tiny_config("run.max_iters=2", "run.max_nonfinite_steps=3", "run.log_every=2", *ONE_BATCH)
+    result = train(config, tmp_path / "skip", CPU, progress=False)
+    assert result.skipped_steps == 2
+    for name, value in result.model.named_parameters():  # no step was taken
+        assert torch.equal(value, start[name]), name
+    events = EventAccumulator(str(tmp_path / "skip" / "tensorboard"))
+    events.Reload()
+    assert [e.value for e in events.Scalars("train/skipped_steps")] == [2]
 
 
 @pytest.mark.slow

@@ -1,9 +1,9 @@
 """Per-stage timing of the networks: completion, encoders, fusion, heads, post-processing.
 
 Stages are timed with forward hooks on the real modules (synchronizing CUDA at each boundary), so the numbers
-come from the same forward pass the pipeline runs, not from a re-implementation of it. The model is untrained
-(random weights): the networks' cost does not depend on the weights; post-processing here sees many weak peaks,
-an upper bound on its cost for the configured top-k.
+come from the same forward pass the pipeline runs, not from a re-implementation of it. By default the model is
+untrained (random weights): the networks' cost does not depend on the weights; post-processing then sees many
+weak peaks, an upper bound on its cost for the configured top-k. A model file (``--model``) is timed as shipped.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import resource
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,8 @@ import torch
 
 from depth_panoptic_ros.bench.geometry import machine
 from depth_panoptic_ros.classes import ClassTable
-from depth_panoptic_ros.model import PRECISIONS, DepthPanopticModel, ModelConfig
+from depth_panoptic_ros.device import autocast_dtype, torch_device
+from depth_panoptic_ros.model import DepthPanopticModel, ModelConfig, load_model
 from depth_panoptic_ros.panoptic.config import PanopticNetConfig
 
 STAGES = {
@@ -33,11 +35,11 @@ STAGES = {
 class _StageClock:
     """Accumulates wall time per stage from forward pre-/post-hooks (heads run once per level)."""
 
-    def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
+    def __init__(self, model: torch.nn.Module, device: torch.device, hooks: bool = True) -> None:
         self.device = device
         self.totals: dict[str, float] = defaultdict(float)
         self._start: dict[str, float] = {}
-        modules = dict(model.named_modules())
+        modules = dict(model.named_modules()) if hooks else {}
         for stage, names in STAGES.items():
             for name in names:
                 if modules.get(name) is not None:
@@ -86,17 +88,28 @@ def run_model_benchmark(
     precision: str = "fp32",
     fusion: str = "mean",
     repeats: int = 3,
+    compile: bool = False,
+    model_path: str | Path | None = None,
 ) -> dict:
+    """Median per-stage times of ``repeats`` frames after one warm-up frame. model_path: a model file (its
+    architecture and weights; backbone and fusion are then the file's), else an untrained model of ``backbone``
+    and ``fusion`` at the published widths. Compiled networks are timed end to end only: a compiled graph fuses
+    the stages, and stage hooks would break it apart."""
     torch.manual_seed(0)
-    dev = torch.device(device)
-    table = ClassTable.cityscapes()
-    config = ModelConfig(panoptic=PanopticNetConfig(backbone=backbone, fusion=fusion))
-    model = DepthPanopticModel(config, table).eval().to(dev)
+    dev = torch_device(device)
+    if model_path is not None:
+        model = load_model(model_path, device, precision, compile)
+    else:
+        config = ModelConfig(panoptic=PanopticNetConfig(backbone=backbone, fusion=fusion))
+        model = DepthPanopticModel(config, ClassTable.cityscapes()).eval().to(dev)
+        if dev.type == "cuda":
+            model.to(memory_format=torch.channels_last)
+        model.precision = autocast_dtype(precision)
+        if compile:
+            model.compile_networks()
     if dev.type == "cuda":
-        model.to(memory_format=torch.channels_last)
         torch.cuda.reset_peak_memory_stats(dev)
-    model.precision = PRECISIONS[precision]
-    clock = _StageClock(model, dev)
+    clock = _StageClock(model, dev, hooks=not compile)
 
     height, width = size
     rng = np.random.default_rng(0)
@@ -106,7 +119,7 @@ def run_model_benchmark(
 
     post_ms: list[float] = []
     model.inference = _TimedInference(model.inference, clock, post_ms)
-    model.predict(rgb, sparse, classical)  # warm-up (cuDNN autotuning, allocator)
+    model.predict(rgb, sparse, classical)  # warm-up (compilation, cuDNN autotuning, allocator)
     runs = []
     for _ in range(repeats):
         clock.totals.clear()
@@ -114,7 +127,8 @@ def run_model_benchmark(
         model.predict(rgb, sparse, classical)
         total = (clock.now() - start) * 1e3
         runs.append({**clock.totals, "post_processing": post_ms[-1], "total": total})
-    stages = {key: float(np.median([r.get(key, 0.0) for r in runs])) for key in [*STAGES, "post_processing", "total"]}
+    keys = [*(STAGES if not compile else ()), "post_processing", "total"]
+    stages = {key: float(np.median([r.get(key, 0.0) for r in runs])) for key in keys}
     peak = (
         torch.cuda.max_memory_allocated(dev) / 2**20
         if dev.type == "cuda"
@@ -125,9 +139,11 @@ def run_model_benchmark(
         "device": str(dev),
         "torch_threads": torch.get_num_threads(),
         "size": f"{height}x{width}",
-        "backbone": backbone,
-        "fusion": fusion,
+        "model": str(model_path) if model_path is not None else "untrained",
+        "backbone": model.config.panoptic.backbone,
+        "fusion": model.config.panoptic.fusion,
         "precision": precision,
+        "compile": compile,
         "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6,
         "peak_memory_mb": peak,
         "peak_memory_kind": "CUDA max allocated" if dev.type == "cuda" else "process max RSS",
@@ -139,7 +155,8 @@ def run_model_benchmark(
 def format_table(result: dict) -> str:
     head = (
         f"{result['machine']} ({result['device']}, {result['torch_threads']} threads) — {result['backbone']}, "
-        f"fusion {result['fusion']}, {result['precision']}, {result['size']}, {result['parameters_m']:.1f} M params, "
+        f"fusion {result['fusion']}, {result['precision']}{', compiled' if result['compile'] else ''}, "
+        f"{result['size']}, {result['parameters_m']:.1f} M params, "
         f"peak {result['peak_memory_mb']:.0f} MB ({result['peak_memory_kind']})"
     )
     rows = "\n".join(f"| {stage} | {ms:.1f} |" for stage, ms in result["stages_ms"].items())

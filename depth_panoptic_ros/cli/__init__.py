@@ -12,6 +12,8 @@ import signal
 import sys
 from collections.abc import Callable
 
+from depth_panoptic_ros.device import DEVICE_HELP, PRECISIONS
+
 SUBCOMMANDS = (
     "infer",
     "pq",
@@ -56,6 +58,29 @@ def add_merge_argument(parser: argparse.ArgumentParser) -> None:
         help="panoptic merge: fcn (Panoptic FCN), degeus (de Geus et al.), learned (the model's merge head); "
         "default: the model's stored choice",
     )
+
+
+def _device(text: str) -> str:
+    """argparse type of --device, checked by the package's one device check."""
+    from depth_panoptic_ros.device import check_device
+
+    try:
+        return check_device(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {DEVICE_HELP}, got {text!r}") from None
+
+
+def add_device_arguments(parser: argparse.ArgumentParser, compile: bool = False) -> None:
+    """--device and --precision (and --compile), shared by every command that runs the networks."""
+    parser.add_argument("--device", type=_device, default="cpu", help=f"{DEVICE_HELP} (default cpu)")
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=PRECISIONS,
+        help="network precision; bf16/fp16 run under torch.autocast and are meant for CUDA GPUs (default fp32)",
+    )
+    if compile:
+        parser.add_argument("--compile", action="store_true", help="torch.compile the networks (slow first frame)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from depth_panoptic_ros.cli import CliError, add_merge_argument, warn
+from depth_panoptic_ros.cli import CliError, add_device_arguments, add_merge_argument, warn
 
 _TOPIC_OPTIONS = ("image", "camera_info", "lidar", "right_image", "right_camera_info")
 
@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="pipeline config YAML: the keys to change (all: config/pipeline.yaml)",
     )
     proc.add_argument("--model", help="model .safetensors (default: the shipped model; '' = classical depth only)")
-    proc.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    add_device_arguments(proc)
     add_merge_argument(proc)
     for name in _TOPIC_OPTIONS:
         proc.add_argument(f"--{name.replace('_', '-')}-topic", dest=name, metavar="TOPIC")
@@ -82,7 +82,7 @@ def run_process(args: argparse.Namespace) -> int:
             write_products(args.export / f"{index:06d}", frame, products, pipeline.class_table)
 
     try:
-        pipeline = load_pipeline(args.config, args.model, args.device, merge=args.merge)
+        pipeline = load_pipeline(args.config, args.model, args.device, args.precision, merge=args.merge)
         warn(pipeline.settings_warning)
         summary = process_bag(
             args.input, args.output, pipeline, topics=topics, calibration=args.calib, slop_s=args.slop,

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from depth_panoptic_ros.cli import image_size
+from depth_panoptic_ros.cli import add_device_arguments, image_size
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -44,8 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     model.add_argument("--size", type=image_size, default=(512, 1024), help="HEIGHTxWIDTH of the input")
     model.add_argument("--backbone", default="r18", choices=("r18", "r34", "r50"))
     model.add_argument("--fusion", default="mean", choices=("mean", "concat", "none"))
-    model.add_argument("--device", default="cpu")
-    model.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    model.add_argument("--model", help="time this model file (its architecture) instead of an untrained --backbone")
+    add_device_arguments(model, compile=True)
     model.add_argument("--repeats", type=int, default=3)
     model.add_argument("--json", action="store_true")
     model.set_defaults(func=_model)
@@ -110,7 +110,9 @@ def _pq(args: argparse.Namespace) -> int:
 def _model(args: argparse.Namespace) -> int:
     from depth_panoptic_ros.bench.model import format_table, run_model_benchmark
 
-    result = run_model_benchmark(args.size, args.backbone, args.device, args.precision, args.fusion, args.repeats)
+    result = run_model_benchmark(
+        args.size, args.backbone, args.device, args.precision, args.fusion, args.repeats, args.compile, args.model
+    )
     print(json.dumps(result, indent=1) if args.json else format_table(result))
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from depth_panoptic_ros.cli import CliError, add_merge_argument, warn
+from depth_panoptic_ros.cli import CliError, add_device_arguments, add_merge_argument, warn
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=Path,
         help="pipeline config YAML: the keys to change (all: config/pipeline.yaml)",
     )
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    add_device_arguments(p)
     p.add_argument("--out", required=True, type=Path, help="output PNG")
     add_merge_argument(p)
     p.set_defaults(func=run)
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             raise ValueError(f"{args.data}: no frame {', '.join(unknown)}")
         pipelines = [
-            (name, load_pipeline(args.config, model, args.device, merge=args.merge))
+            (name, load_pipeline(args.config, model, args.device, args.precision, merge=args.merge))
             for name, model in zip(names, args.model, strict=True)
         ]
         for name, pipeline in pipelines:

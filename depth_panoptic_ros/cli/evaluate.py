@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from depth_panoptic_ros.cli import CliError, add_merge_argument, warn
+from depth_panoptic_ros.cli import CliError, add_device_arguments, add_merge_argument, warn
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path, help="model .safetensors or a checkpoint folder")
     parser.add_argument("--split", default="val", help="data split (default val)")
     parser.add_argument("--frames", type=int, help="evaluate the first N frames only")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    add_device_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the result as JSON (fractions, mm, counts)")
     add_merge_argument(parser)
     parser.add_argument(
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = args.checkpoint / "model.safetensors" if args.checkpoint.is_dir() else args.checkpoint
     try:
         config = load_train_config(args.config, args.overrides)
-        model = load_model(checkpoint, device=args.device)
+        model = load_model(checkpoint, device=args.device, precision=args.precision)
         if args.merge is not None:
             model.use_merge(args.merge)
         samples = config.data.open(args.split)

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from depth_panoptic_ros.cli import CliError, add_merge_argument, warn
+from depth_panoptic_ros.cli import CliError, add_device_arguments, add_merge_argument, warn
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=Path,
         help="pipeline config YAML: the keys to change (all: config/pipeline.yaml)",
     )
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    add_device_arguments(p)
     p.add_argument("--frames", nargs="+", metavar="ID", help="frame ids (file stems) to evaluate (default: all)")
     p.add_argument("--overlays", type=Path, help="folder for one overlay PNG per frame (labels and predictions)")
     p.add_argument("--overlay-level", default="moderate", choices=("easy", "moderate", "hard"))
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         unknown = sorted(set(args.frames or ()) - set(available))
         if unknown:
             raise ValueError(f"{args.data}: no complete frame {', '.join(unknown)}")
-        pipeline = load_pipeline(args.config, args.model, args.device, merge=args.merge)
+        pipeline = load_pipeline(args.config, args.model, args.device, args.precision, merge=args.merge)
         warn(pipeline.settings_warning)
         if args.overlays is not None:
             args.overlays.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from depth_panoptic_ros.cli import CliError, add_merge_argument, warn
+from depth_panoptic_ros.cli import CliError, add_device_arguments, add_merge_argument, warn
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=Path,
         help="pipeline config YAML: the keys to change (all: config/pipeline.yaml)",
     )
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    add_device_arguments(p, compile=True)
     p.add_argument("--no-panoptic", action="store_true", help="depth path only: no network")
     add_merge_argument(p)
     p.set_defaults(func=run)
@@ -41,7 +41,9 @@ def run(args: argparse.Namespace) -> int:
         calib = load_any_calibration(args.calib, image_size=(rgb.shape[1], rgb.shape[0]))
         points = None if args.lidar is None else read_points(args.lidar)
         model = "" if args.no_panoptic else args.model
-        pipeline = load_pipeline(args.config, model, args.device, merge=args.merge)
+        pipeline = load_pipeline(
+            args.config, model, args.device, args.precision, merge=args.merge, compile=args.compile
+        )
         warn(pipeline.settings_warning)
         if right is not None and calib.right_camera is None:
             raise ValueError(f"{args.calib}: --right needs a right camera (KITTI P3 or a `right:` block in YAML)")

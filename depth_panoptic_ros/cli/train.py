@@ -109,10 +109,11 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         with distributed_session(config.run.device) as context:
             result = train(config, output_dir, context, args.resume, progress=not args.quiet)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, FloatingPointError) as exc:  # FloatingPointError: too many non-finite steps
         raise CliError(str(exc)) from exc
     if result.model_path is not None:
-        print(f"trained {result.iterations} iterations; model written to {result.model_path}")
+        skipped = f" ({result.skipped_steps} skipped: non-finite gradients)" if result.skipped_steps else ""
+        print(f"trained {result.iterations} iterations{skipped}; model written to {result.model_path}")
     return 0
 
 

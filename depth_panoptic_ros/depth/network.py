@@ -61,12 +61,17 @@ class NormalizedConv2d(nn.Module):
         self.eps = eps
 
     def forward(self, value: torch.Tensor, confidence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        weight = F.softplus(self.weight)
-        padding = self.weight.shape[-1] // 2
-        support = F.conv2d(confidence, weight, padding=padding)
-        # clamp rather than "+ eps": ONNX graph optimizers fold a tiny additive constant away (0 / 0 = NaN)
-        out = F.conv2d(value * confidence, weight, padding=padding) / support.clamp_min(self.eps)
-        return out + self.bias.view(1, -1, 1, 1), support / weight.sum(dim=(1, 2, 3)).view(1, -1, 1, 1)
+        # A normalization, so float32 whatever autocast asks for: 1e-8 is 0 in float16 (every pixel without
+        # support would be 0 / 0 = NaN), and the gradient of the ratio grows as 1 / support, past float16's
+        # 65504 where support is thin. Three small layers on the sparse input: the cost is negligible.
+        with torch.autocast(value.device.type, enabled=False):
+            value, confidence = value.float(), confidence.float()
+            weight = F.softplus(self.weight)
+            padding = self.weight.shape[-1] // 2
+            support = F.conv2d(confidence, weight, padding=padding)
+            # clamp rather than "+ eps": ONNX graph optimizers fold a tiny additive constant away (0 / 0 = NaN)
+            out = F.conv2d(value * confidence, weight, padding=padding) / support.clamp_min(self.eps)
+            return out + self.bias.view(1, -1, 1, 1), support / weight.sum(dim=(1, 2, 3)).view(1, -1, 1, 1)
 
 
 def _conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:

@@ -7,9 +7,7 @@ mean fusion). Both dataclasses round-trip through plain dicts (YAML files) and r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Self
 
-from depth_panoptic_ros import typed_config
 from depth_panoptic_ros.panoptic.levels import NUM_HEAD_LEVELS
 from depth_panoptic_ros.panoptic.merge import MergeConfig
 
@@ -33,19 +31,8 @@ def _probability(name: str, value: float) -> None:
         raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
 
 
-class _DictConfig:
-    """from_dict / to_dict (nested dicts, lists for tuples) through the package's typed_config."""
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        return typed_config.from_dict(cls, data, cls.__name__)
-
-    def to_dict(self) -> dict[str, Any]:
-        return typed_config.to_dict(self)
-
-
 @dataclass(frozen=True)
-class PanopticNetConfig(_DictConfig):
+class PanopticNetConfig:
     """The network: ResNet + FPN per input (color, depth), late fusion per FPN level, Panoptic FCN heads.
 
     fusion "none" builds no depth branch at all (RGB-only Panoptic FCN). ``head_channels`` is the width of the
@@ -78,7 +65,7 @@ class PanopticNetConfig(_DictConfig):
 
 
 @dataclass(frozen=True)
-class InferenceConfig(_DictConfig):
+class InferenceConfig:
     """Turning network outputs into segments (Cityscapes-fork defaults; COCO used 0.05 / 100 / 0.05 / 0.9).
 
     center_pool_sizes: the average-pool window smoothing each level's center map (P3..P7), as the reference.

@@ -18,6 +18,7 @@ from depth_panoptic_ros.data.cityscapes import CityscapesData
 from depth_panoptic_ros.data.kitti_depth import KittiDepthData
 from depth_panoptic_ros.data.sample import Sample, SyntheticData
 from depth_panoptic_ros.data.vkitti2 import VKitti2Data
+from depth_panoptic_ros.device import check_amp, check_device
 from depth_panoptic_ros.model import ModelConfig
 from depth_panoptic_ros.pipeline import PipelineConfig
 from depth_panoptic_ros.training.losses import DEPTH_LOSSES, LossWeights
@@ -25,7 +26,6 @@ from depth_panoptic_ros.training.schedule import ScheduleConfig
 from depth_panoptic_ros.training.targets import TargetConfig
 
 OPTIMIZERS = ("sgd", "adam")
-AMP_MODES = ("off", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,9 @@ class OptimizerConfig:
 class RunConfig:
     """batch_size is the global batch, split evenly over the processes of a distributed run.
 
-    device "auto" = CUDA when available; amp ("bf16", "fp16") applies on CUDA only. imagenet_weights: a
+    device "auto" = CUDA when available; amp: the precision autocast runs the networks in, on CUDA as on the CPU
+    (fp32 = off; fp16 adds a gradient scaler). A step whose gradients are not finite is skipped; more than
+    max_nonfinite_steps in a row end the run with an error naming the loss term. imagenet_weights: a
     torchvision ResNet state dict (.pth / .safetensors) loaded into both encoders, as the paper initialized them.
     init_model: a model .safetensors (of the same model config) whose weights start the run: fine-tuning.
     Intervals are in iterations; 0 switches periodic images, checkpoints or validation off.
@@ -112,7 +114,8 @@ class RunConfig:
     batch_size: int = 12
     seed: int = 0
     device: str = "auto"
-    amp: str = "off"
+    amp: str = "fp32"
+    max_nonfinite_steps: int = 20
     num_workers: int = 4
     imagenet_weights: str | None = None
     init_model: str | None = None
@@ -127,7 +130,7 @@ class RunConfig:
     val_frames: int = 50
 
     def __post_init__(self) -> None:
-        for name in ("max_iters", "batch_size", "log_every", "keep_checkpoints"):
+        for name in ("max_iters", "batch_size", "log_every", "keep_checkpoints", "max_nonfinite_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"run.{name} must be >= 1, got {getattr(self, name)}")
         for name in ("num_workers", "image_every", "checkpoint_every", "val_every", "val_frames", "merge_head_batches"):
@@ -135,14 +138,13 @@ class RunConfig:
                 raise ValueError(f"run.{name} must be >= 0, got {getattr(self, name)}")
         if self.imagenet_weights and self.init_model:
             raise ValueError("run.imagenet_weights and run.init_model both initialize the network: set one")
-        if self.amp not in AMP_MODES:
-            raise ValueError(f"run.amp must be one of {AMP_MODES}, got {self.amp!r}")
+        object.__setattr__(self, "amp", check_amp(self.amp, "run.amp"))  # frozen: the canonical spelling
         if self.train_merge_head and not self.init_model:
             raise ValueError(
                 "run.train_merge_head trains the head on the frozen networks of a trained model: set run.init_model"
             )
-        if self.device != "auto" and not self.device.startswith(("cpu", "cuda")):
-            raise ValueError(f"run.device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.device != "auto":
+            check_device(self.device, "run.device")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from depth_panoptic_ros.device import torch_device
+
 ORDER_STREAM, AUGMENT_STREAM = 0, 1  # distinct seed sequences for the sample order and the augmentation
 
 
@@ -39,10 +41,7 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
         name = f"cuda:{local_rank}"
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name} requested but CUDA is not available")
-    return device
+    return torch_device(name, "run.device")
 
 
 @contextmanager

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from depth_panoptic_ros import typed_config
 from depth_panoptic_ros.classes import ClassTable
 from depth_panoptic_ros.data.sample import Sample
+from depth_panoptic_ros.device import autocast_dtype
 from depth_panoptic_ros.model import DepthPanopticModel, read_header, save_model
 from depth_panoptic_ros.panoptic.outputs import PanopticOutputs
 from depth_panoptic_ros.pipeline import Pipeline
@@ -32,24 +33,26 @@ from depth_panoptic_ros.training.distributed import DistributedContext, StreamSa
 from depth_panoptic_ros.training.evaluate import evaluate
 from depth_panoptic_ros.training.losses import depth_completion_loss, panoptic_criterion
 from depth_panoptic_ros.training.merge_head import HeadExample, head_examples, merge_head_loss
+from depth_panoptic_ros.training.nonfinite import NonFiniteSteps
 from depth_panoptic_ros.training.schedule import build_scheduler
 from depth_panoptic_ros.training.targets import depth_at_mask_stride
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
-AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 MODEL_FILE = "model.safetensors"
 
 
 @dataclass
 class TrainResult:
-    """losses: the total loss of every iteration this process ran; model_path: the export (main process)."""
+    """losses: the total loss of every iteration this process ran; model_path: the export (main process);
+    skipped_steps: iterations whose gradients were not finite, so no optimizer step was taken."""
 
     model: DepthPanopticModel
     iterations: int
     losses: list[float] = field(default_factory=list)
     model_path: Path | None = None
+    skipped_steps: int = 0
 
 
 def seed_everything(seed: int) -> None:
@@ -139,6 +142,21 @@ def _float_outputs(outputs: PanopticOutputs) -> PanopticOutputs:
     )
 
 
+def _unscale_and_clip(
+    scaler: torch.amp.GradScaler,
+    optimizer: torch.optim.Optimizer,
+    parameters: Sequence[nn.Parameter],
+    clip: float | None,
+) -> bool:
+    """Unscales the gradients (fp16), clips their global norm to ``clip``; whether they are all finite."""
+    scaler.unscale_(optimizer)
+    grads = [p.grad for p in parameters if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm(grads)
+    if clip is not None:
+        torch.nn.utils.clip_grads_with_norm_(parameters, clip, norm)
+    return bool(torch.isfinite(norm))
+
+
 def _single_threaded_worker(_: int) -> None:
     """Data-loader workers each run torch on one core; parallelism comes from their number. (OpenCV's thread
     count is left alone: cv2.setNumThreads deadlocks in a worker forked after the parent used OpenCV.)"""
@@ -190,29 +208,34 @@ def _log_images(
 
 
 class _Reporter:
-    """The main process's progress bar (ETA, latest loss terms) and TensorBoard scalars; loss terms are
-    averaged over run.log_every iterations."""
+    """The main process's progress bar (ETA, latest loss terms, skipped steps) and TensorBoard scalars; loss
+    terms are averaged over the finite steps of each run.log_every iterations."""
 
     def __init__(self, output_dir: Path, run: RunConfig, start: int, progress: bool) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(str(output_dir / "tensorboard"))
         self.bar = tqdm(total=run.max_iters, initial=start, unit="it", disable=not progress)
-        self.every, self.sums = run.log_every, {}
+        self.every, self.sums, self.steps = run.log_every, {}, 0
 
-    def step(self, done: int, terms: dict[str, torch.Tensor], lr: float) -> None:
+    def step(self, done: int, terms: dict[str, torch.Tensor], lr: float, skipped: int) -> None:
+        """terms: the loss terms of a finite step, {} for a skipped one; skipped: skipped steps so far."""
         for name, value in terms.items():
             self.sums[name] = self.sums.get(name, 0.0) + float(value.detach())
+        self.steps += bool(terms)
         self.bar.update()
         if done % self.every:
             return
-        means = {name: value / self.every for name, value in self.sums.items()}
+        means = {name: value / self.steps for name, value in self.sums.items()}
         for name, value in means.items():
             self.writer.add_scalar(f"loss/{name}", value, done)
-        self.writer.add_scalar("loss/total", sum(means.values()), done)
+        if means:
+            self.writer.add_scalar("loss/total", sum(means.values()), done)
         self.writer.add_scalar("lr", lr, done)
-        self.bar.set_postfix({name: f"{value:.3f}" for name, value in means.items()})
-        self.sums = {}
+        self.writer.add_scalar("train/skipped_steps", skipped, done)
+        postfix = {name: f"{value:.3f}" for name, value in means.items()}
+        self.bar.set_postfix(postfix | ({"skipped": skipped} if skipped else {}))
+        self.sums, self.steps = {}, 0
 
     def validate(self, core: DepthPanopticModel, config: TrainConfig, samples: Sequence[Sample], done: int) -> None:
         """The first run.val_frames frames through the deployed pipeline; headline numbers to TensorBoard."""
@@ -248,8 +271,9 @@ def train(
     model = wrap_model(core, context)
     optimizer = build_optimizer(parameters, config.optimizer)
     scheduler = build_scheduler(optimizer, config.schedule, run.max_iters)
-    amp = AMP_DTYPES[run.amp] if device.type == "cuda" else None
+    amp = autocast_dtype(run.amp)
     scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
+    skipped = NonFiniteSteps(run.max_nonfinite_steps)
     checkpoints = output_dir / "checkpoints"
     start = 0
     resume_from = find_resume_checkpoint(resume, checkpoints)
@@ -278,17 +302,18 @@ def train(
         total = sum(terms.values())
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(total).backward()
-        if config.optimizer.grad_clip is not None:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(parameters, config.optimizer.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
+        finite = _unscale_and_clip(scaler, optimizer, parameters, config.optimizer.grad_clip)
+        if finite:  # the same decision in every process: the gradients were averaged over all of them
+            scaler.step(optimizer)
+        scaler.update()  # a skipped fp16 step lowers the loss scale
         scheduler.step()
         done = result.iterations = iteration + 1
         result.losses.append(float(total.detach()))
+        skipped.update(done, finite, terms)
+        result.skipped_steps = skipped.total
         if reporter is None:
             continue
-        reporter.step(done, terms, scheduler.get_last_lr()[0])
+        reporter.step(done, terms if finite else {}, scheduler.get_last_lr()[0], skipped.total)
         if run.image_every and done % run.image_every == 0 and batch is not None:
             _log_images(reporter.writer, core, batch, dense, outputs, done)
         if run.checkpoint_every and done % run.checkpoint_every == 0:

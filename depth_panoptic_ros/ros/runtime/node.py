@@ -134,7 +134,11 @@ def load_node_pipeline(params: NodeParameters, logger: RcutilsLogger) -> tuple[P
         from depth_panoptic_ros.model import load_model
 
         path = resolve_path(params.model_path)
-        model = load_model(path, device=params.device, precision=params.precision)
+        model = load_model(path, device=params.device, precision=params.precision, compile=params.compile)
+        if params.compile:  # compile now, at start, so that the first frame does not wait for it
+            started = time.perf_counter()
+            model.warm_up()
+            logger.info(f"networks compiled and warmed up in {time.perf_counter() - started:.1f} s")
     except Exception as exc:  # file, format, device or torch problem alike: keep the depth path running
         logger.error(f"cannot load model_path {params.model_path!r}: {exc}; running classical depth only")
         return depth_only, ModelState(f"failed to load {params.model_path}: {exc}", failed=True)
@@ -144,8 +148,10 @@ def load_node_pipeline(params: NodeParameters, logger: RcutilsLogger) -> tuple[P
         except ValueError as exc:
             logger.error(f"merge {params.merge!r}: {exc}; running the model's stored merge {model.merge!r}")
     loaded = pipeline(model)
+    compiled = ", compiled" if params.compile else ""
     description = (
-        f"loaded {path} ({params.device}, {params.precision}, merge {model.merge}); depth: {loaded.depth_source}"
+        f"loaded {path} ({params.device}, {params.precision}{compiled}, merge {model.merge}); "
+        f"depth: {loaded.depth_source}"
     )
     if loaded.settings_warning:
         logger.warning(loaded.settings_warning)

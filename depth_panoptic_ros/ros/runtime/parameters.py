@@ -8,7 +8,6 @@ nested mappings. Every parameter is read-only: the node reads them once at start
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +15,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from depth_panoptic_ros.device import DEVICE_HELP, PRECISIONS, check_device, check_precision
 from depth_panoptic_ros.panoptic.merge import STRATEGIES
 from depth_panoptic_ros.pipeline import CloudConfig
 from depth_panoptic_ros.products.bev_grid import GridConfig
@@ -24,9 +24,7 @@ from depth_panoptic_ros.ros.codecs.validation import InputLimits
 from depth_panoptic_ros.typed_config import from_dict
 
 MODES = ("mono", "stereo")
-PRECISIONS = ("fp32", "fp16", "bf16")
 DEFAULT_MODEL_PATH = f"package://{PACKAGE}/{DEFAULT_MODEL}"
-_DEVICE = re.compile(r"cpu|cuda(:\d+)?")
 # Parameters renamed to American spelling in 0.1.x: the old name still works, with a warning, until 0.2.
 RENAMED = {"cloud.organised": "cloud.organized"}
 
@@ -52,6 +50,7 @@ class NodeParameters:
     model_path: str = DEFAULT_MODEL_PATH
     device: str = "cpu"
     precision: str = "fp32"
+    compile: bool = False
     merge: str = ""
     pipeline_config: str = ""
     use_lidar: bool = True
@@ -72,12 +71,10 @@ class NodeParameters:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {self.mode!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision: expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        check_precision(self.precision)
+        check_device(self.device)
         if self.merge and self.merge not in STRATEGIES:
             raise ValueError(f"merge: expected empty or one of {', '.join(STRATEGIES)}, got {self.merge!r}")
-        if not _DEVICE.fullmatch(self.device):
-            raise ValueError(f"device: expected cpu, cuda or cuda:N, got {self.device!r}")
         if self.mode == "mono" and not self.use_lidar:
             raise ValueError("use_lidar: mono mode needs the LiDAR (its only depth source), got use_lidar false")
         if self.use_lidar and not self.use_tf and not self.lidar_to_camera:
@@ -100,8 +97,9 @@ DOCS: dict[str, Doc] = {
         "empty = classical depth only (no panoptic outputs). A missing or broken file is logged and the node "
         "runs depth-only"
     ),
-    "device": Doc("torch device of the model: cpu, cuda or cuda:N"),
-    "precision": Doc("inference precision of the model (fp16/bf16 run under torch.autocast)", choices=PRECISIONS),
+    "device": Doc(f"torch device of the model: {DEVICE_HELP}"),
+    "precision": Doc("inference precision of the model (bf16/fp16 run under torch.autocast)", choices=PRECISIONS),
+    "compile": Doc("torch.compile the networks; compiled and warmed up at start, before the first frame"),
     "merge": Doc(
         "panoptic merge: fcn (Panoptic FCN), degeus (de Geus et al.), learned (the model's merge head); empty = "
         "the model's stored choice. learned on a model without a merge head is logged and the stored one runs",

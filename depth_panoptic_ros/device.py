@@ -1,0 +1,65 @@
+"""Where and in what precision the networks run: one vocabulary and one check for the node's parameters, every
+CLI and training, so that a setting spelled for one of them means the same in all.
+
+Reduced precision runs under ``torch.autocast`` (the weights stay float32; convolutions and matrix products run
+in bf16 or fp16). torch is imported only where a dtype or a device object is needed, so the checks cost
+nothing to the ROS parameter parsing or a CLI's ``--help``.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICE_HELP = "cpu, cuda or cuda:N"
+_DEVICE = re.compile(r"cpu|cuda(:\d+)?")
+
+
+def check_precision(value: str, name: str = "precision") -> str:
+    """``value`` when it is one of PRECISIONS; else ValueError naming the setting ``name``."""
+    if value not in PRECISIONS:
+        raise ValueError(f"{name}: expected one of {', '.join(PRECISIONS)}, got {value!r}")
+    return value
+
+
+def check_amp(value: str | bool, name: str = "run.amp") -> str:
+    """Training's mixed-precision setting: a precision, or the old spelling "off" (= fp32, deprecated), which an
+    unquoted YAML ``off`` reads as False."""
+    if value is False or value == "off":
+        message = f"{name}: 'off' is deprecated, use 'fp32' (the old spelling goes in 0.2)"
+        warnings.warn(message, FutureWarning, stacklevel=2)
+        return "fp32"
+    return check_precision(value, name)
+
+
+def check_device(value: str, name: str = "device") -> str:
+    """``value`` when it spells a device this package runs on (cpu, cuda, cuda:N); else ValueError naming
+    ``name``. Whether CUDA is present is checked where the device is used (``torch_device``)."""
+    if not isinstance(value, str) or not _DEVICE.fullmatch(value):
+        raise ValueError(f"{name}: expected {DEVICE_HELP}, got {value!r}")
+    return value
+
+
+def torch_device(value: str, name: str = "device") -> torch.device:
+    """The torch device of a checked spelling; ValueError when it names a GPU this machine does not have."""
+    import torch
+
+    device = torch.device(check_device(value, name))
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name}: {value} requested but CUDA is not available")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"{name}: {value} requested but only {torch.cuda.device_count()} GPU(s) are visible")
+    return device
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of a precision; None = float32 (autocast off)."""
+    import torch
+
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[check_precision(precision)]

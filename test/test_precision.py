@@ -1,0 +1,162 @@
+"""One precision vocabulary and one device check for node, CLIs and training; every precision gives finite,
+fp32-close outputs with the shipped model on a real KITTI frame; AMP training runs and stops on non-finite steps."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from depth_panoptic_ros.classes import ClassTable
+from depth_panoptic_ros.cli import build_parser
+from depth_panoptic_ros.depth.network import NormalizedConv2d
+from depth_panoptic_ros.device import PRECISIONS, autocast_dtype, check_amp, check_device, check_precision, torch_device
+from depth_panoptic_ros.training.nonfinite import NonFiniteSteps, NonFiniteTrainingError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# -- vocabulary and device check -------------------------------------------------------------------------------------
+
+
+def test_one_vocabulary_names_the_setting_that_is_wrong() -> None:
+    assert PRECISIONS == ("fp32", "bf16", "fp16")
+    assert [autocast_dtype(p) for p in PRECISIONS] == [None, torch.bfloat16, torch.float16]
+    with pytest.raises(ValueError, match=r"--precision: expected one of fp32, bf16, fp16, got 'int8'"):
+        check_precision("int8", "--precision")
+    for good in ("cpu", "cuda", "cuda:1"):
+        assert check_device(good) == good
+    for bad in ("tpu", "cuda:", "CPU", "cuda:x", "cpu:0:1"):
+        with pytest.raises(ValueError, match="run.device: expected cpu, cuda or cuda:N"):
+            check_device(bad, "run.device")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_a_gpu_this_machine_lacks_is_a_clear_error() -> None:
+    assert torch_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="device: cuda:0 requested but CUDA is not available"):
+        torch_device("cuda:0")
+
+
+def test_training_accepts_the_old_amp_spelling_with_a_deprecation_warning() -> None:
+    from depth_panoptic_ros.training.config import load_train_config
+
+    with pytest.warns(FutureWarning, match="run.amp: 'off' is deprecated, use 'fp32'"):
+        assert check_amp("off") == "fp32"
+    with pytest.warns(FutureWarning, match="'off' is deprecated"):
+        assert load_train_config(REPO / "config" / "train_synthetic.yaml", ["run.amp=off"]).run.amp == "fp32"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_amp("fp16") == "fp16"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["infer", "--image", "a.png", "--calib", "c.txt", "--out", "o"],
+        ["bag", "process", "in", "out"],
+        ["evaluate", "--config", "c.yaml", "--checkpoint", "m"],
+        ["bench", "model"],
+    ],
+)
+def test_every_command_that_runs_the_networks_takes_the_same_device_and_precision(argv: list[str], capsys) -> None:
+    parser = build_parser()
+    args = parser.parse_args([*argv, "--device", "cuda:1", "--precision", "bf16"])
+    assert (args.device, args.precision) == ("cuda:1", "bf16")
+    for bad in (["--precision", "half"], ["--device", "gpu"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*argv, *bad])
+    assert "expected cpu, cuda or cuda:N, got 'gpu'" in capsys.readouterr().err
+
+
+# -- numerics --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_normalized_convolution_is_finite_and_exact_under_autocast(dtype: torch.dtype) -> None:
+    """One measurement of 0.5 in a 9 x 9 image: a 3x3 normalized convolution returns it (plus the bias) where the
+    kernel reaches it and the bias alone (not 0 / 0) elsewhere; its gradient stays finite."""
+    torch.manual_seed(0)
+    conv = NormalizedConv2d(1, 2, 3)
+    value = torch.zeros(1, 1, 9, 9)
+    valid = torch.zeros(1, 1, 9, 9)
+    value[0, 0, 4, 4], valid[0, 0, 4, 4] = 0.5, 1.0
+    with torch.autocast("cpu", dtype=dtype):
+        out, confidence = conv(value, valid)
+    bias = conv.bias.detach().view(1, 2, 1, 1)
+    reached = torch.zeros(1, 1, 9, 9, dtype=torch.bool)
+    reached[..., 3:6, 3:6] = True
+    expected = torch.where(reached, 0.5 + bias, bias)
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    torch.testing.assert_close(out, expected.expand_as(out), rtol=1e-5, atol=1e-6)
+    assert ((confidence > 0) == reached).all()
+    (out.sum() + confidence.sum()).backward()
+    assert torch.isfinite(conv.weight.grad).all()
+
+
+@pytest.fixture(scope="module")
+def kitti_crop_predictions() -> dict:
+    """The shipped model on a 128 x 384 crop of KITTI object frame 000001 (cars, road, buildings) in every
+    precision, through the whole pipeline. Cropped because reduced precision on a CPU without native bf16/fp16
+    convolutions runs ~30x slower than fp32."""
+    from conftest import shared_data
+
+    from depth_panoptic_ros.data.calibration import load_any_calibration
+    from depth_panoptic_ros.data.images import read_rgb
+    from depth_panoptic_ros.data.kitti import read_points
+    from depth_panoptic_ros.frame import SensorFrame
+    from depth_panoptic_ros.pipeline import load_pipeline
+
+    root = shared_data("kitti", "object")
+    rgb = read_rgb(root / "image_2" / "000001.png")
+    calib = load_any_calibration(root / "calib" / "000001.txt", image_size=(rgb.shape[1], rgb.shape[0]))
+    x, y, width, height = 430, 200, 384, 128
+    frame = SensorFrame(
+        rgb=np.ascontiguousarray(rgb[y : y + height, x : x + width]),
+        camera=calib.camera.cropped(x, y, width, height),
+        points=read_points(root / "velodyne" / "000001.bin"),
+        T_cam_lidar=calib.T_cam_lidar,
+    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return {p: load_pipeline(None, None, "cpu", p).run(frame) for p in PRECISIONS}
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_reduced_precision_matches_fp32_on_a_real_kitti_frame(kitti_crop_predictions: dict, precision: str) -> None:
+    reference, products = kitti_crop_predictions["fp32"], kitti_crop_predictions[precision]
+    assert np.isfinite(products.depth).all() and products.panoptic is not None
+    filled = reference.depth > 0
+    assert filled.mean() > 0.5
+    assert (np.abs(products.depth - reference.depth)[filled] <= 0.5).mean() >= 0.95
+    divisor = ClassTable.cityscapes().label_divisor
+    same_class = products.panoptic.ids // divisor == reference.panoptic.ids // divisor
+    assert same_class.mean() >= 0.90
+    assert len(set(np.unique(reference.panoptic.ids // divisor).tolist()) - {0}) >= 3  # a frame worth comparing
+    assert np.isfinite(products.cloud.xyz).all()
+    measured = products.instances.valid_count > 0
+    assert measured.any() and np.isfinite(products.instances.depth_median[measured]).all()
+
+
+# -- non-finite training steps ---------------------------------------------------------------------------------------
+
+
+def test_consecutive_non_finite_steps_end_training_naming_the_loss_term() -> None:
+    steps = NonFiniteSteps(limit=3)
+    finite = {"pos": torch.tensor(1.0), "depth": torch.tensor(0.5)}
+    broken = {"pos": torch.tensor(1.0), "depth": torch.tensor(float("nan"))}
+    for iteration, ok in enumerate([True, False, False, True, False, False], 1):  # streaks of 2: tolerated
+        steps.update(iteration, ok, finite if ok else broken)
+    assert (steps.total, steps.streak) == (4, 2)
+    with pytest.raises(NonFiniteTrainingError, match="3 consecutive.*loss term 'depth' went non-finite at iteration 5"):
+        steps.update(7, False, finite)
+    overflow = NonFiniteSteps(limit=1)
+    with pytest.raises(NonFiniteTrainingError, match="gradients went non-finite at iteration 9"):
+        overflow.update(9, False, finite)
