@@ -160,3 +160,24 @@ def test_consecutive_non_finite_steps_end_training_naming_the_loss_term() -> Non
     overflow = NonFiniteSteps(limit=1)
     with pytest.raises(NonFiniteTrainingError, match="gradients went non-finite at iteration 9"):
         overflow.update(9, False, finite)
+
+
+@pytest.mark.slow
+def test_gpu_check_script_runs_end_to_end_without_ros(tmp_path) -> None:
+    """scripts/gpu_check.sh --dry on the CPU: every section of the GPU check, at a tiny size, as one JSON block."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [str(REPO / "scripts" / "gpu_check.sh"), "--dry", "--device", "cpu"],
+        env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["dry"] and not result["ros_imported"] and not result["skipped"]
+    assert {(m["name"], m["precision"]) for m in result["model"]} == {("shipped", "fp32"), ("r50_paper", "fp32")}
+    assert all(m["stages_ms"]["total"] > 0 for m in result["model"])
+    assert result["pipeline"][0]["stages_ms"]["network"] > 0 and result["training"]["iterations_per_s"] > 0

@@ -1,0 +1,117 @@
+"""One device check for a GPU machine (scripts/gpu_check.sh): every figure BENCHMARKS.md needs, as one JSON block.
+
+Needs PyTorch and CUDA, not ROS (the core never imports rclpy). Sections: ``bench model`` for the shipped model
+and the paper-width R50 at KITTI size and 1024x2048 in every precision, a compiled run of each within the
+time budget; the full pipeline (classical completion, networks, products) per frame; training iterations per
+second of config/train_synthetic.yaml under AMP. ``dry`` runs the same code at a tiny size in fp32 without
+compilation (inductor takes minutes on a CPU) on any device, so that the script itself is tested where no GPU is.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from depth_panoptic_ros.device import PRECISIONS
+
+FULL_SIZES = ((375, 1242), (1024, 2048))
+DRY_SIZE = (96, 160)
+TRAIN_CONFIG = Path(__file__).resolve().parents[2] / "config" / "train_synthetic.yaml"
+
+
+def run_gpu_check(device: str = "cuda", dry: bool = False, budget_s: float = 420.0) -> dict:
+    """The check's results; sections past ``budget_s`` seconds are listed under "skipped" instead of run."""
+    import torch
+
+    from depth_panoptic_ros.bench.model import run_model_benchmark
+    from depth_panoptic_ros.resources import default_model_path
+
+    started = time.perf_counter()
+    sizes = (DRY_SIZE,) if dry else FULL_SIZES
+    precisions = ("fp32",) if dry else PRECISIONS
+    models = {"shipped": (str(default_model_path()), "r18"), "r50_paper": (None, "r50")}
+    result: dict = {"device": device, "torch": torch.__version__, "dry": dry, "model": [], "skipped": []}
+    runs = [(p, False) for p in precisions] + ([] if dry else [("fp16", True)])
+    for name, (path, backbone) in models.items():
+        for size in sizes:
+            for precision, compile in runs:
+                what = f"model {name} {size[0]}x{size[1]} {precision}{' compiled' if compile else ''}"
+                if time.perf_counter() - started > budget_s:
+                    result["skipped"].append(what)
+                    continue
+                bench = run_model_benchmark(
+                    size, backbone, device, precision, repeats=1 if dry else 5, compile=compile, model_path=path
+                )
+                result["model"].append({"name": name, **bench})
+    result["pipeline"] = [_pipeline_per_frame(device, size, p, 1 if dry else 10) for size in sizes for p in precisions]
+    result["training"] = _training_speed(device, dry)
+    result["seconds"] = time.perf_counter() - started
+    result["ros_imported"] = "rclpy" in sys.modules  # the core runs without ROS
+    return result
+
+
+def _pipeline_per_frame(device: str, size: tuple[int, int], precision: str, repeats: int) -> dict:
+    """Median stage times of the whole per-frame pipeline with the shipped model on bench/geometry's scene."""
+    from depth_panoptic_ros.bench.geometry import T_CAM_LIDAR, lidar_sweep, scene
+    from depth_panoptic_ros.frame import SensorFrame
+    from depth_panoptic_ros.pipeline import load_pipeline
+
+    camera, rgb, _ = scene(*size)
+    frame = SensorFrame(rgb=rgb, camera=camera, points=lidar_sweep(), T_cam_lidar=T_CAM_LIDAR)
+    pipeline = load_pipeline(None, None, device, precision)
+    pipeline.run(frame)  # warm-up
+    runs = [pipeline.run(frame).timings_ms for _ in range(repeats)]
+    stages = {stage: float(np.median([r[stage] for r in runs])) for stage in runs[0]}
+    total = float(np.median([sum(r.values()) for r in runs]))
+    return {"size": f"{size[0]}x{size[1]}", "precision": precision, "stages_ms": stages, "total_ms": total}
+
+
+def _training_speed(device: str, dry: bool) -> dict:
+    """Iterations per second of the shipped training config under AMP (bf16; fp32 when dry: a CPU's bf16
+    convolutions are slow), warm-up iterations excluded."""
+    from depth_panoptic_ros.training.config import load_train_config
+    from depth_panoptic_ros.training.distributed import DistributedContext, resolve_device
+    from depth_panoptic_ros.training.loop import train
+
+    first, iterations = (1, 2) if dry else (2, 40)
+    amp = "fp32" if dry else "bf16"
+    overrides = [f"run.device={device}", f"run.amp={amp}", "run.val_every=0", "run.checkpoint_every=0"]
+    overrides += ["run.image_every=0", "run.log_every=1000"]
+    if dry:
+        overrides += ["data.synthetic.generator.size=[128, 64]", "augment.crop_size=[64, 128]", "run.num_workers=0"]
+        overrides += ["model.panoptic.fusion=none", "run.batch_size=1", "augment.scale_range=[1, 1]"]
+    context = DistributedContext(0, 1, 0, resolve_device(device))
+    times = {}
+    with tempfile.TemporaryDirectory() as out:
+        for count in (first, iterations):  # the difference removes start-up, data-loader spawn, first steps
+            config = load_train_config(TRAIN_CONFIG, [*overrides, f"run.max_iters={count}"])
+            start = time.perf_counter()
+            train(config, Path(out) / str(count), context, progress=False)
+            times[count] = time.perf_counter() - start
+    return {
+        "config": "config/train_synthetic.yaml",
+        "amp": amp,
+        "iterations": iterations - first,
+        "iterations_per_s": (iterations - first) / max(times[iterations] - times[first], 1e-9),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="gpu_check", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--dry", action="store_true", help="tiny sizes, fp32 only: checks the script on any machine")
+    parser.add_argument("--budget", type=float, default=420.0, help="seconds after which model sections are skipped")
+    args = parser.parse_args(argv)
+    print(json.dumps(run_gpu_check(args.device, args.dry, args.budget), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
