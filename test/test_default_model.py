@@ -43,3 +43,17 @@ def test_default_model_meets_its_recorded_quality() -> None:
     for group in ("All", "Things", "Stuff"):
         assert result.panoptic[group]["pq"] >= recorded["panoptic"][group]["pq"] - 0.01, group
     assert result.depth_model["rmse_mm"] <= recorded["depth_model"]["rmse_mm"] * 1.02
+
+
+def test_loading_the_default_model_binds_the_completion_it_was_trained_with() -> None:
+    from depth_panoptic_ros import typed_config
+    from depth_panoptic_ros.depth.classical import CompletionConfig
+    from depth_panoptic_ros.pipeline import load_pipeline
+    from depth_panoptic_ros.training.config import load_train_config
+
+    release = read_header(MODEL)["extra"]["release"]
+    trained = load_train_config(REPO / release["config"], release["overrides"]).pipeline.completion
+    assert read_header(MODEL)["pipeline"]["completion"] == typed_config.to_dict(trained)
+    pipeline = load_pipeline(None, str(MODEL), device="cpu")
+    assert pipeline.config.completion == trained != CompletionConfig()  # not the package's newer defaults
+    assert pipeline.changed_settings == ()
