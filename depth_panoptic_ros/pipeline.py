@@ -28,7 +28,7 @@ from depth_panoptic_ros.products.instance_depth import InstanceDepthTable, insta
 if TYPE_CHECKING:
     from depth_panoptic_ros.model import DepthPanopticModel
 
-OUTPUTS = frozenset({"depth", "panoptic", "instances", "cloud", "grid"})
+OUTPUTS = frozenset({"depth", "learned_depth", "panoptic", "instances", "cloud", "grid"})  # learned_depth: evaluation
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,8 @@ class PipelineConfig:
 class Products:
     """depth: dense float32 meters (0 = unknown), the served one (Pipeline.depth_source says which);
     sparse_depth: the measured depth it was completed from; classical_depth: the classical completion (the
-    network's starting point); learned_depth: the model's completion (None without a model); grid: the
-    bird's-eye panoptic grid (needs a model and the frame's ground_T_camera)."""
+    network's starting point); learned_depth: the model's completion (None without a model, or when no output
+    needs the networks); grid: the bird's-eye panoptic grid (needs a model and the frame's ground_T_camera)."""
 
     sparse_depth: np.ndarray
     depth: np.ndarray
@@ -131,9 +131,10 @@ class Pipeline:
             dense = complete_depth(sparse, frame.rgb, cfg.completion)
         products = Products(sparse_depth=sparse, depth=dense, classical_depth=dense, timings_ms=timings)
 
-        if self.model is not None:
-            # Learned completion serves every output; segmentation only those that show labels.
-            segment = bool({"panoptic", "instances", "cloud", "grid"} & set(outputs))
+        # The networks run only for what consumes them: segmentation for the outputs that show labels, the
+        # learned completion when it is served (learned_depth) or asked for itself (evaluation).
+        segment = bool({"panoptic", "instances", "cloud", "grid"} & set(outputs))
+        if self.model is not None and (segment or cfg.learned_depth or "learned_depth" in outputs):
             with _timed(timings, "network"):
                 products.learned_depth, products.panoptic = self.model.predict(
                     frame.rgb, sparse, dense, segment=segment

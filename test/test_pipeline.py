@@ -98,6 +98,22 @@ def test_the_served_depth_is_the_classical_one_unless_learned_depth_is_on() -> N
     assert "learned completion" in learned.depth_source
 
 
+def test_the_networks_run_only_for_outputs_that_consume_them() -> None:
+    from test_model import tiny_model
+
+    model, calls = tiny_model(), []
+    predict = model.predict
+    model.predict = lambda *args, **kwargs: calls.append(kwargs.get("segment", True)) or predict(*args, **kwargs)
+    served, frame = Pipeline(PipelineConfig(), model), lidar_frame()
+    products = served.run(frame, outputs={"depth"})  # classical depth served: nothing reads the networks
+    assert calls == [] and products.learned_depth is None and "network" not in products.timings_ms
+    np.testing.assert_array_equal(products.depth, products.classical_depth)
+    assert served.run(frame, outputs={"depth", "learned_depth"}).learned_depth is not None and calls == [False]
+    served.run(frame, outputs={"instances"})
+    Pipeline(PipelineConfig(learned_depth=True), model).run(frame, outputs={"depth"})
+    assert calls == [False, True, False]
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
