@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from depth_panoptic_ros.classes import ClassTable
+from depth_panoptic_ros.classes import ClassInfo, ClassTable
 from depth_panoptic_ros.geometry.backproject import PanopticCloud
 from depth_panoptic_ros.products.bev_grid import BevProjector, GridConfig, occupancy_image, top_down
 
@@ -138,3 +138,129 @@ def test_grid_messages_hold_the_cells_where_they_lie() -> None:
     assert bev.encoding == "32SC1" and (bev.width, bev.height) == (4, 4)
     np.testing.assert_array_equal(np.frombuffer(bev.data, np.int32).reshape(4, 4), EXPECTED_IDS)
     assert set(grid_messages(grid, header, {BEV})) == {BEV}
+
+
+def reference_grid(
+    config: GridConfig, table: ClassTable, cloud: PanopticCloud, ground_T_camera: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The grid transcribed point by point from the module's definition (float32 cell coordinates from one
+    affine map, cells [k, k + 1) of them, the height band inclusive; per cell the largest (kind, panoptic id))."""
+    rows, cols = config.shape
+    scale = 1.0 / config.resolution
+    affine = ground_T_camera[:3, :3] * np.array([[scale], [scale], [1.0]])
+    origin = np.array([config.x_range[0], config.y_range[0], 0.0])
+    offset = (ground_T_camera[:3, 3] - origin) * np.array([scale, scale, 1.0])
+    with np.errstate(invalid="ignore"):  # infinite points
+        col, row, z = (affine.astype(np.float32) @ cloud.xyz.reshape(-1, 3).T) + offset.astype(np.float32)[:, None]
+    low, high = np.float32(config.height_range[0]), np.float32(config.height_range[1])
+    kind_of = {}
+    for c in table.classes:
+        kind_of[c.id] = 3 if c.is_thing else 2
+        if c.name in config.drivable_classes:
+            kind_of[c.id] = 1
+        if c.name in config.ignored_classes:
+            kind_of[c.id] = 0
+    best = {}
+    for i in range(len(z)):
+        kind = kind_of.get(int(cloud.label.flat[i]), 0)
+        inside = 0 <= col[i] < np.float32(cols) and 0 <= row[i] < np.float32(rows) and low <= z[i] <= high
+        if kind and inside:
+            cell = (int(np.floor(row[i])), int(np.floor(col[i])))
+            best[cell] = max(best.get(cell, (0, 0)), (kind, int(cloud.instance.flat[i])))
+    occupancy = np.full((rows, cols), -1, np.int8)
+    ids = np.zeros((rows, cols), np.int64)
+    for cell, (kind, panoptic_id) in best.items():
+        occupancy[cell] = 100 if kind >= 2 else 0
+        ids[cell] = panoptic_id - 2**32 if panoptic_id >= 2**31 else panoptic_id  # int32 view of the uint32 id
+    return occupancy, ids.astype(np.int32)
+
+
+# Labels: void, every kind, class ids beyond the table's last slot (one that is a car's id modulo the table
+# size), the largest uint32; panoptic ids: 0, small, large, with the high bit set, the largest uint32.
+LABELS = np.array([0, ROAD, 9, SIDEWALK, SKY, CAR, 24, 32767, 2**15 + 1 + CAR, 40000, 2**32 - 1], np.uint32)
+IDS = np.array([0, 1, ROAD * 1000, CAR * 1000 + 5, CAR * 1000 + 6, 2**31 + 7, 2**32 - 1], np.uint32)
+TOP_THING = ClassTable(ClassTable.cityscapes().classes + (ClassInfo(32767, "top", True, (0, 0, 0)),))
+
+
+def random_cloud(rng: np.random.Generator, n: int, run: int, half_extent: float) -> PanopticCloud:
+    """n points in runs of up to ``run`` consecutive points that move a little (as image rows do), and in runs
+    that share a label and in runs that share an id, each run with its own ends; some NaN or infinite."""
+
+    def runs(values: np.ndarray) -> np.ndarray:
+        return values[np.cumsum(rng.integers(0, run, n) == 0)]
+
+    starts = rng.uniform(-half_extent, half_extent, (n + 1, 3)).astype(np.float32)
+    xyz = runs(starts) + rng.normal(0, 0.05, (n, 3)).astype(np.float32)
+    xyz[rng.random(n) < 0.03] = np.nan
+    xyz[rng.random(n) < 0.01, rng.integers(0, 3)] = np.inf
+    labels, ids = runs(rng.choice(LABELS, n + 1)), runs(rng.choice(IDS, n + 1))
+    return PanopticCloud(xyz=xyz, rgb=np.zeros((n, 3), np.uint8), label=labels, instance=ids)
+
+
+def random_transform(rng: np.random.Generator) -> np.ndarray:
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    transform = np.eye(4)
+    transform[:3, :3] = q * np.sign(np.linalg.det(q))
+    transform[:3, 3] = rng.uniform(-2, 2, 3)
+    return transform
+
+
+def assert_matches_reference(projector: BevProjector, cloud: PanopticCloud, transform: np.ndarray) -> None:
+    grid = projector(cloud, transform)
+    occupancy, ids = reference_grid(projector.config, TOP_THING, cloud, transform)
+    assert grid.occupancy.dtype == np.int8 and grid.ids.dtype == np.int32
+    np.testing.assert_array_equal(grid.occupancy, occupancy)
+    np.testing.assert_array_equal(grid.ids, ids)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_clouds_match_a_point_by_point_transcription(seed: int) -> None:
+    """Random poses and clouds: many points per cell (ties between kinds and ids), points outside the grid and
+    the band, NaN and infinite points; the same projector on clouds of changing sizes (its reused buffers)."""
+    rng = np.random.default_rng(seed)
+    config = GridConfig(resolution=0.5, x_range=(-3.0, 2.0), y_range=(-2.0, 3.0), height_range=(-1.0, 1.5))
+    projector = BevProjector(config, TOP_THING)
+    for n in (3000, 200, 5000, 1):
+        assert_matches_reference(projector, random_cloud(rng, n, run=8, half_extent=4.0), random_transform(rng))
+
+
+def test_cell_borders_and_band_limits_match_a_point_by_point_transcription() -> None:
+    """Points exactly on every cell border and on the band's limits, and one float32 step to either side (the
+    ground frame is the camera frame and cells are 1/4 m from the origin: the map multiplies by 4, exactly);
+    consecutive points in one cell with the same label and id, one of them above the band."""
+    config = GridConfig(resolution=0.25, x_range=(0.0, 2.0), y_range=(0.0, 1.5), height_range=(-0.5, 1.5))
+    borders = np.arange(-0.25, 2.5, 0.25, dtype=np.float32)  # every border of both axes, and beyond both ends
+    x, y, z = (a.ravel() for a in np.meshgrid(borders, borders, np.float32([-0.5, 1.5, 0.0]), indexing="ij"))
+    ground = np.concatenate(
+        [np.stack(np.nextafter([x, y, z], np.float32(to)), axis=1) for to in (-np.inf, np.inf)]
+        + [np.stack([x, y, z], axis=1)]
+    )
+    pairs = np.repeat(ground[-60:], 2, axis=0)  # on borders, one cell in the band
+    pairs[0::4, 2] = pairs[3::4, 2] = 1.75
+    ground = np.r_[ground, pairs]
+    rng = np.random.default_rng(7)
+    labels, ids = rng.choice(LABELS, len(ground)), rng.choice(IDS, len(ground))
+    labels[-120:], ids[-120:] = np.repeat(labels[-120::2], 2), np.repeat(ids[-120::2], 2)
+    cloud = PanopticCloud(xyz=ground, rgb=np.zeros(ground.shape, np.uint8), label=labels, instance=ids)
+    assert_matches_reference(BevProjector(config, TOP_THING), cloud, np.eye(4))
+
+
+def test_organized_and_empty_clouds_match_a_point_by_point_transcription() -> None:
+    rng = np.random.default_rng(3)
+    projector = BevProjector(CONFIG, TOP_THING)
+    flat = random_cloud(rng, 24 * 32, run=5, half_extent=3.0)
+    organized = PanopticCloud(
+        xyz=flat.xyz.reshape(24, 32, 3),
+        rgb=flat.rgb.reshape(24, 32, 3),
+        label=flat.label.reshape(24, 32),
+        instance=flat.instance.reshape(24, 32),
+    )
+    assert_matches_reference(projector, organized, GROUND_T_CAM)
+    empty = PanopticCloud(
+        xyz=np.zeros((0, 3), np.float32),
+        rgb=np.zeros((0, 3), np.uint8),
+        label=np.zeros(0, np.uint32),
+        instance=np.zeros(0, np.uint32),
+    )
+    grid = projector(empty, GROUND_T_CAM)
+    assert (grid.occupancy == -1).all() and (grid.ids == 0).all()
