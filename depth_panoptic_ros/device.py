@@ -63,3 +63,12 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
     import torch
 
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[check_precision(precision)]
+
+
+def release_cached_memory(value: str) -> None:
+    """Hands the memory that torch's CUDA allocator keeps cached after a model is dropped back to the GPU, so
+    that a node that released its model holds none; nothing to do for the CPU (freed with the last reference)."""
+    if check_device(value).startswith("cuda"):
+        import torch
+
+        torch.cuda.empty_cache()

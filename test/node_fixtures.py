@@ -20,6 +20,7 @@ import numpy as np
 import rclpy
 import rclpy.executors
 from builtin_interfaces.msg import Time as TimeMsg
+from lifecycle_msgs.srv import ChangeState, GetAvailableTransitions, GetState
 from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
@@ -267,6 +268,36 @@ class Peer:
         self.executor.remove_node(self.node)
         self.executor.shutdown()
         self.node.destroy_node()
+
+
+class LifecycleClient:
+    """`ros2 lifecycle get/set` over the node's real services (lifecycle_msgs GetState, GetAvailableTransitions,
+    ChangeState), called from a peer; ``set`` finds the transition's id by its label as the CLI does."""
+
+    def __init__(self, peer: Peer, node_name: str = "depth_panoptic_node") -> None:
+        self.peer = peer
+        self._get = peer.node.create_client(GetState, f"{node_name}/get_state")
+        self._transitions = peer.node.create_client(GetAvailableTransitions, f"{node_name}/get_available_transitions")
+        self._change = peer.node.create_client(ChangeState, f"{node_name}/change_state")
+
+    def _call(self, client: Any, request: Any, timeout: float = NODE_STARTUP_S) -> Any:
+        self.peer.spin_until(client.service_is_ready, timeout, f"the service {client.srv_name}")
+        future = client.call_async(request)
+        self.peer.spin_until(future.done, timeout, f"the answer of {client.srv_name}")
+        return future.result()
+
+    def get(self) -> str:
+        return self._call(self._get, GetState.Request()).current_state.label
+
+    def set(self, label: str) -> bool:
+        """True when the transition succeeded; False when it failed or is not available in this state."""
+        available = self._call(self._transitions, GetAvailableTransitions.Request()).available_transitions
+        ids = [t.transition.id for t in available if t.transition.label == label]
+        if not ids:
+            return False
+        request = ChangeState.Request()
+        request.transition.id = ids[0]
+        return self._call(self._change, request).success
 
 
 class MonoSession:

@@ -8,12 +8,14 @@ computations (hand projection of the LiDAR points, back-projection, counts over 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from node_fixtures import (  # noqa: E402
     FOCAL,
     HEIGHT,
     WIDTH,
+    LifecycleClient,
     MonoSession,
     NodeProcess,
     Peer,
@@ -62,7 +65,7 @@ from depth_panoptic_ros.pipeline import Pipeline  # noqa: E402
 from depth_panoptic_ros.products.bev_grid import BevProjector, GridConfig  # noqa: E402
 from depth_panoptic_ros.ros.runtime import diagnostics as diag  # noqa: E402
 from depth_panoptic_ros.ros.runtime.latest_slot import LatestSlot  # noqa: E402
-from depth_panoptic_ros.ros.runtime.node import LOG_THROTTLE_S  # noqa: E402
+from depth_panoptic_ros.ros.runtime.node import LOG_THROTTLE_S, WORKER_NAME  # noqa: E402
 from depth_panoptic_ros.ros.runtime.parameters import DOCS, NodeParameters, declare_parameters, flatten  # noqa: E402
 from depth_panoptic_ros.ros.runtime.transforms import TransformSource  # noqa: E402
 
@@ -504,6 +507,13 @@ def test_time_jumping_back_like_a_bag_loop_resets_and_continues(mono: MonoSessio
 
 
 @pytest.mark.slow
+def test_autostart_reaches_active_by_itself(mono: MonoSession) -> None:
+    assert LifecycleClient(mono.peer).get() == "active"
+    values = mono.diagnostic_values(lambda v: diag.LIFECYCLE in v, 10, "diagnostics")
+    assert values[diag.LIFECYCLE] == "active"
+
+
+@pytest.mark.slow
 def test_signals_mid_frame_finish_the_frame_and_exit_cleanly(mono: MonoSession) -> None:
     """SIGINT, SIGINT, SIGTERM (a terminal's Ctrl-C, then ros2 launch's own signals) while a set is processed:
     the worker finishes that frame (no "worker still busy"), the process exits with 0.
@@ -523,17 +533,22 @@ def test_signals_mid_frame_finish_the_frame_and_exit_cleanly(mono: MonoSession) 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("moment", ["start-up", "idle"])
+@pytest.mark.parametrize("moment", ["start-up", "idle", "unconfigured"])
 def test_any_signals_at_start_up_or_idle_exit_with_0(tiny_model_path: Path, tmp_path: Path, moment: str) -> None:
+    """start-up: while Python imports, then while the model loads; idle: active without input; unconfigured:
+    autostart false, waiting for a lifecycle transition."""
     parameters = {"model_path": str(tiny_model_path), "use_tf": "false", "lidar_to_camera": T_PARAM}
+    if moment == "unconfigured":
+        parameters["autostart"] = "false"
     node = NodeProcess(tmp_path / "node.log", f"stop_{moment.replace('-', '_')}", parameters)
-    if moment == "start-up":  # while Python imports torch and rclpy, then while the model loads
+    if moment == "start-up":
         delays = [0.8, 0.3, 0.3, 0.5]
     else:
+        ready = "active: inputs /" if moment == "idle" else "waiting for `ros2 lifecycle set"
         deadline = time.monotonic() + 60
-        while "outputs /" not in node.log() and time.monotonic() < deadline:
+        while ready not in node.log() and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert "outputs /" in node.log(), node.log()
+        assert ready in node.log(), node.log()
         delays = [0.0, 0.01, 0.01, 0.01]
     for delay, signum in zip(delays, (signal.SIGINT, signal.SIGTERM, signal.SIGINT, signal.SIGINT), strict=True):
         time.sleep(delay)
@@ -703,12 +718,8 @@ def _values(status: DiagnosticStatus) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_qos_mismatch_silent_lidar_and_missing_model_are_reported_and_ctrl_c_exits(
-    context: rclpy.Context, tmp_path: Path
-) -> None:
-    corrupt = tmp_path / "corrupt.safetensors"
-    corrupt.write_bytes(b"not a model")
-    parameters = {"use_tf": "false", "lidar_to_camera": T_PARAM, "no_sync_warning_s": "1.0", "model_path": str(corrupt)}
+def test_qos_mismatch_and_silent_lidar_are_reported_and_ctrl_c_exits(context: rclpy.Context, tmp_path: Path) -> None:
+    parameters = {"use_tf": "false", "lidar_to_camera": T_PARAM, "no_sync_warning_s": "1.0", "model_path": "''"}
     reliable_lidar = ["-p", "qos_overrides./qos/lidar.subscription.reliability:=reliable"]
     node = NodeProcess(tmp_path / "node.log", "qos", parameters, reliable_lidar, script=True)
     peer = Peer(context, "qos")
@@ -744,10 +755,8 @@ def test_qos_mismatch_silent_lidar_and_missing_model_are_reported_and_ctrl_c_exi
         code = node.stop()
     log = node.log()
     assert "qos_overrides./qos/lidar.subscription.reliability to best_effort" in log
-    assert f"cannot load model_path '{corrupt}'" in log and "not a readable safetensors file" in log
-    assert "running classical depth only" in log
     values = {kv.key: kv.value for kv in statuses[-1].values}
-    assert "depth only" in statuses[-1].message and values[diag.MODEL].startswith("failed to load")
+    assert values[diag.MODEL].startswith("none: model_path is empty")
     assert "/qos/lidar" in values[diag.SYNC] and int(values["received /qos/image"]) > 0
     assert code == 0 and "Traceback" not in log
 
@@ -773,8 +782,8 @@ def in_process(context: rclpy.Context) -> Iterator[Callable[..., object]]:
 
     nodes = []
 
-    def build(namespace: str) -> DepthPanopticNode:
-        base = {"model_path": "", "use_tf": False, "lidar_to_camera": T_CAM_LIDAR.ravel().tolist()}
+    def build(namespace: str, **overrides: object) -> DepthPanopticNode:
+        base = {"model_path": "", "use_tf": False, "lidar_to_camera": T_CAM_LIDAR.ravel().tolist(), **overrides}
         params = [Parameter(k, value=v) for k, v in base.items()]
         nodes.append(DepthPanopticNode(context=context, namespace=namespace, parameter_overrides=params))
         return nodes[-1]
@@ -939,6 +948,148 @@ def test_missing_transform_skips_the_frame(
     assert not peer.received["panoptic/depth"]
 
 
+# -- lifecycle: transitions over the node's real services ------------------------------------------------------------
+
+
+def _workers() -> int:
+    return sum(t.name == WORKER_NAME for t in threading.enumerate())
+
+
+def _state_reported(peer: Peer, state: str) -> DiagnosticStatus:
+    """The first status naming lifecycle ``state`` that arrives from now on."""
+    seen = len(peer.statuses())
+
+    def found() -> list[DiagnosticStatus]:
+        return [s for s in peer.statuses()[seen:] if _values(s).get(diag.LIFECYCLE) == state]
+
+    peer.spin_until(lambda: bool(found()), 10, f"diagnostics naming the state {state}")
+    return found()[0]
+
+
+def _feed_for(peer: Peer, seconds: float) -> list[float]:
+    """Publishes input sets for ``seconds``; returns their stamps."""
+    stamps = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        stamps.append(time.time())
+        _feed(peer, stamps[-1])
+        peer.spin_for(0.2)
+    return stamps
+
+
+def _stamps(peer: Peer, topic: str) -> set[tuple[int, int]]:
+    return {stamp_of(m) for m in peer.received[topic]}
+
+
+def _as_key(stamp: float) -> tuple[int, int]:
+    msg = stamp_msg(stamp)
+    return msg.sec, msg.nanosec
+
+
+@pytest.mark.slow
+def test_lifecycle_configure_activate_deactivate_cleanup_shutdown(
+    in_process: Callable[..., object], input_peer: Callable[[str], Peer], tiny_model_path: Path
+) -> None:
+    """autostart false, then `ros2 lifecycle set` step by step: nothing is published before activation or while
+    inactive, the model survives deactivation, a second activation works without leaks, cleanup frees the model."""
+    peer = input_peer("lifecycle")
+    node = in_process("lifecycle", model_path=str(tiny_model_path), autostart=False)
+    peer.executor.add_node(node)
+    peer.subscribe(Image, "panoptic/depth")
+    peer.subscribe(pkg_msgs.ClassTable, "panoptic/classes", LATCHED)
+    life = LifecycleClient(peer)
+    image_input = peer.publishers["image"]
+
+    assert life.get() == "unconfigured"
+    status = _state_reported(peer, "unconfigured")
+    assert status.level == DiagnosticStatus.OK and _values(status)[diag.MODEL] == diag.NOT_LOADED.description
+    assert peer.node.count_publishers("panoptic/depth") == 0 and image_input.get_subscription_count() == 0
+    assert life.set("activate") is False  # not a transition of unconfigured
+
+    assert life.set("configure") and life.get() == "inactive"
+    assert _values(_state_reported(peer, "inactive"))[diag.MODEL].startswith(f"loaded {tiny_model_path}")
+    assert peer.node.count_publishers("panoptic/depth") == 1 and image_input.get_subscription_count() == 0
+    unconfigured_and_inactive = _feed_for(peer, 1.0)
+    assert not peer.received["panoptic/depth"] and not peer.received["panoptic/classes"]
+    model = weakref.ref(node._pipeline.model)
+
+    def processed(stamps: list[float]) -> bool:
+        stamps.extend(_feed_for(peer, 0.4))
+        return bool(_stamps(peer, "panoptic/depth") & {_as_key(s) for s in stamps})
+
+    resources = []
+    for _ in range(2):  # activate twice: the second activation works as the first, without leaks
+        assert life.set("activate") and life.get() == "active"
+        active: list[float] = []
+        peer.spin_until(lambda active=active: processed(active), 60, "outputs of an active node")
+        assert _values(_state_reported(peer, "active"))[diag.PROCESSED] != "0"
+        assert len(peer.received["panoptic/classes"]) >= 1
+        resources.append(
+            (_workers(), len(list(node.subscriptions)), len(list(node.timers)), len(list(node.publishers)))
+        )
+        assert life.set("deactivate") and life.get() == "inactive"
+        assert _workers() == 0 and image_input.get_subscription_count() == 0 and node._pipeline.model is model()
+        answered = len(peer.received["panoptic/depth"])
+        inactive = _feed_for(peer, 1.0)
+        assert len(peer.received["panoptic/depth"]) == answered  # the sets published while inactive: no output
+        unconfigured_and_inactive += inactive
+    assert resources[0] == resources[1] and resources[0][0] == 1, resources
+    assert not _stamps(peer, "panoptic/depth") & {_as_key(s) for s in unconfigured_and_inactive}
+
+    assert life.set("cleanup") and life.get() == "unconfigured"
+    gc.collect()
+    assert node._pipeline is None and model() is None  # the model's memory is gone with its last reference
+    assert peer.node.count_publishers("panoptic/depth") == 0
+    _state_reported(peer, "unconfigured")
+    assert life.set("shutdown") and life.get() == "finalized"
+
+
+@pytest.mark.slow
+def test_a_model_that_cannot_be_loaded_fails_configure_and_a_fixed_file_configures(
+    in_process: Callable[..., object], input_peer: Callable[[str], Peer], tiny_model_path: Path, tmp_path: Path
+) -> None:
+    """With autostart, a corrupt model leaves the node unconfigured (ERROR in the diagnostics, no crash, no
+    output); once the file is fixed, `ros2 lifecycle set ... configure` succeeds."""
+    model = tmp_path / "model.safetensors"
+    model.write_bytes(b"not a model")
+    peer = input_peer("bad_model")
+    node = in_process("bad_model", model_path=str(model))
+    peer.executor.add_node(node)
+    life = LifecycleClient(peer)
+    assert life.get() == "unconfigured"
+    status = _state_reported(peer, "unconfigured")
+    assert status.level == DiagnosticStatus.ERROR
+    assert f"configure failed: cannot load model_path '{model}'" in status.message, status.message
+    assert "not a readable safetensors file" in status.message
+    assert peer.node.count_publishers("panoptic/depth") == 0
+    assert life.set("configure") is False and life.get() == "unconfigured"
+
+    model.write_bytes(tiny_model_path.read_bytes())
+    assert life.set("configure") and life.get() == "inactive"
+    assert _state_reported(peer, "inactive").level == DiagnosticStatus.OK
+
+
+@pytest.mark.slow
+def test_an_unconfigured_node_process_ends_with_0_on_the_shutdown_transition(
+    context: rclpy.Context, tmp_path: Path
+) -> None:
+    parameters = {"model_path": "''", "use_tf": "false", "lidar_to_camera": T_PARAM, "autostart": "false"}
+    node = NodeProcess(tmp_path / "node.log", "lifecycle_process", parameters)
+    peer = Peer(context, "lifecycle_process")
+    try:
+        life = LifecycleClient(peer)
+        assert life.get() == "unconfigured"
+        assert peer.node.count_publishers("panoptic/depth") == 0
+        assert life.set("shutdown")
+        node.process.wait(20)
+    finally:
+        peer.close()
+        code = node.stop()
+    log = node.log()
+    assert code == 0 and "Traceback" not in log, log
+    assert "waiting for `ros2 lifecycle set /lifecycle_process/depth_panoptic_node configure`" in log
+
+
 # -- pure units ----------------------------------------------------------------------------------------------------
 
 
@@ -992,15 +1143,23 @@ def test_diagnostic_status_levels_and_rates() -> None:
     assert (values[diag.SET_RATE], values[diag.PROCESSED_RATE], values[diag.DROPPED]) == ("10.00", "5.00", "3")
     assert values["received /image"] == "9"
 
-    failed = diag.ModelState("failed to load m: broken", failed=True)
-    status = diag.diagnostic_status("n", "cpu", _snapshot(30, 15, skipped=2), before, 1.0, failed, 0, {}, "no input")
+    assert values[diag.LIFECYCLE] == "active" and values[diag.MODEL] == "loaded m"
+    status = diag.diagnostic_status("n", "cpu", _snapshot(30, 15, skipped=2), before, 1.0, ok, 0, {}, "no input")
     assert status.level == DiagnosticStatus.WARN
-    assert status.message == (
-        "depth only, failed to load m: broken; no input; skipped 2 frame(s), last: frame 1.0 skipped: x"
-    )
+    assert status.message == "no input; skipped 2 frame(s), last: frame 1.0 skipped: x"
 
     idle = diag.diagnostic_status("n", "cpu", _snapshot(12, 5, idle=2), before, 1.0, ok, 0, {}, None)
     assert (idle.level, idle.message) == (DiagnosticStatus.OK, "idle: no output has subscribers")
+
+
+def test_a_node_that_is_not_active_names_its_state_and_why_configure_failed() -> None:
+    status = diag.idle_status("n", "cpu", "inactive", diag.ModelState("loaded m"), "")
+    values = {kv.key: kv.value for kv in status.values}
+    assert (status.level, status.message) == (DiagnosticStatus.OK, "inactive: not processing")
+    assert values == {diag.LIFECYCLE: "inactive", diag.MODEL: "loaded m"} and status.hardware_id == "cpu"
+    status = diag.idle_status("n", "cpu", "unconfigured", diag.NOT_LOADED, "configure failed: no file m")
+    assert (status.level, status.message) == (DiagnosticStatus.ERROR, "unconfigured: configure failed: no file m")
+    assert {kv.key: kv.value for kv in status.values}[diag.MODEL] == diag.NOT_LOADED.description
 
 
 def test_frame_statistics_start_a_new_latency_period_per_snapshot() -> None:

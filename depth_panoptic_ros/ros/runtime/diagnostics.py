@@ -1,4 +1,5 @@
-"""What the node reports on /diagnostics: rates, drops, skips, latency and the model state.
+"""What the node reports on /diagnostics: its lifecycle state, and while active rates, drops, skips, latency and
+the model state.
 
 The counters are written by the subscription callbacks and the worker thread and read by a timer, hence the
 lock; rates and latency statistics are per reporting period, so a stall shows within one period.
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
+LIFECYCLE = "lifecycle state"
 MODEL = "model"
 SETS = "synchronized sets"
 SET_RATE = "synchronized set rate (Hz)"
@@ -29,10 +31,12 @@ RECEIVED = "received "  # + input topic
 
 @dataclass(frozen=True)
 class ModelState:
-    """``failed``: a model was asked for but could not be loaded, so the node runs depth-only."""
+    """What the node loaded, as the diagnostics and the log say it."""
 
     description: str
-    failed: bool = False
+
+
+NOT_LOADED = ModelState("not loaded (node not configured)")
 
 
 @dataclass(frozen=True)
@@ -105,9 +109,9 @@ def diagnostic_status(
     received: dict[str, int],
     sync_problem: str | None,
 ) -> DiagnosticStatus:
-    """The node's status over the period between two snapshots ``seconds`` apart.
+    """The active node's status over the period between two snapshots ``seconds`` apart.
 
-    WARN when the model failed to load, no synchronized set arrives, or frames were skipped in the period.
+    WARN when no synchronized set arrives, or frames were skipped in the period.
     """
     set_rate = (now.sets - before.sets) / seconds
     processed_rate = (now.processed - before.processed) / seconds
@@ -115,7 +119,6 @@ def diagnostic_status(
     processing = f"{np.median(now.processing_ms):.1f}" if now.processing_ms else "-"
     skipped = now.skipped - before.skipped
     problems = [
-        *([f"depth only, {model.description}"] if model.failed else []),
         *([sync_problem] if sync_problem else []),
         *([f"skipped {skipped} frame(s), last: {now.last_skip}"] if skipped else []),
     ]
@@ -126,6 +129,7 @@ def diagnostic_status(
     else:
         level, message = DiagnosticStatus.OK, f"processing {processed_rate:.1f} Hz, latency {latency} ms"
     values = {
+        LIFECYCLE: "active",
         MODEL: model.description,
         SETS: str(now.sets),
         SET_RATE: f"{set_rate:.2f}",
@@ -140,6 +144,21 @@ def diagnostic_status(
         SYNC: sync_problem or "ok",
         **{f"{RECEIVED}{topic}": str(count) for topic, count in received.items()},
     }
+    return _status(level, name, message, hardware_id, values)
+
+
+def idle_status(name: str, hardware_id: str, state: str, model: ModelState, configure_error: str) -> DiagnosticStatus:
+    """The status of a node that is not active (unconfigured, inactive, in a transition): OK, since a lifecycle
+    manager or an operator put it there, unless its last configure failed (ERROR, with the reason)."""
+    if configure_error:
+        level, message = DiagnosticStatus.ERROR, f"{state}: {configure_error}"
+    else:
+        level, message = DiagnosticStatus.OK, f"{state}: not processing"
+    values = {LIFECYCLE: state, MODEL: model.description}
+    return _status(level, name, message, hardware_id, values)
+
+
+def _status(level: bytes, name: str, message: str, hardware_id: str, values: dict[str, str]) -> DiagnosticStatus:
     return DiagnosticStatus(
         level=level,
         name=name,

@@ -33,12 +33,21 @@ class StopSignals:
     def requested(self) -> bool:
         return self.event.is_set()
 
+    def ignore(self) -> None:
+        """Ignores SIGINT/SIGTERM from now on, when the process is exiting anyway: Python's finalization resets
+        a Python-level handler (but not SIG_IGN) to the default, which would end a fast exit with -2."""
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+
 
 def main(args: list[str] | None = None) -> int:
     stop = StopSignals().install()
     from depth_panoptic_ros.ros.runtime.node import run_node  # rclpy, torch: seconds, now interruptible
 
-    return run_node(stop, args)
+    try:
+        return run_node(stop, args)
+    finally:
+        stop.ignore()
 
 
 if __name__ == "__main__":

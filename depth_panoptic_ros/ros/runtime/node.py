@@ -1,10 +1,11 @@
 """depth_panoptic_node: camera (mono or stereo) + LiDAR in, depth-aware panoptic products out.
 
-A thin adapter over Pipeline. Subscription callbacks only synchronize and hand the newest set to one worker
-thread (older unprocessed sets are dropped and counted), so latency stays bounded when the input outpaces the
-model and the executor never waits for inference. Every output keeps the input image's header. Outputs
-without subscribers are not computed. Bad input skips the frame with a throttled log naming the input; the
-node never stops serving later frames.
+A thin adapter over Pipeline, and a lifecycle (managed) node: configure loads the model and creates the outputs,
+activate subscribes, deactivate stops processing, cleanup releases the model. Subscription callbacks only
+synchronize and hand the newest set to one worker thread (older unprocessed sets are dropped and counted), so
+latency stays bounded when the input outpaces the model and the executor never waits for inference. Every output
+keeps the input image's header. Outputs without subscribers are not computed. Bad input skips the frame with a
+throttled log naming the input; the node never stops serving later frames.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.rcutils_logger import RcutilsLogger
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
+from depth_panoptic_ros.device import release_cached_memory
 from depth_panoptic_ros.frame import SensorFrame
 from depth_panoptic_ros.geometry.camera import CameraModel
 from depth_panoptic_ros.msg import FrameTiming
@@ -58,7 +60,13 @@ from depth_panoptic_ros.ros.codecs.products_to_msgs import (
 )
 from depth_panoptic_ros.ros.codecs.sensor_frame import FrameRejected, messages_to_frame
 from depth_panoptic_ros.ros.codecs.validation import InvalidMessage, check_arrival
-from depth_panoptic_ros.ros.runtime.diagnostics import FrameStatistics, ModelState, diagnostic_status
+from depth_panoptic_ros.ros.runtime.diagnostics import (
+    NOT_LOADED,
+    FrameStatistics,
+    ModelState,
+    diagnostic_status,
+    idle_status,
+)
 from depth_panoptic_ros.ros.runtime.latest_slot import LatestSlot
 from depth_panoptic_ros.ros.runtime.launch_arguments import LARGE_DATA_PROFILE, PROFILES_ENV
 from depth_panoptic_ros.ros.runtime.main import StopSignals
@@ -78,7 +86,9 @@ OUTPUT_QUEUE_DEPTH = 5  # reliable, keep last: compatible with best-effort and r
 LOG_THROTTLE_S = 2.0
 REPORT_PERIOD_S = 1.0
 WORKER_JOIN_TIMEOUT_S = 10.0
+WORKER_NAME = "depth_panoptic_worker"
 SPIN_PERIOD_S = 0.1  # how soon a stop request is seen while idle
+FINALIZED = "finalized"  # the lifecycle state after shutdown: the process ends
 # outputs.<switch> parameter -> the per-frame topics it creates
 SWITCHED_TOPICS: dict[str, tuple[str, ...]] = {
     "ids": (PANOPTIC_IDS,),
@@ -117,10 +127,10 @@ class NodeInputTopics:
 
 
 def load_node_pipeline(params: NodeParameters, logger: RcutilsLogger) -> tuple[Pipeline, ModelState]:
-    """The pipeline of the parameters. A bad pipeline_config raises; a model that cannot be loaded is logged
-    once and leaves a depth-only pipeline, so the node still serves depth and the cloud. The model's recorded
-    pipeline settings apply unless pipeline_config states others, which is logged once and shown in the
-    diagnostics."""
+    """The pipeline of the parameters. A bad pipeline_config or a model that cannot be loaded raises (the node's
+    configure transition then fails; an empty model_path is the explicit depth-only choice). The model's
+    recorded pipeline settings apply unless pipeline_config states others, which is logged once and shown in
+    the diagnostics."""
     explicit = load_pipeline_settings(params.pipeline_config)
 
     def pipeline(model: DepthPanopticModel | None) -> Pipeline:
@@ -129,7 +139,7 @@ def load_node_pipeline(params: NodeParameters, logger: RcutilsLogger) -> tuple[P
 
     if not params.model_path:
         return pipeline(None), ModelState("none: model_path is empty (classical depth only)")
-    depth_only = pipeline(None)  # checks pipeline_config before the model loads
+    pipeline(None)  # checks pipeline_config before the model loads
     try:
         from depth_panoptic_ros.model import load_model
 
@@ -139,9 +149,8 @@ def load_node_pipeline(params: NodeParameters, logger: RcutilsLogger) -> tuple[P
             started = time.perf_counter()
             model.warm_up()
             logger.info(f"networks compiled and warmed up in {time.perf_counter() - started:.1f} s")
-    except Exception as exc:  # file, format, device or torch problem alike: keep the depth path running
-        logger.error(f"cannot load model_path {params.model_path!r}: {exc}; running classical depth only")
-        return depth_only, ModelState(f"failed to load {params.model_path}: {exc}", failed=True)
+    except Exception as exc:  # file, format, device or torch problem alike: one message naming the parameter
+        raise ValueError(f"cannot load model_path {params.model_path!r}: {exc}") from exc
     if params.merge:
         try:
             model.use_merge(params.merge)
@@ -159,55 +168,157 @@ def load_node_pipeline(params: NodeParameters, logger: RcutilsLogger) -> tuple[P
     return loaded, ModelState(description)
 
 
-class DepthPanopticNode(Node):
+class DepthPanopticNode(LifecycleNode):
+    """A managed node (see docs/node.md, "Lifecycle"): parameters are read and checked once, at construction
+    (they are read-only, so no transition could change them); configure reads the files they name (model,
+    pipeline_config) and creates the outputs; activate subscribes and starts the worker; deactivate unsubscribes
+    and stops it, keeping the model; cleanup releases the model and the outputs. The diagnostics timer lives
+    outside that cycle, so /diagnostics names the state in every state. With ``autostart`` the node configures
+    and activates itself."""
+
     def __init__(self, **node_options: Any) -> None:
         super().__init__(NODE_NAME, **node_options)
         # First, so that destroy_node works on a node whose set-up failed (rclpy's context destroys it too).
-        self._slot: LatestSlot[tuple[Any, ...]] = LatestSlot()
-        self._worker = threading.Thread(target=self._work, name="depth_panoptic_worker", daemon=True)
+        self._worker: threading.Thread | None = None
         self._params = params = declare_parameters(self)
-        self._pipeline, self._model_state = load_node_pipeline(params, self.get_logger())
         self._extrinsic = self._lidar_to_camera() if params.use_lidar else None
         self._ground = self._camera_to_ground()
         self._loggers = {source: self.get_logger().get_child(source) for source in LOG_SOURCES}
         self._stats = FrameStatistics()
+        self._slot: LatestSlot[tuple[Any, ...]] = LatestSlot()
+        self._pipeline: Pipeline | None = None
+        self._model_state = NOT_LOADED
+        self._configure_error = ""  # why the last configure failed, until one succeeds
+        self._frame_publishers: dict[str, LifecyclePublisher] = {}
+        self._timing: LifecyclePublisher | None = None
+        self._classes: LifecyclePublisher | None = None
 
         inputs = NodeInputTopics.of(params)
         image_type = CompressedImage if params.use_compressed else Image
         suffix = "/compressed" if params.use_compressed else ""
         self._image_topics = [self.resolve_topic_name(t) + suffix for t in inputs.images]
         self._info_topics = [self.resolve_topic_name(t) for t in inputs.camera_infos]
-        lidar_topics = [self.resolve_topic_name(inputs.lidar)] if inputs.lidar else []
+        self._lidar_topics = [self.resolve_topic_name(inputs.lidar)] if inputs.lidar else []
+        self._reset_inputs()
+        # Subscribed while active; their QoS parameters are declared and checked now, with the others.
+        self._inputs: dict[str, AdaptiveSubscription] = {}
+        msg_types = [image_type] * len(self._image_topics) + [PointCloud2] * len(self._lidar_topics)
+        for index, (topic, msg_type) in enumerate(zip(self._sync.topics, msg_types, strict=True)):
+            self._inputs[topic] = AdaptiveSubscription(self, msg_type, topic, partial(self._on_input, index))
+        for index, topic in enumerate(self._info_topics):
+            self._inputs[topic] = AdaptiveSubscription(self, CameraInfo, topic, partial(self._on_camera_info, index))
+
+        self._diagnostics = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
+        self._last_report = (self._started_ns, self._stats.snapshot())
+        # Steady clock: diagnostics and the no-input warning keep running while a replayed bag is paused.
+        self.create_timer(REPORT_PERIOD_S, self._report, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        if not params.autostart:
+            self.get_logger().info(
+                f"unconfigured (autostart is false): waiting for `ros2 lifecycle set {self.get_fully_qualified_name()}"
+                " configure`, then activate"
+            )
+        elif self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            self.trigger_activate()
+
+    @property
+    def lifecycle_state(self) -> str:
+        """The current state's label (unconfigured, inactive, active, finalized, or a transition's)."""
+        return self._state_machine.current_state[1]  # rclpy keeps it there; it has no public getter
+
+    # -- lifecycle transitions (executor thread) -------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Loads the model and creates the outputs (publishing nothing until activated). A file that cannot be
+        read fails the transition: the node stays unconfigured, saying why in the log and the diagnostics."""
+        try:
+            self._pipeline, self._model_state = load_node_pipeline(self._params, self.get_logger())
+        except Exception as exc:  # a bad file, device or torch problem: the operator fixes it and configures again
+            self._configure_error = f"configure failed: {exc}"
+            self.get_logger().error(f"{self._configure_error}; the node stays unconfigured")
+            return TransitionCallbackReturn.FAILURE
+        self._configure_error = ""
+        self._create_outputs()
+        outputs = sorted(self.resolve_topic_name(t) for t in self._frame_publishers)
+        self.get_logger().info(
+            f"configured ({self._params.mode}): model {self._model_state.description}; outputs {', '.join(outputs)}"
+        )
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Enables the outputs, then subscribes and starts the worker on fresh inputs."""
+        result = super().on_activate(state)
+        if self._classes is not None:  # transient local: late subscribers get it too
+            header = Header(stamp=self.get_clock().now().to_msg())
+            self._classes.publish(class_table_to_msg(self._pipeline.class_table, header))
+        self._reset_inputs()
+        for subscription in self._inputs.values():
+            subscription.subscribe()
+        self._slot = LatestSlot()
+        self._worker = threading.Thread(target=self._work, args=(self._slot,), name=WORKER_NAME, daemon=True)
+        self._worker.start()
+        self.get_logger().info(f"active: inputs {', '.join(self._sync.topics + self._info_topics)}")
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Unsubscribes and stops the worker (the frame in progress is finished and published); the model stays."""
+        self._stop_processing()
+        self.get_logger().info("inactive: inputs unsubscribed, model kept")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self.get_logger().info("unconfigured: model and outputs released")
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """From any state: what deactivate and cleanup would do, as far as the node got."""
+        self._stop_processing()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """A transition raised (a bug: expected failures return FAILURE): release everything, back to unconfigured."""
+        self.get_logger().error(f"a transition from {state.label} raised; releasing everything")
+        self._stop_processing()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_processing(self) -> None:
+        """Unsubscribes, then stops the worker at its next frame boundary (the frame in progress is finished and
+        published); the queued inputs are dropped. Does nothing when not active."""
+        if self._worker is None:
+            return
+        for subscription in self._inputs.values():
+            subscription.unsubscribe()
+        self._slot.close()
+        self._worker.join(WORKER_JOIN_TIMEOUT_S)
+        if self._worker.is_alive():
+            self.get_logger().warning(f"worker still busy after {WORKER_JOIN_TIMEOUT_S:g} s; leaving it behind")
+        self._worker = None
+        self._reset_inputs()
+
+    def _release(self) -> None:
+        """Drops the model (its memory goes with the last reference) and the output publishers."""
+        for publisher in [*self._frame_publishers.values(), self._timing, self._classes]:
+            if publisher is not None:
+                self.destroy_lifecycle_publisher(publisher)
+        self._frame_publishers, self._timing, self._classes = {}, None, None
+        self._pipeline, self._model_state = None, NOT_LOADED
+        release_cached_memory(self._params.device)
+
+    def _reset_inputs(self) -> None:
+        """A fresh synchronizer and CameraInfo cache: nothing from before an activation leaks into it."""
         self._cameras: list[CameraModel | None] = [None] * len(self._info_topics)
         self._camera_errors = [""] * len(self._info_topics)
         self._info_counts = [0] * len(self._info_topics)
-
-        self._create_outputs()
         self._sync = make_synchronizer(
-            self._image_topics + lidar_topics,
-            params.sync_queue_size,
-            params.sync_slop,
+            self._image_topics + self._lidar_topics,
+            self._params.sync_queue_size,
+            self._params.sync_slop,
             self._on_set,
             on_time_jump=self._on_time_jump,
             warn=self._loggers["sync"].warning,
         )
-        self._inputs: dict[str, AdaptiveSubscription] = {}
-        msg_types = [image_type] * len(self._image_topics) + [PointCloud2] * len(lidar_topics)
-        for index, (topic, msg_type) in enumerate(zip(self._sync.topics, msg_types, strict=True)):
-            self._subscribe(msg_type, topic, partial(self._on_input, index))
-        for index, topic in enumerate(self._info_topics):
-            self._subscribe(CameraInfo, topic, partial(self._on_camera_info, index))
-
         self._started_ns = time.monotonic_ns()
-        self._last_report = (self._started_ns, self._stats.snapshot())
-        # Steady clock: diagnostics and the no-input warning keep running while a replayed bag is paused.
-        self.create_timer(REPORT_PERIOD_S, self._report, clock=Clock(clock_type=ClockType.STEADY_TIME))
-        self._worker.start()
-        outputs = sorted(self.resolve_topic_name(t) for t in self._frame_publishers)
-        self.get_logger().info(
-            f"{params.mode}: inputs {', '.join(self._sync.topics + self._info_topics)}; "
-            f"model {self._model_state.description}; outputs {', '.join(outputs)}"
-        )
 
     # -- set-up ------------------------------------------------------------------------------------------------
     def _use_tf(self, parameter: str) -> bool:
@@ -226,7 +337,7 @@ class DepthPanopticNode(Node):
         """The grid's camera -> grid_frame source like the LiDAR's; None (no grid topics, logged) when the grid
         is switched off, there is no model to label it, or neither TF nor camera_to_ground can give it."""
         params = self._params
-        if not params.outputs.grid or self._pipeline.model is None:
+        if not params.outputs.grid or not params.model_path:
             return None
         fixed = () if self._use_tf("camera_to_ground") else params.camera_to_ground
         try:
@@ -236,27 +347,23 @@ class DepthPanopticNode(Node):
             return None
 
     def _create_outputs(self) -> None:
-        """Publishers of the switched-on outputs that this pipeline can fill (no panoptic ones without a model)."""
+        """Lifecycle publishers (silent until activated) of the switched-on outputs that this pipeline can fill:
+        no panoptic ones without a model."""
         has_model = self._pipeline.model is not None
         switches = dataclasses.asdict(self._params.outputs)
         self._frame_publishers = {
-            topic: self.create_publisher(
+            topic: self.create_lifecycle_publisher(
                 FRAME_TOPICS[topic][0], topic, OUTPUT_QUEUE_DEPTH, qos_overriding_options=qos_overrides()
             )
             for switch, topics in SWITCHED_TOPICS.items()
-            if switches[switch] and (switch != "grid" or self._ground is not None)
+            if switches[switch] and (switch != "grid" or (self._ground is not None and has_model))
             for topic in topics
             if has_model or FRAME_TOPICS[topic][1] <= MODEL_FREE_OUTPUTS
         }
-        self._timing = self.create_publisher(FrameTiming, TIMING, OUTPUT_QUEUE_DEPTH) if switches["timing"] else None
-        self._diagnostics = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
-        class_table = self._pipeline.class_table
-        if class_table is not None:
-            classes = self.create_publisher(CLASSES_TYPE, CLASSES, transient_local_qos())
-            classes.publish(class_table_to_msg(class_table, Header(stamp=self.get_clock().now().to_msg())))
-
-    def _subscribe(self, msg_type: type, topic: str, callback: Any) -> None:
-        self._inputs[topic] = AdaptiveSubscription(self, msg_type, topic, callback)
+        if switches["timing"]:
+            self._timing = self.create_lifecycle_publisher(FrameTiming, TIMING, OUTPUT_QUEUE_DEPTH)
+        if self._pipeline.class_table is not None:
+            self._classes = self.create_lifecycle_publisher(CLASSES_TYPE, CLASSES, transient_local_qos())
 
     def _adapt_inputs(self) -> None:
         """Re-evaluates each input's reliability against its current publishers (rosbag2's rule)."""
@@ -299,25 +406,29 @@ class DepthPanopticNode(Node):
             self._extrinsic.clear()  # transforms of the old timeline lie in the future of the new one
 
     def _report(self) -> None:
-        self._adapt_inputs()
         now_ns = time.monotonic_ns()
-        problem = self._sync_problem(now_ns)
-        if problem:
-            self._loggers["sync"].warning(problem, throttle_duration_sec=self._params.no_sync_warning_s)
         last_ns, before = self._last_report
         snapshot = self._stats.snapshot()
         self._last_report = (now_ns, snapshot)
-        status = diagnostic_status(
-            f"{self.get_fully_qualified_name()}: pipeline",
-            self._params.device,
-            snapshot,
-            before,
-            max((now_ns - last_ns) / NS_PER_S, 1e-3),
-            self._model_state,
-            self._slot.dropped,
-            self._receive_counts(),
-            problem,
-        )
+        name, state = f"{self.get_fully_qualified_name()}: pipeline", self.lifecycle_state
+        if state != "active":
+            status = idle_status(name, self._params.device, state, self._model_state, self._configure_error)
+        else:
+            self._adapt_inputs()
+            problem = self._sync_problem(now_ns)
+            if problem:
+                self._loggers["sync"].warning(problem, throttle_duration_sec=self._params.no_sync_warning_s)
+            status = diagnostic_status(
+                name,
+                self._params.device,
+                snapshot,
+                before,
+                max((now_ns - last_ns) / NS_PER_S, 1e-3),
+                self._model_state,
+                self._slot.dropped,
+                self._receive_counts(),
+                problem,
+            )
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diagnostics.publish(DiagnosticArray(header=header, status=[status]))
 
@@ -357,8 +468,9 @@ class DepthPanopticNode(Node):
         )
 
     # -- worker thread -----------------------------------------------------------------------------------------
-    def _work(self) -> None:
-        while (msgs := self._slot.take()) is not None:
+    def _work(self, slot: LatestSlot[tuple[Any, ...]]) -> None:
+        """Processes what ``slot`` hands over until it is closed (each activation has its own)."""
+        while (msgs := slot.take()) is not None:
             try:
                 self._process(msgs)
             except FrameRejected as skip:
@@ -445,16 +557,13 @@ class DepthPanopticNode(Node):
     def destroy_node(self) -> None:
         """Stops the worker at its next frame boundary (the frame in progress is finished and published), then
         the publishers it uses go away."""
-        self._slot.close()
-        if self._worker.ident is not None:  # started
-            self._worker.join(WORKER_JOIN_TIMEOUT_S)
-        if self._worker.is_alive():
-            self.get_logger().warning(f"worker still busy after {WORKER_JOIN_TIMEOUT_S:g} s; leaving it behind")
+        self._stop_processing()
         super().destroy_node()
 
 
 def run_node(stop: StopSignals, args: list[str] | None = None) -> int:
-    """Runs the node until ``stop`` is requested (or the context is shut down); 1 when it cannot start."""
+    """Runs the node until ``stop`` is requested, the context is shut down or the node is finalized (its
+    shutdown transition); 1 when it cannot start. A stop request takes the node through shutdown first."""
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)  # signals are ``stop``'s
     try:
         if stop.requested:
@@ -467,12 +576,14 @@ def run_node(stop: StopSignals, args: list[str] | None = None) -> int:
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         try:
-            while not stop.requested and rclpy.ok():
+            while not stop.requested and rclpy.ok() and node.lifecycle_state != FINALIZED:
                 executor.spin_once(timeout_sec=SPIN_PERIOD_S)
         except ExternalShutdownException:
             pass
         finally:
-            node.get_logger().info("stopping: the frame in progress is finished first")
+            if node.lifecycle_state != FINALIZED:
+                node.get_logger().info("stopping: the frame in progress is finished first")
+                node.trigger_shutdown()
             executor.remove_node(node)
             node.destroy_node()
         return 0

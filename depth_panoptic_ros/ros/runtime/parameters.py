@@ -2,7 +2,8 @@
 shows (description, range, allowed values), and both are checked against config/depth_panoptic.yaml by the tests.
 
 Nested dataclasses become dotted parameter names (``cloud.stride``, ``outputs.points``), which YAML writes as
-nested mappings. Every parameter is read-only: the node reads them once at start.
+nested mappings. Every parameter is read-only: the node reads them once at start (not at each configure), so an
+invalid value ends it at start, where no lifecycle transition could fix it.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class OutputSwitches:
 
 @dataclass(frozen=True)
 class NodeParameters:
+    autostart: bool = True
     mode: str = "mono"
     model_path: str = DEFAULT_MODEL_PATH
     device: str = "cpu"
@@ -91,11 +93,15 @@ class Doc:
 
 
 DOCS: dict[str, Doc] = {
+    "autostart": Doc(
+        "configure and activate at start; false: wait unconfigured for `ros2 lifecycle set <node> configure` "
+        "(or a lifecycle manager)"
+    ),
     "mode": Doc("mono: image + camera_info + lidar; stereo: left/ and right/ image + camera_info", choices=MODES),
     "model_path": Doc(
         "model .safetensors: absolute, relative to the working directory or package://depth_panoptic_ros/...; "
-        "empty = classical depth only (no panoptic outputs). A missing or broken file is logged and the node "
-        "runs depth-only"
+        "empty = classical depth only (no panoptic outputs). A missing or broken file fails the configure "
+        "transition (logged, shown in the diagnostics): the node stays unconfigured"
     ),
     "device": Doc(f"torch device of the model: {DEVICE_HELP}"),
     "precision": Doc("inference precision of the model (bf16/fp16 run under torch.autocast)", choices=PRECISIONS),

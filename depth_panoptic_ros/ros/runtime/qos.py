@@ -66,9 +66,10 @@ def adapted_reliability(offered: Iterable[QoSReliabilityPolicy]) -> QoSReliabili
 class AdaptiveSubscription:
     """A sensor-data subscription whose reliability follows its publishers (see the module docstring).
 
-    The reliability override parameter is declared here, with the default ``auto``; the other policies keep
-    rclpy's ``qos_overrides`` parameters. ``update()`` re-creates the subscription when the publishers call for
-    another reliability; it returns the new policy then, else None.
+    The reliability override parameter is declared (and checked) at construction, with the default ``auto``; the
+    other policies keep rclpy's ``qos_overrides`` parameters. The subscription itself exists between
+    ``subscribe()`` and ``unsubscribe()`` (a lifecycle node's activation). ``update()`` re-creates it when the
+    publishers call for another reliability; it returns the new policy then, else None.
     """
 
     def __init__(self, node: Node, msg_type: type, topic: str, callback: Callable[[Any], None]) -> None:
@@ -83,17 +84,18 @@ class AdaptiveSubscription:
         if setting not in RELIABILITY_SETTINGS:
             raise ValueError(f"{name}: expected one of {', '.join(RELIABILITY_SETTINGS)}, got {setting!r}")
         self.fixed = None if setting == ADAPTIVE else QoSReliabilityPolicy[setting.upper()]
-        self.reliability = self.fixed or self._wanted()
-        self.subscription = self._create()
+        self.reliability = self.fixed or QoSReliabilityPolicy.BEST_EFFORT
+        self.subscription: Any = None
 
     def _wanted(self) -> QoSReliabilityPolicy:
         infos = self.node.get_publishers_info_by_topic(self.topic)
         return adapted_reliability(info.qos_profile.reliability for info in infos)
 
-    def _create(self) -> Any:
+    def subscribe(self) -> None:
+        self.reliability = self.fixed or self._wanted()
         qos = sensor_qos()
         qos.reliability = self.reliability
-        return self.node.create_subscription(
+        self.subscription = self.node.create_subscription(
             self.msg_type,
             self.topic,
             self.callback,
@@ -102,19 +104,20 @@ class AdaptiveSubscription:
             event_callbacks=incompatible_qos_callbacks(self.node, self.topic),
         )
 
+    def unsubscribe(self) -> None:
+        if self.subscription is not None:
+            self.node.destroy_subscription(self.subscription)
+            self.subscription = None
+
     def update(self) -> QoSReliabilityPolicy | None:
-        if self.fixed is not None:
+        if self.fixed is not None or self.subscription is None or self._wanted() == self.reliability:
             return None
-        wanted = self._wanted()
-        if wanted == self.reliability:
-            return None
-        self.node.destroy_subscription(self.subscription)
-        self.reliability = wanted
-        self.subscription = self._create()
-        return wanted
+        self.unsubscribe()
+        self.subscribe()
+        return self.reliability
 
     def publisher_count(self) -> int:
-        return self.subscription.get_publisher_count()
+        return 0 if self.subscription is None else self.subscription.get_publisher_count()
 
 
 def qos_overrides() -> QoSOverridingOptions:
