@@ -9,6 +9,12 @@ Launch arguments given here win over the parameter file (config_file). No model 
 model_path:=none, or model_path:="''". large_data:=true gives the node the package's Fast DDS profile for
 full-size images and clouds; the driver or bag player must run with the same (FASTDDS_DEFAULT_PROFILES_FILE).
 
+The node is a lifecycle node that manages itself: autostart:=true (default) configures and activates it at
+start, autostart:=false leaves it unconfigured for `ros2 lifecycle set /depth_panoptic_node configure` (or a
+lifecycle manager such as nav2's). It is started with launch_ros's plain Node action on purpose: `ros2 lifecycle`
+and lifecycle managers talk to its services whatever action started it, and the LifecycleNode action would only
+add launch-side transition events while requiring an explicit namespace.
+
 The arguments are resolved in an OpaqueFunction and turned into the node's parameters, remappings and
 environment by launch_plan(), a plain function that the package's tests run for every argument value.
 """
@@ -61,9 +67,10 @@ ARGUMENTS = {
     "use_sim_time": ("false", "use /clock (true when replaying a bag with `ros2 bag play --clock`)"),
     "large_data": ("false", "Fast DDS profile for full-size sensor messages (config/fastdds_large_data.xml)"),
     "rviz": ("false", "also start RViz with config/depth_panoptic.rviz"),
+    "autostart": ("true", "the node configures and activates itself; false: unconfigured until `ros2 lifecycle set`"),
     **{name: (topic, f"topic the node's {topic} is remapped to") for name, topic in TOPIC_ARGUMENTS.items()},
 }
-BOOLEAN_ARGUMENTS = ("use_sim_time", "large_data", "rviz")
+BOOLEAN_ARGUMENTS = ("use_sim_time", "large_data", "rviz", "autostart")
 
 
 def default_values(share: str) -> dict[str, str]:
@@ -89,6 +96,7 @@ def launch_plan(values: Mapping[str, str], share: str) -> list[NodeLaunch]:
             "merge": values["merge"],
             "grid_frame": values["grid_frame"],
             "use_sim_time": flags["use_sim_time"],
+            "autostart": flags["autostart"],
         },
         remappings=[(topic, values[name]) for name, topic in TOPIC_ARGUMENTS.items() if values[name] != topic],
         env=env,

@@ -51,7 +51,7 @@ def test_node_launch_for_every_boolean_value(flags: dict[str, str]) -> None:
     node = processes[0]
     assert node.command() == node_command(
         ["--params-file", CONFIG, "-p", "mode:='mono'", "-p", f"model_path:='{DEFAULT_MODEL}'", "-p", "merge:=''",
-         "-p", "grid_frame:='base_link'", "-p", f"use_sim_time:={sim}"]
+         "-p", "grid_frame:='base_link'", "-p", f"use_sim_time:={sim}", "-p", f"autostart:={flags['autostart']}"]
     )  # fmt: skip
     env = {PROFILES_ENV: PROFILE} if flags["large_data"] == "true" else {}
     assert node.env == env
@@ -83,7 +83,7 @@ def test_node_launch_namespace_topics_and_config_file() -> None:
         "depth_panoptic_node", "--ros-args", "-r", "__node:=depth_panoptic_node", "-r", "__ns:=/perception",
         "--params-file", "/etc/dp.yaml",
         "-p", "mode:='stereo'", "-p", f"model_path:='{DEFAULT_MODEL}'", "-p", "merge:=''",
-        "-p", "grid_frame:='base_link'", "-p", "use_sim_time:=false",
+        "-p", "grid_frame:='base_link'", "-p", "use_sim_time:=false", "-p", "autostart:=true",
         "-r", "image:=/camera/image_raw", "-r", "lidar:=/velodyne_points", "-r", "~/timing:=/perf/timing",
     ]  # fmt: skip
 
@@ -151,26 +151,33 @@ def test_replay_rejects_a_bad_rate(rate: str) -> None:
 
 @pytest.mark.ros
 @pytest.mark.slow
-def test_the_launched_command_line_starts_the_node_without_a_model(tmp_path: Path) -> None:
+@pytest.mark.parametrize("autostart", ["true", "false"])
+def test_the_launched_command_line_starts_the_node_without_a_model(tmp_path: Path, autostart: str) -> None:
+    """autostart:=true: configured (no model) and active; false: unconfigured, waiting for `ros2 lifecycle`."""
     pytest.importorskip("rclpy")
-    values = NODE_LAUNCH.default_values(str(REPO)) | {"model_path": "none", "namespace": "launch_test"}
+    values = NODE_LAUNCH.default_values(str(REPO))
+    values |= {"model_path": "none", "namespace": "launch_test", "autostart": autostart}
     (node,) = NODE_LAUNCH.launch_plan(values, str(REPO))
     command = [sys.executable, "-m", "depth_panoptic_ros.ros.runtime.main", *node.command()[1:]]
     command += ["-p", "use_tf:=false", "-p", f"lidar_to_camera:=[{', '.join(['1.0', *['0.0'] * 4] * 3)}, 1.0]"]
+    if autostart == "true":
+        ready = "active: inputs /launch_test/image"
+    else:
+        ready = "waiting for `ros2 lifecycle set /launch_test/depth_panoptic_node configure`"
     log = tmp_path / "node.log"
     with open(log, "w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 60
-            while "model none: model_path is empty" not in log.read_text() and time.monotonic() < deadline:
+            while ready not in log.read_text() and time.monotonic() < deadline:
                 assert process.poll() is None, log.read_text()
                 time.sleep(0.2)
         finally:
             process.terminate()
             process.wait(20)
     text = log.read_text()
-    assert "model none: model_path is empty (classical depth only)" in text, text
-    assert "/launch_test/image" in text
+    assert ready in text and process.returncode == 0, text
+    assert ("model none: model_path is empty (classical depth only)" in text) == (autostart == "true"), text
 
 
 def test_every_launch_argument_reaches_a_topic_or_a_declared_parameter() -> None:
