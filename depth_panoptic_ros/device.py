@@ -8,6 +8,7 @@ nothing to the ROS parameter parsing or a CLI's ``--help``.
 
 from __future__ import annotations
 
+import ctypes
 import re
 import warnings
 from typing import TYPE_CHECKING
@@ -66,9 +67,15 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
 
 
 def release_cached_memory(value: str) -> None:
-    """Hands the memory that torch's CUDA allocator keeps cached after a model is dropped back to the GPU, so
-    that a node that released its model holds none; nothing to do for the CPU (freed with the last reference)."""
+    """Hands the memory that allocators keep after a model is dropped back to the system, so that a node that
+    released its model holds none: torch's CUDA cache on a GPU, and glibc's heap, where freed weights otherwise
+    stay from the second load on (glibc raises its mmap threshold after the first large free)."""
     if check_device(value).startswith("cuda"):
         import torch
 
         torch.cuda.empty_cache()
+    try:
+        trim = ctypes.CDLL(None).malloc_trim  # the process's C library
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        return
+    trim(0)
