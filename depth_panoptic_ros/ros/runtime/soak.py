@@ -203,9 +203,11 @@ def _drive(
         "lidar": driver.create_publisher(PointCloud2, "lidar", reliable),
     }
     timings: list[tuple[float, float, float, int]] = []  # (receive time, latency, processing, dropped_total)
+    counted_from_ns = [0]  # answers to sets stamped before this are start-up's, not the soak's
 
     def on_timing(msg: FrameTiming) -> None:
-        timings.append((time.monotonic(), msg.latency_ms, msg.processing_ms, msg.dropped_total))
+        if msg.header.stamp.sec * NS_PER_S + msg.header.stamp.nanosec >= counted_from_ns[0]:
+            timings.append((time.monotonic(), msg.latency_ms, msg.processing_ms, msg.dropped_total))
 
     driver.create_subscription(FrameTiming, "depth_panoptic_node/timing", on_timing, QoSProfile(depth=100))
     for topic, (msg_type, _) in FRAME_TOPICS.items():  # the node computes only what has subscribers: want it all
@@ -231,6 +233,7 @@ def _drive(
     executor.spin_once(timeout_sec=0.5)
     dropped_before = timings[-1][3]  # sets dropped while starting up are not the soak's
     timings.clear()
+    counted_from_ns[0] = time.time_ns()
 
     period = 1.0 / rate_hz
     start = next_publish = time.monotonic()
