@@ -154,6 +154,22 @@ def test_color_steps_place_the_boundary_and_ties_fall_back_to_half_way() -> None
     np.testing.assert_array_equal(complete_depth(sparse, rgb)[0], [2.0] * 4 + [10.0] * 12)
 
 
+def test_a_row_with_few_measurements_keeps_its_depth_edge() -> None:
+    """Four segments (three points and the row's start): OpenCV once read such 1-D arrays as scalars and
+    blended 5.2 m into 50 m across the edge."""
+    sparse = np.zeros((1, 10), np.float32)
+    sparse[0, [2, 4, 9]] = 5.0, 5.2, 50.0
+    expected = [5.0, 5.0, 5.0, 2 / (1 / 5.0 + 1 / 5.2), 5.2, 5.2, 5.2, 50.0, 50.0, 50.0]  # 50 m from half-way on
+    np.testing.assert_allclose(complete_depth(sparse)[0], expected, rtol=1e-6)
+
+
+def test_wide_single_row_images_are_completed() -> None:
+    """Wider than cv2.remap takes (SHRT_MAX columns): the pass along the columns splits it into strips."""
+    sparse = np.zeros((1, 70_000), np.float32)
+    sparse[0, ::3] = 5.0
+    np.testing.assert_allclose(complete_depth(sparse), 5.0, rtol=1e-6)
+
+
 def test_values_carried_from_one_side_are_that_sides_also_when_far() -> None:
     """Beyond 90 m (1/d <= abs / (1 - rel)) a missing side passes the same-surface test against 0: it must still
     not blend in."""
@@ -283,5 +299,8 @@ def test_benchmark_reports_every_protocol_frame_and_mean(kitti_object) -> None:
             assert mean["covered_rmse_mm"] >= mean["covered_mae_mm"] > 0
             assert name in table
         assert baseline["mean"]["rmse_ratio"] == pytest.approx(1.0)
+        assert set(summary["median_ms"]) == set(summary["methods"]) and min(summary["median_ms"].values()) > 0
+    assert table.count("Median time per frame:") == len(result["protocols"])
+    assert len(result["load_average"]) == 2
     assert result["protocols"]["object hold-out"]["frames"]["object/000001"] == "375x1242"
     assert all(ms > 0 for ms in result["median_ms"].values())

@@ -35,11 +35,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import cv2
 import numpy as np
 
 from depth_panoptic_ros.depth.ip_basic import check_sparse_depth
+from depth_panoptic_ros.scratch import Scratch
 
 # cv2.blendLinear divides by (w1 + w2 + 1e-5): weights in 1/1024 px keep that guard below float32 rounding.
 _WEIGHT_SCALE = 1024.0
@@ -47,9 +49,12 @@ _WEIGHT_SCALE = 1024.0
 # then stay in a 2 MiB L2 cache instead of streaming through memory, ~1.5x faster than whole images.
 _STRIP_PIXELS = 1 << 16
 _INT16 = np.iinfo(np.int16)  # row indices are int16 in the pass along the columns: the fastest morphology
+_MAX_STRIP_COLS = _INT16.max - 1  # cv2.remap takes images narrower than SHRT_MAX
 _NO_ANCHOR = -1e20  # what the pass along the columns reads for a missing anchor: never one surface with a real one
 # What counts as measured: NaN fails both bounds, and below the smallest normal float32 1 / depth overflows.
 _POSITIVE_FINITE = (float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max))
+_COORDINATES = (("rows16", np.int16), ("rows", np.float32), ("cols16", np.int16))  # names and types of the maps
+_SCRATCH = Scratch()  # the temporaries of every pass: reused, not faulted in anew on every frame
 
 
 @dataclass(frozen=True)
@@ -102,26 +107,50 @@ def complete_depth(
         rgb = np.asarray(rgb)
         if rgb.shape != (*sparse.shape, 3) or rgb.dtype != np.uint8:
             raise ValueError(f"rgb: expected uint8 of shape {(*sparse.shape, 3)}, got {rgb.dtype} {rgb.shape}")
-    measured = cv2.inRange(sparse, _POSITIVE_FINITE[0], _POSITIVE_FINITE[1])  # 255 where measured
+    measured = cv2.inRange(sparse, *_POSITIVE_FINITE, dst=_SCRATCH.array("measured", sparse.shape, np.uint8))
+    cv2.threshold(measured, 0, 1, cv2.THRESH_BINARY, dst=measured)  # 1 where measured: readable as bool
     dense = np.zeros_like(sparse)
     box = _reachable_box(measured, config)
     if box is None:
         return dense
-    sparse, measured, dense_box = sparse[box], measured[box], dense[box]
-    inverse = _fill_along_rows(sparse, measured != 0, None if rgb is None else rgb[box], config)
-    height, width = inverse.shape
-    strip = math.ceil(width / math.ceil(width * height / _STRIP_PIXELS))  # equal strips of ~_STRIP_PIXELS
-    coords = _coordinate_maps((height, min(strip, width)))
-    ones = np.ones_like(coords[2])
-    for first in range(0, width, strip):
-        cols = slice(first, first + strip)
-        filled, out = _fill_along_columns(inverse[:, cols], coords, config), dense_box[:, cols]
-        cv2.divide(ones[:, : out.shape[1]], filled, dst=out)
-        cv2.threshold(out, 0, 0, cv2.THRESH_TOZERO, dst=out)  # unknown: negative -> 0
-        cv2.copyTo(sparse[:, cols], measured[:, cols], out)  # measured depth exactly, not a round trip via 1/d
+    # The measurements in row-major order (consecutive points of a row are neighbors on it), in box coordinates.
+    row, col = np.divmod(np.flatnonzero(measured.view(bool)), sparse.shape[1])
+    depth, measured, dense_box = sparse[row, col], measured[box], dense[box]
+    row -= box[0].start
+    col -= box[1].start
+    inverse = _fill_along_rows(dense_box.shape, row, col, depth, None if rgb is None else rgb[box], config)
+    _fill_strips_along_columns(inverse, row, col, dense_box, config)
+    dense_box[row, col] = depth  # measured depth exactly, not a round trip via 1/d
     if config.median_px:
         _smooth_far_from_measurements(dense_box, measured, config)
     return dense
+
+
+def _fill_strips_along_columns(
+    inverse: np.ndarray, row: np.ndarray, col: np.ndarray, dense: np.ndarray, config: CompletionConfig
+) -> None:
+    """The pass along the columns of ``inverse`` (the row pass's), written to ``dense`` as depth where it is known.
+
+    It runs on strips of columns small enough for the CPU cache, each cut to the rows that its own measurements
+    (``row``, ``col``, row-major) can reach: the box spans those of all strips, e.g. a tree's top rows.
+    """
+    height, width = inverse.shape
+    # Equal strips of ~_STRIP_PIXELS, narrow enough for int16 column indices and cv2.remap
+    strip = math.ceil(width / max(math.ceil(width * height / _STRIP_PIXELS), math.ceil(width / _MAX_STRIP_COLS)))
+    coords = _coordinate_maps((height, min(strip, width)))
+    ones, zeros = (_SCRATCH.array(name, coords[0].shape, np.float32) for name in ("ones", "zeros"))
+    ones.fill(1)
+    zeros.fill(0)
+    for first in range(0, width, strip):
+        # The rows of the measurements whose row pass reaches into the strip, sorted
+        reaching = row[(col >= first - config.along_gap_px) & (col < first + strip + config.along_gap_px)]
+        if reaching.size == 0:
+            continue
+        rows = slice(max(reaching[0] - config.extend_px, 0), reaching[-1] + config.across_gap_px + 1)
+        cols = slice(first, first + strip)
+        filled, out = _fill_along_columns(inverse[rows, cols], coords, zeros, config), dense[rows, cols]
+        cv2.divide(ones[: out.shape[0], : out.shape[1]], filled, dst=out)
+        cv2.threshold(out, 0, 0, cv2.THRESH_TOZERO, dst=out)  # unknown: negative -> 0
 
 
 def _smooth_far_from_measurements(dense: np.ndarray, measured: np.ndarray, config: CompletionConfig) -> None:
@@ -132,9 +161,13 @@ def _smooth_far_from_measurements(dense: np.ndarray, measured: np.ndarray, confi
     several samples of both lines and so drops a single sample's noise or a wrong pick at a depth edge. Pixels
     next to a measurement keep their interpolation: that measurement predicts them best."""
     clearance = np.ones((2 * config.median_clear_rows + 1, 2 * config.median_clear_cols + 1), np.uint8)
-    near = cv2.dilate(measured, clearance)
-    median = cv2.medianBlur(dense, config.median_px)
-    np.copyto(dense, median, where=(near == 0) & (median > 0) & (dense > 0))
+    near = cv2.dilate(measured, clearance, dst=_SCRATCH.array("near", measured.shape, np.uint8))
+    median = cv2.medianBlur(dense, config.median_px, dst=_SCRATCH.array("median", dense.shape, np.float32))
+    take, known = (_SCRATCH.array(name, dense.shape, bool) for name in ("take", "known"))
+    np.equal(near, 0, out=take)
+    take &= np.greater(median, 0, out=known)
+    take &= np.greater(dense, 0, out=known)
+    np.copyto(dense, median, where=take)
 
 
 def _reachable_box(measured: np.ndarray, config: CompletionConfig) -> tuple[slice, slice] | None:
@@ -148,44 +181,55 @@ def _reachable_box(measured: np.ndarray, config: CompletionConfig) -> tuple[slic
 
 
 def _coordinate_maps(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Row index of every pixel in int16 and float32, and column index in float32 (as cv2.remap wants it)."""
-    rows = np.repeat(np.arange(shape[0], dtype=np.float32)[:, None], shape[1], axis=1)
-    cols = np.repeat(np.arange(shape[1], dtype=np.float32)[None, :], shape[0], axis=0)
-    return rows.astype(np.int16), rows, cols
+    """Row index of every pixel in int16 and float32, and column index in int16 (for cv2.remap's int16 maps)."""
+    rows16, rows, cols16 = (_SCRATCH.array(name, shape, dtype) for name, dtype in _COORDINATES)
+    rows16[:] = np.arange(shape[0], dtype=np.int16)[:, None]
+    np.copyto(rows, rows16)
+    cols16[:] = np.arange(shape[1], dtype=np.int16)
+    return rows16, rows, cols16
 
 
 def _apart(a: np.ndarray, b: np.ndarray, config: CompletionConfig, gap: np.ndarray | None = None) -> np.ndarray:
     """Mask (255) of two surfaces: |a - b| > rel * max(a, b) + abs, for inverse depths a, b >= 0; with the max
-    written as (a + b + |a - b|) / 2 so that no max is needed: |a - b| > (rel (a + b) / 2 + abs) / (1 - rel / 2)."""
+    written as (a + b + |a - b|) / 2 so that no max is needed: |a - b| > (rel (a + b) / 2 + abs) / (1 - rel / 2).
+    In scratch memory: valid until the next call."""
     scale = 1 / (1 - config.same_surface_rel / 2)
     weight = config.same_surface_rel / 2 * scale
-    tolerance = cv2.addWeighted(a, weight, b, weight, config.same_surface_abs * scale)
+    tolerance, difference = (_SCRATCH.array(name, a.shape, np.float32) for name in ("tolerance", "difference"))
+    cv2.addWeighted(a, weight, b, weight, config.same_surface_abs * scale, dst=tolerance)
     if gap is not None and config.same_surface_slope:
-        tolerance = cv2.scaleAdd(gap, config.same_surface_slope * scale, tolerance)
-    return cv2.compare(cv2.absdiff(a, b), tolerance, cv2.CMP_GT)
+        cv2.scaleAdd(gap, config.same_surface_slope * scale, tolerance, dst=tolerance)
+    cv2.absdiff(a, b, dst=difference)
+    return cv2.compare(difference, tolerance, cv2.CMP_GT, dst=_SCRATCH.array("apart", a.shape, np.uint8))
 
 
 def _fill_along_rows(
-    sparse: np.ndarray, measured: np.ndarray, rgb: np.ndarray | None, config: CompletionConfig
+    shape: tuple[int, int],
+    row: np.ndarray,
+    col: np.ndarray,
+    depth: np.ndarray,
+    rgb: np.ndarray | None,
+    config: CompletionConfig,
 ) -> np.ndarray:
-    """Inverse depth of the measurements (0 elsewhere) with the gaps along rows filled: the first pass.
+    """Inverse depth of the measurements (``depth`` at ``row``, ``col``, in row-major order; 0 elsewhere) with the
+    gaps along rows filled: the first pass. In scratch memory.
 
     Works on the gaps between consecutive measurements of a row, "segments", then only on their pixels, a few
     percent of the image. A segment spans ``gap`` px from ``start``; its k-th pixel has its anchors k px before
     and gap - k px after, each counting only within reach. So a segment is at most three runs of pixels: the
     value before (k < c1), a blend (c1 <= k < c2: both anchors within reach, one surface), the value after.
     """
-    reach, width = config.along_gap_px, sparse.shape[1]
-    flat = np.flatnonzero(measured)  # row-major: consecutive points of a row are neighbors on it
-    row, col = np.divmod(flat, width)
-    value = 1 / sparse[row, col]
-    inverse = np.zeros(sparse.shape, np.float32)
+    reach, width = config.along_gap_px, shape[1]
+    flat, value = row * width + col, 1 / depth
+    inverse = _SCRATCH.array("inverse", shape, np.float32)
+    inverse.fill(0)
     inverse.ravel()[flat] = value
     if reach == 0:
         return inverse
     start, gap, before, after = _row_segments(flat, row, col, value, reach, width)
     low, high = np.maximum(gap - reach, 1), np.minimum(gap - 1, reach)  # the pixels with both anchors in reach
-    same = _apart(before, after, config, gap.astype(np.float32)).ravel() == 0
+    # as columns: OpenCV may read a 1-D array of up to 4 elements as a scalar
+    same = _apart(before[:, None], after[:, None], config, gap.astype(np.float32)[:, None]).ravel() == 0
     split = gap // 2 + 1  # two surfaces meet half-way: the pixels before the split take the value before
     if rgb is not None:
         two_surfaces = np.flatnonzero((before > 0) & (after > 0) & ~same & (low <= high))
@@ -228,10 +272,26 @@ def _row_segments(
 def _fill_runs(
     flat_image: np.ndarray, start: np.ndarray, length: np.ndarray, value: np.ndarray, slope: np.ndarray
 ) -> None:
-    """flat_image[start + j] = value + slope * j for 0 <= j < length, for all runs at once."""
-    run = np.repeat(np.arange(length.size), length)  # of every pixel
-    j = np.arange(run.size) - (np.cumsum(length) - length)[run]
-    flat_image[start[run] + j] = value[run] + slope[run] * j.astype(np.float32)
+    """flat_image[start + j] = value + slope * j for 0 <= j < length, for all runs at once (lengths >= 0).
+
+    Per pixel, its run and j are cumulative sums (of run starts, of ones that restart at each run); in scratch
+    memory, as the pixels are many (~60k on a KITTI frame)."""
+    runs = np.flatnonzero(length > 0)
+    if runs.size == 0:
+        return
+    start, length, value, slope = start[runs], length[runs], value[runs], slope[runs]
+    end = np.cumsum(length)
+    run, j, at = (_SCRATCH.array(name, (int(end[-1]),), np.intp) for name in ("run", "j", "at"))
+    run.fill(0)
+    run[end[:-1]] = 1
+    np.cumsum(run, out=run)
+    j.fill(1)
+    j[0], j[end[:-1]] = 0, 1 - length[:-1]
+    np.cumsum(j, out=j)
+    np.add(np.take(start, run, out=at), j, out=at)
+    fill, step = (_SCRATCH.array(name, j.shape, np.float32) for name in ("fill", "step"))
+    np.multiply(np.take(slope, run, out=step), j, out=step, dtype=np.float32)
+    flat_image[at] = np.add(np.take(value, run, out=fill), step, out=fill)
 
 
 def _color_split(
@@ -257,41 +317,61 @@ def _color_split(
 
 
 def _fill_along_columns(
-    inverse: np.ndarray, coords: tuple[np.ndarray, np.ndarray, np.ndarray], config: CompletionConfig
+    inverse: np.ndarray, coords: tuple[np.ndarray, np.ndarray, np.ndarray], zeros: np.ndarray, config: CompletionConfig
 ) -> np.ndarray:
     """The pass along the columns of inverse depth (0 = empty): inverse depth, negative where still unknown (no
-    anchor within reach, or the sky); ``coords`` from _coordinate_maps.
+    anchor within reach, or the sky); ``coords`` from _coordinate_maps, ``zeros`` as large. In scratch memory.
 
     Every pixel is treated alike, which keeps this to a few OpenCV calls: a missing anchor reads as _NO_ANCHOR,
     never the same surface as a real one, and lies out of reach, never the nearer; so a pixel with an anchor on
     one side only gets that side's value, and one with none gets _NO_ANCHOR.
     """
     reach = config.across_gap_px
-    rows16, rows, cols = (c[:, : inverse.shape[1]] for c in coords)
-    valid = (inverse > 0).view(np.uint8)  # 0 / 1 (cv2.compare refuses a 1 x 1 image and a scalar)
+    rows16, rows, cols16, zeros = (c[: inverse.shape[0], : inverse.shape[1]] for c in (*coords, zeros))
+    buffer = partial(_SCRATCH.array, shape=inverse.shape)
+    # Against an image of zeros: cv2.compare reads a 1 x 1 image and a scalar as two scalars.
+    valid = cv2.compare(inverse, zeros, cv2.CMP_GT, dst=buffer("valid", dtype=np.uint8))
     # The nearest valid row above / below each pixel within reach: one-sided max / min filters over the row
     # indices of the valid pixels, the others being the int16 extremes.
     window = np.ones((reach + 1, 1), np.uint8)
-    above = cv2.copyTo(rows16, valid, np.full_like(rows16, _INT16.min))
-    below = cv2.copyTo(rows16, valid, np.full_like(rows16, _INT16.max))
-    top = cv2.reduce(below, 0, cv2.REDUCE_MIN).astype(np.int32)  # of each column, before this pass fills it
-    sky = rows16[:, :1] < np.clip(top - config.extend_px, _INT16.min, None).astype(np.int16)
-    above = cv2.dilate(above, window, anchor=(0, reach)).astype(np.float32)
-    below = cv2.erode(below, window, anchor=(0, 0)).astype(np.float32)
-    x_above, x_below = (
-        cv2.remap(inverse, cols, at, cv2.INTER_NEAREST, borderValue=_NO_ANCHOR) for at in (above, below)
+    above16, below16 = buffer("above16", dtype=np.int16), buffer("below16", dtype=np.int16)
+    above16.fill(_INT16.min)
+    below16.fill(_INT16.max)
+    cv2.copyTo(rows16, valid, above16)
+    cv2.copyTo(rows16, valid, below16)
+    top = cv2.reduce(below16, 0, cv2.REDUCE_MIN).astype(np.int32)  # of each column, before this pass fills it
+    sky_from = np.clip(top - config.extend_px, _INT16.min, None).astype(np.int16)
+    sky = np.less(rows16[:, :1], sky_from, out=buffer("sky", dtype=bool))
+    cv2.dilate(above16, window, dst=above16, anchor=(0, reach))
+    cv2.erode(below16, window, dst=below16, anchor=(0, 0))
+    # The anchors' values: cv2.remap with (column, row) int16 maps; a missing anchor's row lies outside.
+    at = cv2.merge([cols16, above16], dst=_SCRATCH.array("at", (*inverse.shape, 2), np.int16))
+    x_above = cv2.remap(
+        inverse, at, None, cv2.INTER_NEAREST, dst=buffer("x_above", dtype=np.float32), borderValue=_NO_ANCHOR
     )
+    cv2.merge([cols16, below16], dst=at)
+    x_below = cv2.remap(
+        inverse, at, None, cv2.INTER_NEAREST, dst=buffer("x_below", dtype=np.float32), borderValue=_NO_ANCHOR
+    )
+    above, below = buffer("above", dtype=np.float32), buffer("below", dtype=np.float32)
+    np.copyto(above, above16)
+    np.copyto(below, below16)
     # Linear interpolation: each side weighs as much as the distance to the other side.
-    w_above = cv2.addWeighted(below, _WEIGHT_SCALE, rows, -_WEIGHT_SCALE, 0)
-    w_below = cv2.addWeighted(rows, _WEIGHT_SCALE, above, -_WEIGHT_SCALE, 0)
-    blend = cv2.blendLinear(x_above, x_below, w_above, w_below)  # 0 on valid pixels: both weights are 0
+    w_above = cv2.addWeighted(below, _WEIGHT_SCALE, rows, -_WEIGHT_SCALE, 0, dst=buffer("w_above", dtype=np.float32))
+    w_below = cv2.addWeighted(rows, _WEIGHT_SCALE, above, -_WEIGHT_SCALE, 0, dst=buffer("w_below", dtype=np.float32))
+    # 0 on valid pixels: both weights are 0
+    blend = cv2.blendLinear(x_above, x_below, w_above, w_below, dst=buffer("blend", dtype=np.float32))
     # Take "above" where it is nearer (or as near), and in the sky, where it is missing: there is none above.
-    take_above = cv2.bitwise_or(cv2.compare(w_below, w_above, cv2.CMP_LE), sky.view(np.uint8))
-    # valid: above = below = itself
-    one_side = cv2.bitwise_or(_apart(x_above, x_below, config, cv2.subtract(below, above)), valid)
-    filled = cv2.copyTo(cv2.copyTo(x_above, take_above, x_below), one_side, blend)
+    take_above = cv2.compare(w_below, w_above, cv2.CMP_LE, dst=buffer("take_above", dtype=np.uint8))
+    cv2.bitwise_or(take_above, sky.view(np.uint8), dst=take_above)
+    gap = cv2.subtract(below, above, dst=buffer("gap", dtype=np.float32))
+    one_side = cv2.bitwise_or(_apart(x_above, x_below, config, gap), valid, dst=buffer("one_side", dtype=np.uint8))
+    cv2.copyTo(x_above, take_above, x_below)  # valid: above = below = itself
+    filled = cv2.copyTo(x_below, one_side, blend)
     # Above the top measurement the column's top value, extend_px up (beyond across_gap_px too): the rows up
     # to there are the upper parts of what the top ring hits, which the column pass cannot reach.
-    extended = ~sky & (rows16[:, :1] < top.astype(np.int16))
+    extended = np.less(rows16[:, :1], top.astype(np.int16), out=buffer("extended", dtype=bool))
+    extended ^= sky  # the sky is the part of them more than extend_px above the top
     top_value = inverse[np.minimum(top, inverse.shape[0] - 1), np.arange(inverse.shape[1])]
-    return cv2.copyTo(np.broadcast_to(top_value, filled.shape), extended.view(np.uint8), filled)
+    np.copyto(filled, top_value, where=extended)
+    return filled
