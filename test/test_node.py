@@ -990,7 +990,8 @@ def test_lifecycle_configure_activate_deactivate_cleanup_shutdown(
     in_process: Callable[..., object], input_peer: Callable[[str], Peer], tiny_model_path: Path
 ) -> None:
     """autostart false, then `ros2 lifecycle set` step by step: nothing is published before activation or while
-    inactive, the model survives deactivation, a second activation works without leaks, cleanup frees the model."""
+    inactive, the model survives deactivation, a second activation works without leaks, cleanup frees the model,
+    a second configure works, shutdown from inactive releases everything."""
     peer = input_peer("lifecycle")
     node = in_process("lifecycle", model_path=str(tiny_model_path), autostart=False)
     peer.executor.add_node(node)
@@ -1039,7 +1040,9 @@ def test_lifecycle_configure_activate_deactivate_cleanup_shutdown(
     assert node._pipeline is None and model() is None  # freed by cleanup itself: no reference left, not even a cycle
     assert peer.node.count_publishers("panoptic/depth") == 0
     _state_reported(peer, "unconfigured")
-    assert life.set("shutdown") and life.get() == "finalized"
+    assert life.set("configure") and peer.node.count_publishers("panoptic/depth") == 1  # configures again
+    assert life.set("shutdown") and life.get() == "finalized"  # from inactive: releases as cleanup does
+    assert node._pipeline is None and peer.node.count_publishers("panoptic/depth") == 0
 
 
 @pytest.mark.slow
