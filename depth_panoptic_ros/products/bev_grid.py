@@ -145,7 +145,7 @@ class BevProjector:
             best = self._best
             best.fill(0)
             np.maximum.at(best, index, key)
-            occupancy = _OCCUPANCY_OF_KIND[np.right_shift(best, 32, out=self._kind)]
+            occupancy = _OCCUPANCY_OF_KIND.take(np.right_shift(best, 32, out=self._kind))
             ids = best.astype(np.int32)  # the low 32 bits: the panoptic id (0 where nothing is observed)
         return BevGrid(
             occupancy=occupancy.reshape(rows, cols),
