@@ -24,7 +24,8 @@ the hold-out protocols, where the scored points lie on the lines, a median every
 
 Speed (it has to keep up with IP-Basic): all work stays inside the box the measurements can reach; the pass
 along the lines works on the gaps between consecutive measurements of a row, a few percent of the pixels; the
-pass across them on strips of columns small enough for the CPU cache, with a fixed number of OpenCV calls.
+pass across them on strips of columns, each cut to the rows its own measurements reach, with a fixed number of
+OpenCV calls; temporaries live in per-thread scratch memory (no page faults per frame, scratch.py).
 
 Measured pixels are returned bit-exactly. Tried and dropped because they lowered accuracy on the KITTI
 benchmark (bench/completion.py): removing LiDAR points that look occluded in the camera view, a median
@@ -45,15 +46,15 @@ from depth_panoptic_ros.scratch import Scratch
 
 # cv2.blendLinear divides by (w1 + w2 + 1e-5): weights in 1/1024 px keep that guard below float32 rounding.
 _WEIGHT_SCALE = 1024.0
-# The pass along the columns runs on strips of about this many pixels: their temporaries (256 KiB in float32)
-# then stay in a 2 MiB L2 cache instead of streaming through memory, ~1.5x faster than whole images.
-_STRIP_PIXELS = 1 << 16
+# The pass along the columns runs on strips of about this many pixels (a KITTI box: 2 strips). Each strip costs
+# ~0.25 ms of Python calls; on the 1 MiB-L2 machines of BENCHMARKS.md smaller strips gained less than that.
+_STRIP_PIXELS = 1 << 18
 _INT16 = np.iinfo(np.int16)  # row indices are int16 in the pass along the columns: the fastest morphology
 _MAX_STRIP_COLS = _INT16.max - 1  # cv2.remap takes images narrower than SHRT_MAX
 _NO_ANCHOR = -1e20  # what the pass along the columns reads for a missing anchor: never one surface with a real one
 # What counts as measured: NaN fails both bounds, and below the smallest normal float32 1 / depth overflows.
 _POSITIVE_FINITE = (float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max))
-_COORDINATES = (("rows16", np.int16), ("rows", np.float32), ("cols16", np.int16))  # names and types of the maps
+_CONSTANT_IMAGES: list[tuple[np.ndarray, ...]] = []  # the largest set that _constant_images built so far
 _SCRATCH = Scratch()  # the temporaries of every pass: reused, not faulted in anew on every frame
 
 
@@ -137,10 +138,8 @@ def _fill_strips_along_columns(
     height, width = inverse.shape
     # Equal strips of ~_STRIP_PIXELS, narrow enough for int16 column indices and cv2.remap
     strip = math.ceil(width / max(math.ceil(width * height / _STRIP_PIXELS), math.ceil(width / _MAX_STRIP_COLS)))
-    coords = _coordinate_maps((height, min(strip, width)))
-    ones, zeros = (_SCRATCH.array(name, coords[0].shape, np.float32) for name in ("ones", "zeros"))
-    ones.fill(1)
-    zeros.fill(0)
+    constants = _constant_images((height, min(strip, width)))
+    ones = constants[-1]
     for first in range(0, width, strip):
         # The rows of the measurements whose row pass reaches into the strip, sorted
         reaching = row[(col >= first - config.along_gap_px) & (col < first + strip + config.along_gap_px)]
@@ -148,7 +147,7 @@ def _fill_strips_along_columns(
             continue
         rows = slice(max(reaching[0] - config.extend_px, 0), reaching[-1] + config.across_gap_px + 1)
         cols = slice(first, first + strip)
-        filled, out = _fill_along_columns(inverse[rows, cols], coords, zeros, config), dense[rows, cols]
+        filled, out = _fill_along_columns(inverse[rows, cols], constants, config), dense[rows, cols]
         cv2.divide(ones[: out.shape[0], : out.shape[1]], filled, dst=out)
         cv2.threshold(out, 0, 0, cv2.THRESH_TOZERO, dst=out)  # unknown: negative -> 0
 
@@ -167,7 +166,7 @@ def _smooth_far_from_measurements(dense: np.ndarray, measured: np.ndarray, confi
     np.equal(near, 0, out=take)
     take &= np.greater(median, 0, out=known)
     take &= np.greater(dense, 0, out=known)
-    np.copyto(dense, median, where=take)
+    cv2.copyTo(median, take.view(np.uint8), dense)
 
 
 def _reachable_box(measured: np.ndarray, config: CompletionConfig) -> tuple[slice, slice] | None:
@@ -180,13 +179,27 @@ def _reachable_box(measured: np.ndarray, config: CompletionConfig) -> tuple[slic
     return rows, slice(max(left - config.along_gap_px, 0), left + width + config.along_gap_px)
 
 
-def _coordinate_maps(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Row index of every pixel in int16 and float32, and column index in int16 (for cv2.remap's int16 maps)."""
-    rows16, rows, cols16 = (_SCRATCH.array(name, shape, dtype) for name, dtype in _COORDINATES)
-    rows16[:] = np.arange(shape[0], dtype=np.int16)[:, None]
-    np.copyto(rows, rows16)
-    cols16[:] = np.arange(shape[1], dtype=np.int16)
-    return rows16, rows, cols16
+def _constant_images(shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """Row index (int16 and float32), column index (int16), zeros and ones (float32) of ``shape``: views of
+    read-only images kept from call to call (their values depend on the position only), grown when too small."""
+    have = _CONSTANT_IMAGES[0][0].shape if _CONSTANT_IMAGES else (0, 0)
+    if have[0] < shape[0] or have[1] < shape[1]:
+        height, width = max(have[0], shape[0]), max(have[1], shape[1])
+        if height * width > 2 * _STRIP_PIXELS:  # strips of a very different shape: keep only this one
+            height, width = shape
+        rows16 = np.repeat(np.arange(height, dtype=np.int16)[:, None], width, axis=1)
+        cols16 = np.repeat(np.arange(width, dtype=np.int16)[None, :], height, axis=0)
+        images = (
+            rows16,
+            rows16.astype(np.float32),
+            cols16,
+            np.zeros(rows16.shape, np.float32),
+            np.ones(rows16.shape, np.float32),
+        )
+        for image in images:
+            image.flags.writeable = False
+        _CONSTANT_IMAGES[:] = [images]
+    return tuple(image[: shape[0], : shape[1]] for image in _CONSTANT_IMAGES[0])
 
 
 def _apart(a: np.ndarray, b: np.ndarray, config: CompletionConfig, gap: np.ndarray | None = None) -> np.ndarray:
@@ -316,18 +329,16 @@ def _color_split(
     return split
 
 
-def _fill_along_columns(
-    inverse: np.ndarray, coords: tuple[np.ndarray, np.ndarray, np.ndarray], zeros: np.ndarray, config: CompletionConfig
-) -> np.ndarray:
+def _fill_along_columns(inverse: np.ndarray, constants: tuple[np.ndarray, ...], config: CompletionConfig) -> np.ndarray:
     """The pass along the columns of inverse depth (0 = empty): inverse depth, negative where still unknown (no
-    anchor within reach, or the sky); ``coords`` from _coordinate_maps, ``zeros`` as large. In scratch memory.
+    anchor within reach, or the sky); ``constants`` from _constant_images, at least as large. In scratch memory.
 
     Every pixel is treated alike, which keeps this to a few OpenCV calls: a missing anchor reads as _NO_ANCHOR,
     never the same surface as a real one, and lies out of reach, never the nearer; so a pixel with an anchor on
     one side only gets that side's value, and one with none gets _NO_ANCHOR.
     """
     reach = config.across_gap_px
-    rows16, rows, cols16, zeros = (c[: inverse.shape[0], : inverse.shape[1]] for c in (*coords, zeros))
+    rows16, rows, cols16, zeros, _ = (c[: inverse.shape[0], : inverse.shape[1]] for c in constants)
     buffer = partial(_SCRATCH.array, shape=inverse.shape)
     # Against an image of zeros: cv2.compare reads a 1 x 1 image and a scalar as two scalars.
     valid = cv2.compare(inverse, zeros, cv2.CMP_GT, dst=buffer("valid", dtype=np.uint8))
