@@ -23,7 +23,11 @@ from depth_panoptic_ros.classes import ClassTable  # noqa: E402
 from depth_panoptic_ros.geometry.backproject import PanopticCloud  # noqa: E402
 from depth_panoptic_ros.geometry.pointcloud2 import pack_cloud  # noqa: E402
 from depth_panoptic_ros.products.instance_depth import InstanceDepthTable  # noqa: E402
-from depth_panoptic_ros.ros.codecs.camera_info import camera_info_from_model, camera_model_from_info  # noqa: E402
+from depth_panoptic_ros.ros.codecs.camera_info import (  # noqa: E402
+    calibration_key,
+    camera_info_from_model,
+    camera_model_from_info,
+)
 from depth_panoptic_ros.ros.codecs.cloud_codec import cloud_to_msg, cloud_to_xyz  # noqa: E402
 from depth_panoptic_ros.ros.codecs.image_codec import (  # noqa: E402
     decode_compressed_image,
@@ -265,6 +269,29 @@ def test_camera_info_round_trips_through_camera_model() -> None:
     assert (back.width, back.height, back.distortion_model) == (1242, 375, "plumb_bob")
     for name in ("k", "p", "d", "r"):
         np.testing.assert_array_equal(getattr(back, name), getattr(info, name), err_msg=name)
+
+
+def test_calibration_key_is_equal_exactly_when_what_the_camera_model_reads_is_equal() -> None:
+    """The node skips rebuilding the camera for a repeated CameraInfo by this key: every field the model reads
+    must change it, and nothing else (header, R) may."""
+    base = calibration_key(camera_info())
+    assert calibration_key(camera_info(header=Header(frame_id="other"), r=np.zeros(9))) == base
+    changed = {
+        "width": 1240,
+        "height": 376,
+        "binning_x": 2,
+        "binning_y": 2,
+        "distortion_model": "equidistant",
+        "d": [-0.37, 0.2, 0.001, -0.0005],
+        "k": [721.5, 0.0, 609.6, 0.0, 721.5, 172.8, 0.0, 0.0, 1.0],
+        "p": [721.5, 0.0, 609.6, -387.5, 0.0, 721.5, 172.9, 0.0, 0.0, 0.0, 1.0, 0.0],
+    }
+    keys = {name: calibration_key(camera_info(**{name: value})) for name, value in changed.items()}
+    for field in ("x_offset", "y_offset", "width", "height"):
+        info = camera_info()
+        setattr(info.roi, field, 8)
+        keys[f"roi.{field}"] = calibration_key(info)
+    assert base not in keys.values() and len(set(keys.values())) == len(keys)
 
 
 def test_camera_info_without_projection_uses_k() -> None:

@@ -29,6 +29,27 @@ def camera_model_from_info(msg: CameraInfo) -> CameraModel:
     return CameraModel.from_matrices(width // bx, height // by, K, P, msg.d, msg.distortion_model)
 
 
+def calibration_key(msg: CameraInfo) -> bytes:
+    """Everything :func:`camera_model_from_info` reads, as bytes: equal keys give equal camera models."""
+    roi = msg.roi
+    sizes = np.array(
+        [
+            msg.width,
+            msg.height,
+            msg.binning_x,
+            msg.binning_y,
+            roi.x_offset,
+            roi.y_offset,
+            roi.width,
+            roi.height,
+            len(msg.d),
+        ],
+        dtype=np.int64,
+    )
+    matrices = [np.asarray(values, dtype=np.float64).tobytes() for values in (msg.k, msg.p, msg.d)]
+    return b"|".join([sizes.tobytes(), *matrices, msg.distortion_model.encode()])
+
+
 def camera_info_from_model(model: CameraModel, header: Header) -> CameraInfo:
     """The CameraInfo of an image published at ``model``'s resolution (e.g. panoptic/depth at camera size)."""
     return CameraInfo(

@@ -23,7 +23,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSReliabilityPolicy
@@ -37,7 +37,7 @@ from depth_panoptic_ros.geometry.camera import CameraModel
 from depth_panoptic_ros.msg import FrameTiming
 from depth_panoptic_ros.pipeline import Pipeline, bind_to_model, load_pipeline_settings
 from depth_panoptic_ros.resources import resolve_path, share_dir
-from depth_panoptic_ros.ros.codecs.camera_info import camera_model_from_info
+from depth_panoptic_ros.ros.codecs.camera_info import calibration_key, camera_model_from_info
 from depth_panoptic_ros.ros.codecs.panoptic_msgs import class_table_to_msg
 from depth_panoptic_ros.ros.codecs.products_to_msgs import (
     BEV,
@@ -67,6 +67,7 @@ from depth_panoptic_ros.ros.runtime.diagnostics import (
     diagnostic_status,
     idle_status,
 )
+from depth_panoptic_ros.ros.runtime.executor import make_executor
 from depth_panoptic_ros.ros.runtime.latest_slot import LatestSlot
 from depth_panoptic_ros.ros.runtime.launch_arguments import LARGE_DATA_PROFILE, PROFILES_ENV
 from depth_panoptic_ros.ros.runtime.main import StopSignals
@@ -310,6 +311,7 @@ class DepthPanopticNode(LifecycleNode):
         self._cameras: list[CameraModel | None] = [None] * len(self._info_topics)
         self._camera_errors = [""] * len(self._info_topics)
         self._info_counts = [0] * len(self._info_topics)
+        self._info_keys: list[bytes | None] = [None] * len(self._info_topics)
         self._sync = make_synchronizer(
             self._image_topics + self._lidar_topics,
             self._params.sync_queue_size,
@@ -392,6 +394,10 @@ class DepthPanopticNode(LifecycleNode):
 
     def _on_camera_info(self, index: int, msg: CameraInfo) -> None:
         self._info_counts[index] += 1
+        key = calibration_key(msg)
+        if key == self._info_keys[index] and self._cameras[index] is not None:
+            return  # the same calibration again (drivers repeat it with every image): the model stands
+        self._info_keys[index] = key
         try:
             self._cameras[index] = camera_model_from_info(msg)
         except ValueError as exc:
@@ -573,7 +579,7 @@ def run_node(stop: StopSignals, args: list[str] | None = None) -> int:
         except (ValueError, ParameterException) as exc:
             rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
             return 1
-        executor = SingleThreadedExecutor()
+        executor = make_executor()
         executor.add_node(node)
         try:
             while not stop.requested and rclpy.ok() and node.lifecycle_state != FINALIZED:
