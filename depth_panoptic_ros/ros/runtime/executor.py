@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 from rclpy.executors import Executor, SingleThreadedExecutor
 
 
@@ -10,11 +12,14 @@ def make_executor() -> Executor:
 
     The events executor takes and dispatches messages in C++, so the executor thread holds the GIL far less and the
     worker keeps its pace under input overload (``bench node`` at 5x capacity, BENCHMARKS.md). It also enables
-    faulthandler (a crash in C++ prints the Python stack), which needs a real stderr: that is why only the node's
-    own process uses it.
+    faulthandler (a crash in C++ prints the Python stack), which needs a stderr with a file descriptor; where there is
+    none (an embedding host, a captured stream) the single-threaded executor is used.
     """
     try:
         from rclpy.experimental import EventsExecutor
     except ImportError:
         return SingleThreadedExecutor()
-    return EventsExecutor()
+    try:
+        return EventsExecutor()
+    except (io.UnsupportedOperation, RuntimeError):
+        return SingleThreadedExecutor()
