@@ -32,6 +32,7 @@ _IGNORED, _DRIVABLE, _STUFF, _THING = 0, 1, 2, 3  # point kinds in increasing pr
 _MAX_CLASS_ID = 2**15  # ClassTable ids lie in 1..32767
 _ID_BITS = 2**32 - 1  # keys above it have a kind > _IGNORED
 _OCCUPANCY_OF_KIND = np.array([UNKNOWN, FREE, OCCUPIED, OCCUPIED], np.int8)
+_BLOCK = 16384  # points per BLAS product: 3 x 3 x 16384 lies under OpenBLAS's threading threshold (2^18)
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ class BevProjector:
             self._points = self._points.at_least(label.size)
             mapped, col_row, inside, test, is_start, index, key = self._points.views(label.size)
             with np.errstate(invalid="ignore"):  # NaN and infinite points: NaN, outside, cast to anything
-                np.matmul(affine.astype(np.float32), cloud.xyz.reshape(-1, 3).T, out=mapped)
+                _affine_map(affine.astype(np.float32), cloud.xyz.reshape(-1, 3), out=mapped)
                 mapped += offset.astype(np.float32)[:, None]
                 col, row, z = mapped
                 np.greater_equal(z, cfg.height_range[0], out=inside)
@@ -153,6 +154,15 @@ class BevProjector:
             origin=(cfg.x_range[0], cfg.y_range[0]),
             resolution=cfg.resolution,
         )
+
+
+def _affine_map(affine: np.ndarray, xyz: np.ndarray, out: np.ndarray) -> None:
+    """out (3, n) = affine (3, 3) @ xyz.T, one BLAS product per block of _BLOCK points: OpenBLAS computes a
+    product that small on the calling thread. On the whole cloud it splits the work with a worker thread, which
+    waits for a core whenever other processes keep them busy: the grid then took 8-11 ms per 1024x2048 frame
+    instead of 2.7 ms on this 2-core machine."""
+    for start in range(0, len(xyz), _BLOCK):
+        np.matmul(affine, xyz[start : start + _BLOCK].T, out=out[:, start : start + _BLOCK])
 
 
 def _run_starts(
