@@ -185,6 +185,12 @@ def test_bag_play_publishes_everything_before_the_cut(recording: Path, tmp_path:
         rclpy.shutdown(context=context)
 
 
+def _interruptible() -> None:
+    """Ctrl-C as in a terminal: a test run started in the background of a non-interactive shell inherits SIGINT
+    ignored (POSIX), and Python then leaves it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_bag_process_stopped_by_a_signal_finalizes_its_output(tmp_path: Path, stop: signal.Signals) -> None:
@@ -196,7 +202,12 @@ def test_bag_process_stopped_by_a_signal_finalizes_its_output(tmp_path: Path, st
     log = tmp_path / "log.txt"
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [*command, "bag", "process", str(bag), str(tmp_path / "out")], stdout=out, stderr=out, env=env, cwd=REPO
+            [*command, "bag", "process", str(bag), str(tmp_path / "out")],
+            stdout=out,
+            stderr=out,
+            env=env,
+            cwd=REPO,
+            preexec_fn=_interruptible,
         )
         try:
             deadline = time.monotonic() + 120
