@@ -74,6 +74,15 @@ def release_cached_memory(value: str) -> None:
         import torch
 
         torch.cuda.empty_cache()
+    trim_heap()
+
+
+def trim_heap() -> None:
+    """Returns the C library's free heap pages to the system (glibc's malloc_trim; elsewhere nothing to do).
+
+    After a network's forward pass glibc keeps the freed activations, and from its first large free on it serves
+    them from a heap whose resident size then wanders by tens of MB between frames. A long-running node trims
+    after each such frame, so its memory stays at its working set (BENCHMARKS.md, soak)."""
     try:
         trim = ctypes.CDLL(None).malloc_trim  # the process's C library
     except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
