@@ -8,8 +8,6 @@ import sys
 
 import pytest
 
-from depth_panoptic_ros.device import trim_heap
-
 try:
     ctypes.CDLL(None).malloc_trim  # noqa: B018 - glibc only
 except (OSError, AttributeError):
@@ -47,7 +45,3 @@ def test_trim_heap_returns_freed_heap_pages(trim: bool) -> None:
         assert before - after > 150, (before, after)  # most of the 200 MB freed
     else:
         assert abs(before - after) < 5, (before, after)  # glibc alone keeps it: what the trim is for
-
-
-def test_trim_heap_is_callable_in_process() -> None:
-    trim_heap()
