@@ -1,8 +1,14 @@
 """Classical depth completion (package default) and the IP-Basic baseline: synthetic scenes with known
-answers, hand-checked IP-Basic steps, and the real-KITTI comparison on held-out LiDAR points."""
+answers (through both implementations of the passes: compiled and OpenCV), the two implementations compared
+bit for bit on random scenes and every real frame, hand-checked IP-Basic steps, and the real-KITTI comparison
+on held-out LiDAR points."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import cv2
 import numpy as np
 import pytest
 
@@ -13,12 +19,30 @@ from depth_panoptic_ros.bench.completion import (
     load_protocols,
     run_completion_benchmark,
 )
-from depth_panoptic_ros.depth import classical
+from depth_panoptic_ros.depth import classical, classical_opencv
 from depth_panoptic_ros.depth.classical import CompletionConfig, complete_depth
 from depth_panoptic_ros.depth.ip_basic import extend_top_upwards, fill_empty, invert_depth, ip_basic_complete
 from depth_panoptic_ros.evaluation.depth_metrics import depth_errors
 
 FOCAL, CX, CY, CAMERA_HEIGHT = 500.0, 100.0, 20.0, 1.5
+
+
+def compiled_passes():  # noqa: ANN201 (the kernels' module; the test is skipped without numba)
+    pytest.importorskip("numba")
+    from depth_panoptic_ros.depth import classical_compiled
+
+    return classical_compiled.fill_passes
+
+
+@pytest.fixture(params=["compiled", "opencv"])
+def passes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test with each implementation of the two passes (complete_depth uses the one chosen at import)."""
+    fill = compiled_passes() if request.param == "compiled" else classical_opencv.fill_passes
+    monkeypatch.setattr(classical, "fill_passes", fill)
+    return request.param
+
+
+both_passes = pytest.mark.usefixtures("passes")
 
 
 def scan_mask(shape: tuple[int, int], first_row: int, row_step: int = 5, col_step: int = 2) -> np.ndarray:
@@ -35,6 +59,7 @@ def tilted_ground(shape: tuple[int, int]) -> np.ndarray:
     return np.divide(1, inverse, out=np.zeros(shape), where=inverse > 1 / 150).astype(np.float32)
 
 
+@both_passes
 def test_plane_from_scan_lines_is_recovered_exactly() -> None:
     shape = (120, 200)
     truth = tilted_ground(shape)
@@ -48,6 +73,7 @@ def test_plane_from_scan_lines_is_recovered_exactly() -> None:
         np.testing.assert_allclose(dense[inside], truth[inside], rtol=2e-6)
 
 
+@both_passes
 def test_measured_points_are_returned_unchanged() -> None:
     rng = np.random.default_rng(3)
     sparse = np.where(rng.random((80, 120)) < 0.05, rng.uniform(0.5, 90, (80, 120)), 0).astype(np.float32)
@@ -68,6 +94,7 @@ def box_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return truth, rgb, sparse
 
 
+@both_passes
 def test_box_edges_stay_sharp_and_follow_the_image() -> None:
     truth, rgb, sparse = box_scene()
     with_image, without_image = complete_depth(sparse, rgb), complete_depth(sparse)
@@ -81,6 +108,7 @@ def test_box_edges_stay_sharp_and_follow_the_image() -> None:
     assert np.allclose(without_image[box_rows, [101, 102]], 20.0) and np.allclose(without_image[box_rows, 150], 5.0)
 
 
+@both_passes
 def test_sky_above_the_top_line_stays_empty() -> None:
     shape = (160, 200)
     truth = tilted_ground(shape)
@@ -97,6 +125,7 @@ def test_sky_above_the_top_line_stays_empty() -> None:
     assert not complete_depth(sparse, config=CompletionConfig(extend_px=0))[:100, right].any()
 
 
+@both_passes
 def test_empty_and_invalid_input_give_empty_output() -> None:
     for sparse in (np.zeros((30, 40), np.float32), np.full((30, 40), np.nan), np.full((30, 40), np.inf)):
         dense = complete_depth(sparse)
@@ -108,6 +137,7 @@ def test_empty_and_invalid_input_give_empty_output() -> None:
     np.testing.assert_allclose(dense[10, 10:19], 8.0)
 
 
+@both_passes
 def test_strips_and_the_reachable_box_do_not_change_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
     """All work happens inside the box the measurements can reach, the pass across the lines on strips of
     columns: neither may cut off a reachable pixel or leave a seam."""
@@ -128,7 +158,9 @@ def test_strips_and_the_reachable_box_do_not_change_the_result(monkeypatch: pyte
         np.testing.assert_allclose(reached, 20.0, rtol=1e-6)  # the scene's own image cut these off
     assert not embedded[:top].any() and not embedded[bottom:].any()
     assert not embedded[:, :left].any() and not embedded[:, right:].any()
-    monkeypatch.setattr(classical, "_STRIP_PIXELS", 7 * sparse.shape[0])  # strips of 7 columns (and a rest)
+    monkeypatch.setattr(classical, "fill_passes", classical_opencv.fill_passes)  # the one with strips
+    np.testing.assert_array_equal(complete_depth(sparse, rgb), whole)
+    monkeypatch.setattr(classical_opencv, "_STRIP_PIXELS", 7 * sparse.shape[0])  # strips of 7 columns (and a rest)
     np.testing.assert_array_equal(complete_depth(sparse, rgb), whole)
 
 
@@ -141,6 +173,7 @@ def row_with_color_steps(step_at_6: int) -> tuple[np.ndarray, np.ndarray]:
     return sparse, np.repeat(gray[None, :, None], 3, axis=2)
 
 
+@both_passes
 def test_color_steps_place_the_boundary_and_ties_fall_back_to_half_way() -> None:
     # Pixel k between the anchors joins the side away from the strongest color step in (0, k] vs (k, 8].
     sparse, rgb = row_with_color_steps(100)  # the step at 6 (100) beats the one at 3 (50): 1..5 are near
@@ -154,6 +187,7 @@ def test_color_steps_place_the_boundary_and_ties_fall_back_to_half_way() -> None
     np.testing.assert_array_equal(complete_depth(sparse, rgb)[0], [2.0] * 4 + [10.0] * 12)
 
 
+@both_passes
 def test_a_row_with_few_measurements_keeps_its_depth_edge() -> None:
     """Four segments (three points and the row's start): OpenCV once read such 1-D arrays as scalars and
     blended 5.2 m into 50 m across the edge."""
@@ -163,6 +197,7 @@ def test_a_row_with_few_measurements_keeps_its_depth_edge() -> None:
     np.testing.assert_allclose(complete_depth(sparse)[0], expected, rtol=1e-6)
 
 
+@both_passes
 def test_wide_single_row_images_are_completed() -> None:
     """Wider than cv2.remap takes (SHRT_MAX columns): the pass along the columns splits it into strips."""
     sparse = np.zeros((1, 70_000), np.float32)
@@ -170,6 +205,7 @@ def test_wide_single_row_images_are_completed() -> None:
     np.testing.assert_allclose(complete_depth(sparse), 5.0, rtol=1e-6)
 
 
+@both_passes
 def test_values_carried_from_one_side_are_that_sides_also_when_far() -> None:
     """Beyond 90 m (1/d <= abs / (1 - rel)) a missing side passes the same-surface test against 0: it must still
     not blend in."""
@@ -183,6 +219,7 @@ def test_values_carried_from_one_side_are_that_sides_also_when_far() -> None:
     assert not dense[58:, 5].any()
 
 
+@both_passes
 @pytest.mark.parametrize("shape", [(1, 1), (7, 1), (1, 7), (2, 2)])
 def test_tiny_images_are_completed(shape: tuple[int, int]) -> None:
     sparse = np.zeros(shape, np.float32)
@@ -196,6 +233,7 @@ def test_images_too_tall_for_int16_row_indices_are_refused() -> None:
         complete_depth(np.zeros((32736, 1), np.float32))
 
 
+@both_passes
 @pytest.mark.parametrize(
     ("sparse", "rgb", "message"),
     [
@@ -220,6 +258,117 @@ def test_bad_input_is_refused_with_a_clear_error(sparse: np.ndarray, rgb: np.nda
 def test_bad_config_is_refused(kwargs: dict) -> None:
     with pytest.raises(ValueError, match=f"CompletionConfig.{next(iter(kwargs))}"):
         CompletionConfig(**kwargs)
+
+
+# Parameter sets that take other branches of the passes than the defaults do: no reach, every step one surface
+# or none, no median, a 3 px median with no clearance, long reaches.
+OTHER_CONFIGS = (
+    CompletionConfig(along_gap_px=0, median_px=3),
+    CompletionConfig(across_gap_px=0, extend_px=0),
+    CompletionConfig(same_surface_rel=0.0, same_surface_abs=0.0, same_surface_slope=0.0, median_px=0),
+    CompletionConfig(same_surface_rel=1.0, same_surface_abs=0.5),
+    CompletionConfig(along_gap_px=3, across_gap_px=5, extend_px=100, median_clear_rows=0, median_clear_cols=0),
+)
+
+
+def completed_with(
+    fill: object, sparse: np.ndarray, rgb: np.ndarray | None, config: CompletionConfig, monkeypatch: pytest.MonkeyPatch
+) -> np.ndarray:
+    monkeypatch.setattr(classical, "fill_passes", fill)
+    return complete_depth(sparse, rgb, config)
+
+
+def assert_passes_agree(
+    sparse: np.ndarray, rgb: np.ndarray | None, config: CompletionConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compiled and the OpenCV passes give the same float32 bits (0.0 vs -0.0 would differ, too)."""
+    compiled = completed_with(compiled_passes(), sparse, rgb, config, monkeypatch)
+    opencv = completed_with(classical_opencv.fill_passes, sparse, rgb, config, monkeypatch)
+    assert (compiled > 0).any() or not (opencv > 0).any()
+    np.testing.assert_array_equal(compiled.view(np.uint32), opencv.view(np.uint32), err_msg=str(config))
+
+
+def random_scan(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """A LiDAR-like sample of a random scene: lines 1-7 rows apart, points 1-4 px apart along them, some dropped
+    or no-returns (NaN, inf, negative); the scene a tilted plane with boxes 0.5-120 m in front of it, so that
+    gaps cross depth edges of every size and far surfaces."""
+    rows, cols = np.indices(shape)
+    inverse = rng.uniform(0.01, 0.2) + rng.uniform(-1e-3, 1e-3) * cols + rng.uniform(0, 2e-3) * rows
+    for _ in range(rng.integers(0, 6)):
+        top, left = rng.integers(0, shape[0]), rng.integers(0, shape[1])
+        box = (rows >= top) & (rows < top + rng.integers(1, 40)) & (cols >= left) & (cols < left + rng.integers(1, 60))
+        inverse = np.where(box, 1 / rng.uniform(0.5, 120), inverse)
+    depth = (1 / np.maximum(inverse, 1 / 150)).astype(np.float32)
+    line_rows = np.cumsum(rng.integers(1, 8, shape[0])) - rng.integers(0, 8)
+    on_line = np.isin(rows, line_rows) & (cols % rng.integers(1, 5) == 0) & (rng.random(shape) < 0.9)
+    sparse = np.where(on_line, depth, 0).astype(np.float32)
+    bad = on_line & (rng.random(shape) < 0.02)
+    sparse[bad] = rng.choice(np.array([np.nan, np.inf, -2.0], np.float32), bad.sum())
+    return sparse
+
+
+def test_compiled_and_opencv_passes_agree_on_random_scenes(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(11)
+    shapes = [(1, 1), (1, 9), (9, 1), (2, 40), (3, 17)] + [tuple(rng.integers(1, 90, 2)) for _ in range(150)]
+    for i, shape in enumerate(shapes + [(120, 300), (375, 620)]):
+        sparse = random_scan(rng, shape)
+        rgb = rng.integers(0, 256, (*shape, 3), dtype=np.uint8) if i % 2 else None
+        if rgb is not None and i % 4 == 1:  # flat color regions: ties of the color steps
+            rgb //= 128
+        for config in (CompletionConfig(), OTHER_CONFIGS[i % len(OTHER_CONFIGS)]):
+            assert_passes_agree(sparse, rgb, config, monkeypatch)
+
+
+def test_compiled_color_steps_are_opencvs_gray_of_the_difference() -> None:
+    """The color step of the compiled pass along the rows is cv2.cvtColor(RGB2GRAY) of the absolute difference
+    of neighbors, on 2^20 random colors (0.3 % of all colors round differently in a 14-bit transcription)."""
+    pytest.importorskip("numba")
+    import numba
+
+    from depth_panoptic_ros.depth.classical_compiled import _gray_step
+
+    @numba.njit
+    def steps(rgb: np.ndarray) -> np.ndarray:
+        out = np.empty((rgb.shape[0], rgb.shape[1] - 1), np.int64)
+        for row in range(rgb.shape[0]):
+            for col in range(1, rgb.shape[1]):
+                out[row, col - 1] = _gray_step(rgb, row, col)
+        return out
+
+    rgb = np.random.default_rng(5).integers(0, 256, (1024, 1025, 3), dtype=np.uint8)
+    expected = cv2.cvtColor(cv2.absdiff(rgb[:, 1:], rgb[:, :-1]), cv2.COLOR_RGB2GRAY)
+    np.testing.assert_array_equal(steps(rgb), expected)
+
+
+def test_compiled_and_opencv_passes_agree_on_every_real_frame(kitti_object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every input of the three protocols of bench/completion.py (hold-out seeds 0 and 1), with and without the
+    image, with the defaults and, on every 4th frame, the other parameter sets."""
+    for frames in load_protocols(kitti_object.parent).values():
+        for i, frame in enumerate(frames.values()):
+            for seed in (0,) if frame.rings is not None else (0, 1):
+                sparse, _ = frame.split(seed, 0.2)
+                for config in (CompletionConfig(),) + (OTHER_CONFIGS if i % 4 == 0 and seed == 0 else ()):
+                    for rgb in (frame.rgb, None):
+                        assert_passes_agree(sparse, rgb, config, monkeypatch)
+
+
+def test_without_numba_the_opencv_passes_run_and_say_so_once() -> None:
+    """numba cannot be imported (as on a Python it has no release for yet): the module warns once and completes."""
+    code = (
+        "import sys; sys.modules['numba'] = None\n"
+        "import numpy as np\n"
+        "from depth_panoptic_ros.depth import classical, classical_opencv\n"
+        "assert classical.fill_passes is classical_opencv.fill_passes, classical.fill_passes\n"
+        "sparse = np.zeros((20, 30), np.float32); sparse[::4, ::2] = 7.0\n"
+        "dense = classical.complete_depth(sparse); classical.complete_depth(sparse)\n"
+        "assert np.allclose(dense[:17], 7.0), dense\n"
+        "print(classical.PASSES)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "OpenCV (numba not available)"
+    assert run.stderr.count("classical depth completion:") == 1, run.stderr
+    assert "running its OpenCV passes" in run.stderr
 
 
 def test_ip_basic_inversion_drops_what_it_cannot_invert() -> None:

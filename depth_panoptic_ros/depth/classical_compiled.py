@@ -1,0 +1,242 @@
+"""The two passes of the classical completion (classical.py) as compiled numba kernels: one walk along each row
+and two walks down the box, row by row with one state per column, instead of ~85 OpenCV / numpy calls.
+
+Why: the OpenCV passes (classical_opencv.py) make ~25 elementwise passes over the box and ~60 numpy calls on
+the gap segments, which made the completion slower than IP-Basic (BENCHMARKS.md, "Completion time"). The
+kernels compute the same float32 arithmetic in the same order, so their output is bit-identical (tested on
+every real frame and on random scenes): the same-surface tolerance as OpenCV's vector code computes it on a CPU
+with FMA (addWeighted: fma(a, w, fma(b, w, abs)), then scaleAdd: fma(gap, slope, tolerance), in float32),
+cv2.blendLinear's (a w1 + b w2) / (w1 + w2 + 1e-5), 1 / x as cv2.divide, cv2.cvtColor's gray. Two places where
+OpenCV itself rounds otherwise: addWeighted's scalar tail (the last < 16 values of a call: in practice
+segments with one anchor missing, where the tolerance decides nothing) and CPUs without FMA. Single-threaded
+and without fastmath (no reassociation, no contraction into FMA where the OpenCV path has none). Compiled on
+import with explicit signatures into numba's on-disk cache (cache=True): later processes load it (~0.3 s).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numba
+import numpy as np
+from numba import types
+from numba.extending import intrinsic
+
+from depth_panoptic_ros.scratch import Scratch
+
+if TYPE_CHECKING:
+    from depth_panoptic_ros.depth.classical import CompletionConfig
+
+_COMPILE = {"cache": True, "nogil": True}  # on-disk cache; the node's worker thread releases the GIL meanwhile
+_NO_IMAGE = np.zeros((0, 0, 3), np.uint8)
+_SCRATCH = Scratch()
+_EPS = np.float32(1e-5)  # cv2.blendLinear's guard in the denominator
+_ONE = np.float32(1)
+_NONE = -(1 << 30)  # "no valid row": farther than any reach
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):  # noqa: ARG001 (numba's signature)
+    """float32 a * b + c, rounded once, as OpenCV's v_fma / GCC's contracted scalar code on FMA machines."""
+    signature = types.float32(types.float32, types.float32, types.float32)
+
+    def codegen(context, builder, sig, args):  # noqa: ARG001
+        return builder.fma(*args)
+
+    return signature, codegen
+
+
+@numba.njit(**_COMPILE)
+def _apart(a: float, b: float, gap: float, weight: float, tolerance: float, slope: float) -> bool:
+    """Two surfaces: |a - b| > weight (a + b) + tolerance + slope gap, in OpenCV's order (see _apart in
+    classical_opencv.py)."""
+    return abs(a - b) > _fma(gap, slope, _fma(a, weight, _fma(b, weight, tolerance)))
+
+
+@numba.njit(**_COMPILE)
+def _gray_step(rgb: np.ndarray, row: int, col: int) -> int:
+    """cv2.cvtColor(RGB2GRAY) of the absolute RGB difference of pixel ``col`` and the one before it, the color
+    step at ``col``: in OpenCV's 15-bit fixed point, rounded (checked against cv2 on all 2^24 colors)."""
+    r = abs(np.int32(rgb[row, col, 0]) - np.int32(rgb[row, col - 1, 0]))
+    g = abs(np.int32(rgb[row, col, 1]) - np.int32(rgb[row, col - 1, 1]))
+    b = abs(np.int32(rgb[row, col, 2]) - np.int32(rgb[row, col - 1, 2]))
+    return (r * 9798 + g * 19235 + b * 3735 + (1 << 14)) >> 15
+
+
+@numba.njit(**_COMPILE)
+def _color_split(rgb: np.ndarray, row: int, start: int, gap: int, split: int) -> int:
+    """``split`` moved away from the strongest color step between the anchors at ``start`` and ``start + gap``:
+    pixel k joins "before" when the step is first strongest after k, "after" when last strongest up to k."""
+    first, last, strongest = 0, 0, -1
+    for k in range(1, gap + 1):
+        step = _gray_step(rgb, row, start + k)
+        if step > strongest:
+            first, strongest = k, step
+        if step == strongest:
+            last = k
+    return max(first, min(last, split))
+
+
+@numba.njit(**_COMPILE)
+def _fill_segment(
+    line: np.ndarray,
+    start: int,
+    gap: int,
+    before: float,
+    after: float,
+    split: int,
+    same: bool,
+    reach: int,
+) -> None:
+    """Pixels start + 1 .. start + gap - 1 of ``line`` between anchors ``before`` and ``after`` (0 = none): the
+    value before for the first ones, a linear blend where both anchors are in reach on one surface, the value
+    after for the last; each side only within reach. As _fill_along_rows of classical_opencv.py computes them."""
+    low, high = max(gap - reach, 1), min(gap - 1, reach)
+    if before == 0 or after == 0:
+        c1 = c2 = 1 if before == 0 else gap
+    elif same:
+        c1, c2 = low, high + 1
+    else:
+        c1 = c2 = min(max(split, low), high + 1)
+    slope = (after - before) / np.float32(gap)
+    for k in range(1, 1 + min(max(c1 - 1, 0), reach)):
+        line[start + k] = before
+    first = before + np.float32(c1) * slope
+    for j in range(max(c2 - c1, 0)):
+        line[start + c1 + j] = first + slope * np.float32(j)
+    for k in range(max(gap - reach, c2), gap):
+        line[start + k] = after
+
+
+@numba.njit(
+    "void(float32[:, :], uint8[:, :], uint8[:, :, :], int64, float32, float32, float32, float32[:, :])",
+    **_COMPILE,
+)
+def fill_along_rows(
+    sparse: np.ndarray,
+    measured: np.ndarray,
+    rgb: np.ndarray,
+    reach: int,
+    weight: float,
+    tolerance: float,
+    slope: float,
+    inverse: np.ndarray,
+) -> None:
+    """``inverse``: 1 / depth of the measured pixels (``measured`` != 0) and the gaps between them along rows
+    filled (0 elsewhere). ``rgb``: (H, W, 3) uint8 or an empty (0, 0, 3) array when there is no image.
+    Same segments as the OpenCV path: between consecutive points of a row, past the last one over the row's end
+    and before the first one, each only as far as reach goes."""
+    height, width = sparse.shape
+    use_rgb = rgb.shape[0] > 0
+    for row in range(height):
+        line = inverse[row]
+        line[:] = 0
+        previous, value_before = -1, np.float32(0)
+        for col in range(width):
+            if measured[row, col] == 0:
+                continue
+            value = _ONE / sparse[row, col]
+            line[col] = value
+            if reach == 0:
+                continue
+            if previous < 0:  # the row's start: up to reach px before the first point
+                n_first = min(reach, col)
+                _fill_segment(line, col - n_first - 1, n_first + 1, np.float32(0), value, 0, False, reach)
+            else:
+                gap = col - previous
+                same = not _apart(value_before, value, np.float32(gap), weight, tolerance, slope)
+                split = gap // 2 + 1
+                if use_rgb and not same and max(gap - reach, 1) <= min(gap - 1, reach):
+                    split = _color_split(rgb, row, previous, gap, split)
+                _fill_segment(line, previous, gap, value_before, value, split, same, reach)
+            previous, value_before = col, value
+        if previous >= 0 and reach > 0:  # past the row's last point
+            gap = min(reach, width - 1 - previous) + 1
+            _fill_segment(line, previous, gap, value_before, np.float32(0), 0, False, reach)
+
+
+@numba.njit(
+    "void(float32[:, :], float32[:, :], uint8[:, :], int64, int64, float32, float32, float32, int32[:, :],"
+    " float32[:, :])",
+    **_COMPILE,
+)
+def fill_along_columns(
+    inverse: np.ndarray,
+    sparse: np.ndarray,
+    measured: np.ndarray,
+    reach: int,
+    extend: int,
+    weight: float,
+    tolerance: float,
+    slope: float,
+    nearest_above: np.ndarray,
+    dense: np.ndarray,
+) -> None:
+    """``dense``: depth (0 = unknown) from ``inverse`` (the row pass's) with the gaps along columns filled, the
+    measured pixels' ``sparse`` depth exactly. ``nearest_above``: int32 scratch of the same shape.
+
+    Two walks, row by row with one state per column (memory stays row-major): downwards, the nearest valid
+    row above each pixel; upwards, the nearest valid row below, and the result. A
+    pixel between two anchors within reach takes the blend of their inverse depths weighted by distance
+    (cv2.blendLinear's arithmetic) when they are one surface, else the nearer one's (above on a tie); with
+    one anchor its value; above a column's top measurement the top value up to extend px, 0 beyond."""
+    height, width = inverse.shape
+    last = np.full(width, _NONE, np.int32)
+    for row in range(height):
+        for col in range(width):
+            if inverse[row, col] > 0:
+                last[col] = row
+            nearest_above[row, col] = last[col]
+    below = np.full(width, -_NONE, np.int32)
+    scale = np.float32(1024)  # the OpenCV path's weights in 1/1024 px
+    for row in range(height - 1, -1, -1):
+        for col in range(width):
+            value = inverse[row, col]
+            if value > 0:
+                below[col] = row
+                dense[row, col] = sparse[row, col] if measured[row, col] else _ONE / value
+                continue
+            above, under = nearest_above[row, col], below[col]
+            if above == _NONE:  # above the column's top (``under``, if any): its value extend px up, then unknown
+                reached = under < height and under - row <= extend
+                dense[row, col] = _ONE / inverse[under, col] if reached else 0
+                continue
+            has_above, has_below = row - above <= reach, under - row <= reach
+            if not (has_above or has_below):
+                dense[row, col] = 0
+                continue
+            x_above = inverse[above, col] if has_above else np.float32(0)
+            x_below = inverse[under, col] if has_below else np.float32(0)
+            if has_above and has_below:
+                w_above, w_below = np.float32(under - row) * scale, np.float32(row - above) * scale
+                if not _apart(x_above, x_below, np.float32(under - above), weight, tolerance, slope):
+                    blend = (x_above * w_above + x_below * w_below) / (w_above + w_below + _EPS)
+                    dense[row, col] = _ONE / blend
+                    continue
+                has_above = w_below <= w_above
+            dense[row, col] = _ONE / (x_above if has_above else x_below)
+
+
+def fill_passes(
+    sparse: np.ndarray, measured: np.ndarray, rgb: np.ndarray | None, config: CompletionConfig, dense: np.ndarray
+) -> None:
+    """``dense``: the depth of both passes over ``sparse`` (its pixels where ``measured`` is 1, bit-exactly), 0
+    where unknown; all arrays cut to the box the measurements reach, ``rgb`` (H, W, 3) uint8 or None."""
+    surface = _same_surface_factors(config)
+    inverse = _SCRATCH.array("inverse", sparse.shape, np.float32)
+    fill_along_rows(sparse, measured, _NO_IMAGE if rgb is None else rgb, config.along_gap_px, *surface, inverse)
+    nearest_above = _SCRATCH.array("nearest_above", sparse.shape, np.int32)
+    fill_along_columns(
+        inverse, sparse, measured, config.across_gap_px, config.extend_px, *surface, nearest_above, dense
+    )
+
+
+def _same_surface_factors(config: CompletionConfig) -> tuple[np.float32, np.float32, np.float32]:
+    """(weight, tolerance, slope) of _apart, rounded to float32 as cv2.addWeighted / cv2.scaleAdd round the
+    OpenCV path's factors (_apart of classical_opencv.py: the max written as a sum)."""
+    scale = 1 / (1 - config.same_surface_rel / 2)
+    return (
+        np.float32(config.same_surface_rel / 2 * scale),
+        np.float32(config.same_surface_abs * scale),
+        np.float32(config.same_surface_slope * scale),
+    )
