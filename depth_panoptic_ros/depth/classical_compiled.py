@@ -27,12 +27,19 @@ from depth_panoptic_ros.scratch import Scratch
 if TYPE_CHECKING:
     from depth_panoptic_ros.depth.classical import CompletionConfig
 
-_COMPILE = {"cache": True, "nogil": True}  # on-disk cache; the node's worker thread releases the GIL meanwhile
+_COMPILE = {
+    "cache": True,
+    "nogil": True,
+    "error_model": "numpy",
+}  # on-disk cache; the node's worker thread releases the GIL meanwhile
 _NO_IMAGE = np.zeros((0, 0, 3), np.uint8)
 _SCRATCH = Scratch()
 _EPS = np.float32(1e-5)  # cv2.blendLinear's guard in the denominator
 _ONE = np.float32(1)
-_NONE = -(1 << 30)  # "no valid row": farther than any reach
+# "No valid row" above / below a pixel: farther than any reach. Rows fit int16 (classical.py refuses taller
+# images), which halves the memory of the nearest rows above.
+_NONE_ABOVE = np.iinfo(np.int16).min
+_NONE_BELOW = 1 << 30
 
 
 @intrinsic
@@ -156,7 +163,7 @@ def fill_along_rows(
 
 
 @numba.njit(
-    "void(float32[:, :], float32[:, :], uint8[:, :], int64, int64, float32, float32, float32, int32[:, :],"
+    "void(float32[:, :], float32[:, :], uint8[:, :], int64, int64, float32, float32, float32, int16[:, :],"
     " float32[:, :])",
     **_COMPILE,
 )
@@ -173,7 +180,7 @@ def fill_along_columns(
     dense: np.ndarray,
 ) -> None:
     """``dense``: depth (0 = unknown) from ``inverse`` (the row pass's) with the gaps along columns filled, the
-    measured pixels' ``sparse`` depth exactly. ``nearest_above``: int32 scratch of the same shape.
+    measured pixels' ``sparse`` depth exactly. ``nearest_above``: int16 scratch of the same shape.
 
     Two walks, row by row with one state per column (memory stays row-major): downwards, the nearest valid
     row above each pixel; upwards, the nearest valid row below, and the result. A
@@ -181,13 +188,13 @@ def fill_along_columns(
     (cv2.blendLinear's arithmetic) when they are one surface, else the nearer one's (above on a tie); with
     one anchor its value; above a column's top measurement the top value up to extend px, 0 beyond."""
     height, width = inverse.shape
-    last = np.full(width, _NONE, np.int32)
+    last = np.full(width, _NONE_ABOVE, np.int16)
     for row in range(height):
         for col in range(width):
             if inverse[row, col] > 0:
                 last[col] = row
             nearest_above[row, col] = last[col]
-    below = np.full(width, -_NONE, np.int32)
+    below = np.full(width, _NONE_BELOW, np.int32)
     scale = np.float32(1024)  # the OpenCV path's weights in 1/1024 px
     for row in range(height - 1, -1, -1):
         for col in range(width):
@@ -197,7 +204,7 @@ def fill_along_columns(
                 dense[row, col] = sparse[row, col] if measured[row, col] else _ONE / value
                 continue
             above, under = nearest_above[row, col], below[col]
-            if above == _NONE:  # above the column's top (``under``, if any): its value extend px up, then unknown
+            if above == _NONE_ABOVE:  # above the column's top (``under``, if any): its value extend px up, then unknown
                 reached = under < height and under - row <= extend
                 dense[row, col] = _ONE / inverse[under, col] if reached else 0
                 continue
@@ -225,7 +232,7 @@ def fill_passes(
     surface = _same_surface_factors(config)
     inverse = _SCRATCH.array("inverse", sparse.shape, np.float32)
     fill_along_rows(sparse, measured, _NO_IMAGE if rgb is None else rgb, config.along_gap_px, *surface, inverse)
-    nearest_above = _SCRATCH.array("nearest_above", sparse.shape, np.int32)
+    nearest_above = _SCRATCH.array("nearest_above", sparse.shape, np.int16)
     fill_along_columns(
         inverse, sparse, measured, config.across_gap_px, config.extend_px, *surface, nearest_above, dense
     )
