@@ -27,11 +27,8 @@ from depth_panoptic_ros.scratch import Scratch
 if TYPE_CHECKING:
     from depth_panoptic_ros.depth.classical import CompletionConfig
 
-_COMPILE = {
-    "cache": True,
-    "nogil": True,
-    "error_model": "numpy",
-}  # on-disk cache; the node's worker thread releases the GIL meanwhile
+# On-disk cache; the GIL released (the node's worker thread); no zero-divisor checks (no division here meets 0).
+_COMPILE = {"cache": True, "nogil": True, "error_model": "numpy"}
 _NO_IMAGE = np.zeros((0, 0, 3), np.uint8)
 _SCRATCH = Scratch()
 _EPS = np.float32(1e-5)  # cv2.blendLinear's guard in the denominator
