@@ -352,10 +352,17 @@ def test_compiled_and_opencv_passes_agree_on_every_real_frame(kitti_object, monk
                         assert_passes_agree(sparse, rgb, config, monkeypatch)
 
 
-def test_without_numba_the_opencv_passes_run_and_say_so_once() -> None:
-    """numba cannot be imported (as on a Python it has no release for yet): the module warns once and completes."""
+@pytest.mark.parametrize(
+    "break_numba",
+    [
+        "sys.modules['numba'] = None",  # not installed, or no release for this Python yet
+        "import numba.core.caching as c; c.CacheImpl._locator_classes = []",  # no writable cache directory
+    ],
+)
+def test_without_usable_numba_the_opencv_passes_run_and_say_so_once(break_numba: str) -> None:
+    """numba cannot be imported or cannot cache its code: the module warns once at import and completes."""
     code = (
-        "import sys; sys.modules['numba'] = None\n"
+        f"import sys; {break_numba}\n"
         "import numpy as np\n"
         "from depth_panoptic_ros.depth import classical, classical_opencv\n"
         "assert classical.fill_passes is classical_opencv.fill_passes, classical.fill_passes\n"
