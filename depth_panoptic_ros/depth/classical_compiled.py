@@ -8,9 +8,11 @@ every real frame and on random scenes): the same-surface tolerance as OpenCV's v
 with FMA (addWeighted: fma(a, w, fma(b, w, abs)), then scaleAdd: fma(gap, slope, tolerance), in float32),
 cv2.blendLinear's (a w1 + b w2) / (w1 + w2 + 1e-5), 1 / x as cv2.divide, cv2.cvtColor's gray. Two places where
 OpenCV itself rounds otherwise: addWeighted's scalar tail (the last < 16 values of a call: in practice
-segments with one anchor missing, where the tolerance decides nothing) and CPUs without FMA. Single-threaded
-and without fastmath (no reassociation, no contraction into FMA where the OpenCV path has none). Compiled on
-import with explicit signatures into numba's on-disk cache (cache=True): later processes load it (~0.3 s).
+segments with one anchor missing, where the tolerance decides nothing) and CPUs without FMA. A missing anchor
+is never one surface with a real one here; the OpenCV path's -1e20 sentinel ensures that only for
+same_surface_abs below ~1e19. Single-threaded and without fastmath (no reassociation, no contraction into FMA
+where the OpenCV path has none). Compiled on import with explicit signatures into numba's on-disk cache
+(cache=True): later processes load it (~0.3 s).
 """
 
 from __future__ import annotations
