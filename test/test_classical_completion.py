@@ -281,7 +281,11 @@ def completed_with(
 def assert_passes_agree(
     sparse: np.ndarray, rgb: np.ndarray | None, config: CompletionConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The compiled and the OpenCV passes give the same float32 bits (0.0 vs -0.0 would differ, too)."""
+    """The compiled and the OpenCV passes give the same float32 bits (0.0 vs -0.0 would differ, too), also from
+    read-only inputs (as decoded from a message buffer)."""
+    for array in (sparse, rgb):
+        if array is not None:
+            array.flags.writeable = False
     compiled = completed_with(compiled_passes(), sparse, rgb, config, monkeypatch)
     opencv = completed_with(classical_opencv.fill_passes, sparse, rgb, config, monkeypatch)
     assert (compiled > 0).any() or not (opencv > 0).any()

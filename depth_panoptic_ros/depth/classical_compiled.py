@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 
 # On-disk cache; the GIL released (the node's worker thread); no zero-divisor checks (no division here meets 0).
 _COMPILE = {"cache": True, "nogil": True, "error_model": "numpy"}
+# The kernels' array types: inputs may be read-only (e.g. images decoded from a message buffer), any layout.
+_IN_F32, _IN_U8 = (types.Array(dtype, 2, "A", readonly=True) for dtype in (types.float32, types.uint8))
+_IN_RGB = types.Array(types.uint8, 3, "A", readonly=True)
+_OUT_F32 = types.float32[:, :]
+_SURFACE = (types.float32,) * 3  # weight, tolerance and slope of the same-surface test
 _NO_IMAGE = np.zeros((0, 0, 3), np.uint8)
 _SCRATCH = Scratch()
 _EPS = np.float32(1e-5)  # cv2.blendLinear's guard in the denominator
@@ -115,7 +120,7 @@ def _fill_segment(
 
 
 @numba.njit(
-    "void(float32[:, :], uint8[:, :], uint8[:, :, :], int64, float32, float32, float32, float32[:, :])",
+    types.void(_IN_F32, _IN_U8, _IN_RGB, types.int64, *_SURFACE, _OUT_F32),
     **_COMPILE,
 )
 def fill_along_rows(
@@ -162,8 +167,7 @@ def fill_along_rows(
 
 
 @numba.njit(
-    "void(float32[:, :], float32[:, :], uint8[:, :], int64, int64, float32, float32, float32, int16[:, :],"
-    " float32[:, :])",
+    types.void(_IN_F32, _IN_F32, _IN_U8, types.int64, types.int64, *_SURFACE, types.int16[:, :], _OUT_F32),
     **_COMPILE,
 )
 def fill_along_columns(
