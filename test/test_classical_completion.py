@@ -319,6 +319,10 @@ def test_compiled_and_opencv_passes_agree_on_random_scenes(monkeypatch: pytest.M
         rgb = rng.integers(0, 256, (*shape, 3), dtype=np.uint8) if i % 2 else None
         if rgb is not None and i % 4 == 1:  # flat color regions: ties of the color steps
             rgb //= 128
+        if i % 3 == 1:  # inputs in other memory layouts: column-major, and a view with negative strides
+            sparse = np.asfortranarray(sparse)
+        elif i % 3 == 2:
+            sparse, rgb = (None if a is None else np.flip(np.flip(a, 1).copy(), 1) for a in (sparse, rgb))
         for config in (CompletionConfig(), OTHER_CONFIGS[i % len(OTHER_CONFIGS)]):
             assert_passes_agree(sparse, rgb, config, monkeypatch)
 

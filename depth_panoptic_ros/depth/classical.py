@@ -122,7 +122,7 @@ def complete_depth(
             raise ValueError(f"rgb: expected uint8 of shape {(*sparse.shape, 3)}, got {rgb.dtype} {rgb.shape}")
     measured = cv2.inRange(sparse, *_POSITIVE_FINITE, dst=_SCRATCH.array("measured", sparse.shape, np.uint8))
     cv2.threshold(measured, 0, 1, cv2.THRESH_BINARY, dst=measured)  # 1 where measured: readable as bool
-    dense = np.zeros_like(sparse)
+    dense = np.zeros(sparse.shape, np.float32)  # C order whatever the input's: OpenCV writes into it
     box = _reachable_box(measured, config)
     if box is None:
         return dense
