@@ -1,5 +1,6 @@
 """Fuzzing the node's input path: malformed and re-encoded Image / CompressedImage / CameraInfo / PointCloud2 through
-the node's own calls (arrival checks, CameraInfo conversion, messages -> SensorFrame, classical pipeline).
+the node's own calls (serialized arrival, arrival checks, CameraInfo conversion, messages -> SensorFrame, classical
+pipeline).
 
 Each case starts from one well-formed set and applies layout changes that must not change the result (row and
 point padding with garbage, other encodings and field orders, float64 or big-endian coordinates, organized
@@ -36,6 +37,7 @@ from node_fixtures import (  # noqa: E402
     lidar_points,
     textured_rgb,
 )
+from rclpy.serialization import serialize_message  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
@@ -43,6 +45,7 @@ from depth_panoptic_ros.bench.geometry import T_CAM_LIDAR  # noqa: E402
 from depth_panoptic_ros.pipeline import Pipeline, PipelineConfig  # noqa: E402
 from depth_panoptic_ros.ros.codecs.camera_info import camera_model_from_info  # noqa: E402
 from depth_panoptic_ros.ros.codecs.sensor_frame import messages_to_frame  # noqa: E402
+from depth_panoptic_ros.ros.codecs.serialized_input import SerializedInput  # noqa: E402
 from depth_panoptic_ros.ros.codecs.validation import DISTORTION_COEFFICIENTS, check_arrival  # noqa: E402
 
 HEIGHT, WIDTH = 48, 64
@@ -82,12 +85,18 @@ class Case:
         return f"Case({image}, CameraInfo({self.info.distortion_model}), {cloud}, corrupted={self.corrupted!r})"
 
 
-def node_path(case: Case) -> np.ndarray:
-    """What the node does with one set: arrival checks, CameraInfo -> model, messages -> SensorFrame, pipeline."""
-    check_arrival(case.image)
-    check_arrival(case.cloud)
+def node_path(case: Case, serialized: bool = True) -> np.ndarray:
+    """What the node does with one set: image and cloud serialized as they arrive, arrival checks on what is read
+    from their first bytes, CameraInfo -> model, the set deserialized, messages -> SensorFrame, pipeline.
+    ``serialized=False`` passes the messages as they are (the reference)."""
+    image, cloud = case.image, case.cloud
+    if serialized:
+        arrived = [SerializedInput(type(msg), serialize_message(msg)) for msg in (image, cloud)]
+        for msg in arrived:
+            check_arrival(msg.head)
+        image, cloud = (msg.decode() for msg in arrived)
     camera = camera_model_from_info(case.info)
-    frame = messages_to_frame([("image", case.image)], [camera], ("lidar", case.cloud, lambda *_: T_CAM_LIDAR))
+    frame = messages_to_frame([("image", image)], [camera], ("lidar", cloud, lambda *_: T_CAM_LIDAR))
     return PIPELINE.run(frame, {"depth"}).depth
 
 
@@ -337,7 +346,7 @@ def check(case: Case) -> None:
 def reference_depth() -> np.ndarray:
     """The depth of the set as a driver would plainly publish it (rgb8, [K | 0], x y z intensity float32)."""
     cloud = cloud_msg(np.c_[POINTS, np.zeros(len(POINTS), np.float32)], 1.0)
-    depth = node_path(Case(image_msg(RGB, 1.0), camera_info_msg(K, HEIGHT, WIDTH, 1.0), cloud))
+    depth = node_path(Case(image_msg(RGB, 1.0), camera_info_msg(K, HEIGHT, WIDTH, 1.0), cloud), serialized=False)
     assert (depth > 0).mean() > 0.5  # a scene, not an empty image that anything would equal
     return depth
 

@@ -59,6 +59,7 @@ from depth_panoptic_ros.ros.codecs.products_to_msgs import (
     pipeline_outputs,
 )
 from depth_panoptic_ros.ros.codecs.sensor_frame import FrameRejected, messages_to_frame
+from depth_panoptic_ros.ros.codecs.serialized_input import SerializedInput
 from depth_panoptic_ros.ros.codecs.validation import InvalidMessage, check_arrival
 from depth_panoptic_ros.ros.runtime.diagnostics import (
     NOT_LOADED,
@@ -186,7 +187,7 @@ class DepthPanopticNode(LifecycleNode):
         self._ground = self._camera_to_ground()
         self._loggers = {source: self.get_logger().get_child(source) for source in LOG_SOURCES}
         self._stats = FrameStatistics()
-        self._slot: LatestSlot[tuple[Any, ...]] = LatestSlot()
+        self._slot: LatestSlot[tuple[SerializedInput, ...]] = LatestSlot()
         self._pipeline: Pipeline | None = None
         self._model_state = NOT_LOADED
         self._configure_error = ""  # why the last configure failed, until one succeeds
@@ -203,9 +204,10 @@ class DepthPanopticNode(LifecycleNode):
         self._reset_inputs()
         # Subscribed while active; their QoS parameters are declared and checked now, with the others.
         self._inputs: dict[str, AdaptiveSubscription] = {}
-        msg_types = [image_type] * len(self._image_topics) + [PointCloud2] * len(self._lidar_topics)
-        for index, (topic, msg_type) in enumerate(zip(self._sync.topics, msg_types, strict=True)):
-            self._inputs[topic] = AdaptiveSubscription(self, msg_type, topic, partial(self._on_input, index))
+        # Images and clouds arrive serialized: only the sets the worker takes are deserialized (serialized_input).
+        self._input_types = [image_type] * len(self._image_topics) + [PointCloud2] * len(self._lidar_topics)
+        for index, (topic, msg_type) in enumerate(zip(self._sync.topics, self._input_types, strict=True)):
+            self._inputs[topic] = AdaptiveSubscription(self, msg_type, topic, partial(self._on_input, index), raw=True)
         for index, topic in enumerate(self._info_topics):
             self._inputs[topic] = AdaptiveSubscription(self, CameraInfo, topic, partial(self._on_camera_info, index))
 
@@ -375,10 +377,12 @@ class DepthPanopticNode(LifecycleNode):
                 self.get_logger().info(f"{topic}: publishers changed; subscription is now {policy.name.lower()}")
 
     # -- callbacks (executor thread): cheap, never wait for inference -------------------------------------------
-    def _on_input(self, index: int, msg: Any) -> None:
-        """Rejects a bad stamp or an oversized message before it is queued: neither may enter the synchronizer."""
+    def _on_input(self, index: int, data: bytes) -> None:
+        """Reads the header and size of a serialized image or cloud and rejects a bad stamp or an oversized message
+        before it is queued: neither may enter the synchronizer. The rest stays serialized."""
         try:
-            check_arrival(msg, self._params.limits)
+            msg = SerializedInput(self._input_types[index], data)
+            check_arrival(msg.head, self._params.limits)
         except InvalidMessage as exc:
             topic = self._sync.topics[index]
             reason = f"{topic} rejected: {exc}"
@@ -474,7 +478,7 @@ class DepthPanopticNode(LifecycleNode):
         )
 
     # -- worker thread -----------------------------------------------------------------------------------------
-    def _work(self, slot: LatestSlot[tuple[Any, ...]]) -> None:
+    def _work(self, slot: LatestSlot[tuple[SerializedInput, ...]]) -> None:
         """Processes what ``slot`` hands over until it is closed (each activation has its own)."""
         while (msgs := slot.take()) is not None:
             try:
@@ -492,14 +496,14 @@ class DepthPanopticNode(LifecycleNode):
                     f"frame failed: {exc!r}\n{traceback.format_exc()}", throttle_duration_sec=LOG_THROTTLE_S
                 )
 
-    def _process(self, msgs: tuple[Any, ...]) -> None:
+    def _process(self, inputs: tuple[SerializedInput, ...]) -> None:
         start = time.perf_counter()
         wanted = {topic for topic, pub in self._frame_publishers.items() if pub.get_subscription_count() > 0}
         if not wanted:
             self._stats.count_idle()
             return
-        header = msgs[0].header
-        frame = self._sensor_frame(msgs)
+        header = inputs[0].header
+        frame = self._sensor_frame(self._decode(inputs))
         if wanted & set(GRID_TOPICS):
             try:
                 frame.ground_T_camera = self._ground.lookup(self._params.grid_frame, header.frame_id, header.stamp)
@@ -538,7 +542,18 @@ class DepthPanopticNode(LifecycleNode):
         if "network" in products.timings_ms:
             trim_heap()  # after publishing: 15-40 ms per model frame on a CPU, none of it in the latency
 
-    def _sensor_frame(self, msgs: tuple[Any, ...]) -> SensorFrame:
+    def _decode(self, inputs: tuple[SerializedInput, ...]) -> list[Any]:
+        """The messages of a set; FrameRejected names an input whose bytes are not its type."""
+        messages = []
+        for index, msg in enumerate(inputs):
+            try:
+                messages.append(msg.decode())
+            except InvalidMessage as exc:
+                source = "lidar" if index >= len(self._image_topics) else "image"
+                raise FrameRejected(source, f"{self._sync.topics[index]}: {exc}") from exc
+        return messages
+
+    def _sensor_frame(self, msgs: list[Any]) -> SensorFrame:
         """Decoded, validated arrays of one set; FrameRejected names the input at fault."""
         n = len(self._image_topics)
         cameras = [self._camera(i) for i in range(n)]

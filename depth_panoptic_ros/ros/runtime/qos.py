@@ -69,11 +69,14 @@ class AdaptiveSubscription:
     The reliability override parameter is declared (and checked) at construction, with the default ``auto``; the
     other policies keep rclpy's ``qos_overrides`` parameters. The subscription itself exists between
     ``subscribe()`` and ``unsubscribe()`` (a lifecycle node's activation). ``update()`` re-creates it when the
-    publishers call for another reliability; it returns the new policy then, else None.
+    publishers call for another reliability; it returns the new policy then, else None. With ``raw`` the callback
+    gets the serialized message (bytes).
     """
 
-    def __init__(self, node: Node, msg_type: type, topic: str, callback: Callable[[Any], None]) -> None:
-        self.node, self.msg_type, self.topic, self.callback = node, msg_type, topic, callback
+    def __init__(
+        self, node: Node, msg_type: type, topic: str, callback: Callable[[Any], None], *, raw: bool = False
+    ) -> None:
+        self.node, self.msg_type, self.topic, self.callback, self.raw = node, msg_type, topic, callback, raw
         name = f"qos_overrides.{topic}.subscription.reliability"
         descriptor = ParameterDescriptor(
             description=f"reliability of the subscription {topic}: auto (follow the publishers), reliable or "
@@ -102,6 +105,7 @@ class AdaptiveSubscription:
             qos,
             qos_overriding_options=input_qos_overrides(),
             event_callbacks=incompatible_qos_callbacks(self.node, self.topic),
+            raw=self.raw,
         )
 
     def unsubscribe(self) -> None:
