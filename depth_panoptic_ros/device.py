@@ -77,6 +77,26 @@ def release_cached_memory(value: str) -> None:
     trim_heap()
 
 
+# glibc mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+HEAP_BLOCK_MAX = 32 << 20  # glibc's own ceiling for its sliding mmap threshold (DEFAULT_MMAP_THRESHOLD_MAX)
+
+
+def keep_heap_for_reuse(max_block: int = HEAP_BLOCK_MAX) -> bool:
+    """Has glibc serve blocks up to ``max_block`` bytes from its heap and keep freed heap for reuse instead of
+    giving it back on its own (mallopt M_MMAP_THRESHOLD and M_TRIM_THRESHOLD); False where that is not glibc.
+
+    By default glibc maps each block above a sliding threshold fresh and trims its heap's free top, so a node that
+    receives and computes multi-megabyte arrays every frame pays the kernel to zero their pages again and again:
+    ~40 % of the executor thread's and ~35 % of the worker's CPU under 5x input overload (perf, BENCHMARKS.md).
+    Memory then stays at the working set's peak; :func:`trim_heap` still gives it back where that is wanted."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (musl, macOS)
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, max_block)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+
+
 def trim_heap() -> None:
     """Returns the C library's free heap pages to the system (glibc's malloc_trim; elsewhere nothing to do).
 

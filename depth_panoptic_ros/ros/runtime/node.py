@@ -31,7 +31,7 @@ from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
-from depth_panoptic_ros.device import release_cached_memory, trim_heap
+from depth_panoptic_ros.device import keep_heap_for_reuse, release_cached_memory, trim_heap
 from depth_panoptic_ros.frame import SensorFrame
 from depth_panoptic_ros.geometry.camera import CameraModel
 from depth_panoptic_ros.msg import FrameTiming
@@ -587,6 +587,7 @@ class DepthPanopticNode(LifecycleNode):
 def run_node(stop: StopSignals, args: list[str] | None = None) -> int:
     """Runs the node until ``stop`` is requested, the context is shut down or the node is finalized (its
     shutdown transition); 1 when it cannot start. A stop request takes the node through shutdown first."""
+    keep_heap_for_reuse()  # every frame's multi-megabyte messages and arrays reuse the heap (device.py)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)  # signals are ``stop``'s
     try:
         if stop.requested:
