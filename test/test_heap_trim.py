@@ -37,12 +37,16 @@ print(before, rss_mb())
 """
 
 
+def run_script(script: str, argument: str) -> list[str]:
+    """The words a script prints, run in a fresh interpreter (heap settings are per process)."""
+    return subprocess.run(
+        [sys.executable, "-c", script, argument], capture_output=True, text=True, check=True
+    ).stdout.split()
+
+
 @pytest.mark.parametrize("trim", [True, False])
 def test_trim_heap_returns_freed_heap_pages(trim: bool) -> None:
-    out = subprocess.run(
-        [sys.executable, "-c", SCRIPT, "trim" if trim else "keep"], capture_output=True, text=True, check=True
-    ).stdout
-    before, after = map(float, out.split())
+    before, after = map(float, run_script(SCRIPT, "trim" if trim else "keep"))
     if trim:
         assert before - after > 150, (before, after)  # most of the 200 MB freed
     else:
@@ -73,10 +77,7 @@ print(faults[1] - faults[0], 30 * (sum(sizes) + sum(sizes[:2])) // 4096)
 
 @pytest.mark.parametrize("reuse", [True, False])
 def test_keep_heap_for_reuse_stops_page_faults_frame_after_frame(reuse: bool) -> None:
-    out = subprocess.run(
-        [sys.executable, "-c", FRAMES, "reuse" if reuse else "default"], capture_output=True, text=True, check=True
-    ).stdout
-    faults, pages = map(int, out.split())
+    faults, pages = map(int, run_script(FRAMES, "reuse" if reuse else "default"))
     if reuse:
         assert faults < 0.01 * pages, (faults, pages)
     else:
