@@ -576,6 +576,9 @@ def run_full_size_driver(
     peer = Peer(context, namespace)
     peer.subscribe(DiagnosticArray, "/diagnostics")
     command = [sys.executable, str(PUBLISHER), namespace, reliability, "8", "5", str(points)]
+    # The driver starts once the node has subscribed without publishers (best effort), so that a reliable one is
+    # always adapted to: a driver already in the graph at activation was subscribed reliable from the start.
+    peer.spin_until(lambda: "active: inputs" in node.log(), 60, "the node to activate")
     with open(tmp_path / "driver.log", "w") as log:
         driver = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
         try:
