@@ -4,16 +4,20 @@ the arrival checks on them before anything else is deserialized."""
 from __future__ import annotations
 
 import struct
+from typing import Any
 
+import numpy as np
 import pytest
 
 pytest.importorskip("rclpy")
 pytest.importorskip("sensor_msgs.msg")
 
+import cv2  # noqa: E402
 from node_fixtures import cloud_msg, lidar_points  # noqa: E402
 from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2  # noqa: E402
 
+from depth_panoptic_ros.ros.codecs import serialized_input  # noqa: E402
 from depth_panoptic_ros.ros.codecs.serialized_input import SerializedInput, read_head  # noqa: E402
 from depth_panoptic_ros.ros.codecs.validation import InputLimits, InvalidMessage, check_arrival  # noqa: E402
 
@@ -126,3 +130,61 @@ def test_buffers_that_hold_no_header_name_the_field(data: bytes, field: str) -> 
     with pytest.raises(InvalidMessage) as error:
         SerializedInput(Image, data)
     assert error.value.field == field
+
+
+# 100 pixels of the widest encoding decoded (rgba8, 4 bytes) or 100 points of 64 bytes, + 65,536 for the rest
+SMALL_LIMITS = InputLimits(max_image_pixels=100, max_cloud_points=100)
+BUDGETS = {Image: 100 * 4 + 65_536, CompressedImage: 100 * 4 + 65_536, PointCloud2: 100 * 64 + 65_536}
+LIMIT_NAMES = {Image: "max_image_pixels", CompressedImage: "max_image_pixels", PointCloud2: "max_cloud_points"}
+
+
+def _small_message(msg_type: type) -> Any:
+    """A well-formed message of a few pixels or points (within SMALL_LIMITS)."""
+    if msg_type is Image:
+        return _image("cam")
+    if msg_type is CompressedImage:
+        png = cv2.imencode(".png", np.arange(18, dtype=np.uint8).reshape(2, 3, 3))[1].tobytes()
+        return CompressedImage(format="png", data=png)
+    return cloud_msg(lidar_points(beams=4, azimuths=16), 1.0)
+
+
+def _serialized_at(msg: Any, size: int) -> bytes:
+    """``msg`` serialized to exactly ``size`` bytes by growing its data (before a PNG's final IEND chunk, so that
+    the stream still looks complete); its declared width and height stay as they are."""
+    extra = size - len(serialize_message(msg))
+    data = bytes(msg.data)
+    msg.data = data[:-12] + bytes(extra) + data[-12:] if isinstance(msg, CompressedImage) else data + bytes(extra)
+    out = serialize_message(msg)
+    assert len(out) == size
+    return out
+
+
+def _arrive(msg_type: type, data: bytes) -> SerializedInput:
+    """What the node does with an image or cloud as it arrives (DepthPanopticNode._on_input)."""
+    arrived = SerializedInput(msg_type, data, SMALL_LIMITS)
+    check_arrival(arrived.head, SMALL_LIMITS)
+    return arrived
+
+
+@pytest.mark.parametrize("msg_type", [Image, CompressedImage, PointCloud2])
+def test_a_huge_data_buffer_behind_small_declared_sizes_is_rejected_before_deserialization(
+    msg_type: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deserialized: list[type] = []
+    real_deserialize = serialized_input.deserialize_message
+    monkeypatch.setattr(
+        serialized_input, "deserialize_message", lambda data, t: deserialized.append(t) or real_deserialize(data, t)
+    )
+    budget = BUDGETS[msg_type]
+    with pytest.raises(InvalidMessage, match=f"{budget + 1}-byte message is above the {budget} bytes") as error:
+        _arrive(msg_type, _serialized_at(_small_message(msg_type), budget + 1))
+    assert error.value.field == "data" and f"limits.{LIMIT_NAMES[msg_type]} 100" in str(error.value)
+    assert deserialized == []
+    _arrive(msg_type, _serialized_at(_small_message(msg_type), budget))  # the largest message the limits allow
+
+
+@pytest.mark.parametrize("msg_type", [Image, CompressedImage, PointCloud2])
+def test_a_small_well_formed_message_passes_the_size_check_and_decodes(msg_type: type) -> None:
+    msg = _small_message(msg_type)
+    decoded = _arrive(msg_type, serialize_message(msg)).decode()
+    assert decoded == msg and bytes(decoded.data) == bytes(msg.data)

@@ -39,6 +39,9 @@ _COLOR_ENCODINGS: dict[str, tuple[int, str, int | None]] = {
     "yuyv": (2, "u1", cv2.COLOR_YUV2RGB_YUYV),
 }
 
+# the widest pixel of the encodings decoded (bgra8, rgba8): what limits.max_image_pixels allows per pixel
+MAX_PIXEL_BYTES = max(channels * np.dtype(dtype).itemsize for channels, dtype, _ in _COLOR_ENCODINGS.values())
+
 # encoding -> (channels, dtype) of the images this package publishes
 _OUTPUT_ENCODINGS: dict[str, tuple[int, str]] = {
     "rgb8": (3, "u1"),

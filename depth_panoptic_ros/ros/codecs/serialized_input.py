@@ -1,8 +1,8 @@
 """Large input messages kept serialized (CDR) until their set is processed.
 
 The node subscribes to images and clouds in raw (serialized) form: each arriving message is only read as far as
-its header and size (the arrival checks and the synchronizer need no more), and just the sets the worker takes are
-deserialized, in the worker thread. Under overload most messages are dropped by the synchronizer or the
+its length and header (the arrival checks and the synchronizer need no more), and just the sets the worker takes
+are deserialized, in the worker thread. Under overload most messages are dropped by the synchronizer or the
 newest-set hand-off; turning each into a Python message first took the executor thread's time and the GIL from
 the worker (BENCHMARKS.md, "5x overload").
 
@@ -20,14 +20,20 @@ from typing import Any
 
 from builtin_interfaces.msg import Time
 from rclpy.serialization import deserialize_message
-from sensor_msgs.msg import CompressedImage
+from sensor_msgs.msg import CompressedImage, PointCloud2
 from std_msgs.msg import Header
 
-from depth_panoptic_ros.ros.codecs.validation import InvalidMessage
+from depth_panoptic_ros.ros.codecs.image_codec import MAX_PIXEL_BYTES
+from depth_panoptic_ros.ros.codecs.validation import DEFAULT_LIMITS, InputLimits, InvalidMessage
 
 ENCAPSULATION_BYTES = 4
 # byte 1 of the encapsulation header -> struct byte order (byte 0 is 0 for these representations)
 BYTE_ORDERS = {0x00: ">", 0x01: "<", 0x06: ">", 0x07: "<"}
+# A cloud's bytes per point budgeted by limits.max_cloud_points: a point_step of 64, above LiDAR drivers' and PCL's
+# point types (16 to 48 bytes).
+MAX_POINT_BYTES = 64
+# What a message holds besides its pixels or points (header, encoding, field list), budgeted generously.
+HEAD_BYTES = 65_536
 
 
 class _Reader:
@@ -78,6 +84,28 @@ def read_head(msg_type: type, data: bytes) -> Any:
     return msg_type(header=header, height=height, width=reader.uint32("width"))
 
 
+def input_kind(msg_type: type) -> str:
+    """The node's log source for an input of this type: "lidar" for a cloud, "image" for a raw or compressed one."""
+    return "lidar" if msg_type is PointCloud2 else "image"
+
+
+def check_size(msg_type: type, size: int, limits: InputLimits = DEFAULT_LIMITS) -> None:
+    """Rejects a serialized message longer than the largest the limits allow: its pixels (at the widest encoding
+    decoded) or points (at MAX_POINT_BYTES each) plus HEAD_BYTES. The declared width x height is checked on the
+    head; this bounds what a message declaring few pixels or points but carrying a huge ``data`` may hold."""
+    if input_kind(msg_type) == "lidar":
+        limit, count, per_item = "max_cloud_points", limits.max_cloud_points, MAX_POINT_BYTES
+    else:
+        limit, count, per_item = "max_image_pixels", limits.max_image_pixels, MAX_PIXEL_BYTES
+    budget = count * per_item + HEAD_BYTES
+    if size > budget:
+        raise InvalidMessage(
+            "data",
+            f"the {size}-byte message is above the {budget} bytes that limits.{limit} {count} allows "
+            f"({per_item} bytes each + {HEAD_BYTES})",
+        )
+
+
 def deserialize(msg_type: type, data: bytes) -> Any:
     """The whole message; a buffer that does not hold one is an InvalidMessage."""
     try:
@@ -87,18 +115,24 @@ def deserialize(msg_type: type, data: bytes) -> Any:
 
 
 class SerializedInput:
-    """One image or cloud as it arrived: its CDR bytes and its head (see :func:`read_head`). ``header`` is the
-    head's, so the synchronizer (message_filters too) matches on it like on a message."""
+    """One image or cloud as it arrived: its CDR bytes and its head (see :func:`read_head`), the bytes first
+    checked against ``limits`` (:func:`check_size`), before anything is read from them. ``header`` is the head's,
+    so the synchronizer (message_filters too) matches on it like on a message."""
 
     __slots__ = ("data", "head", "msg_type")
 
-    def __init__(self, msg_type: type, data: bytes) -> None:
+    def __init__(self, msg_type: type, data: bytes, limits: InputLimits = DEFAULT_LIMITS) -> None:
+        check_size(msg_type, len(data), limits)
         self.msg_type, self.data = msg_type, data
         self.head = read_head(msg_type, data)
 
     @property
     def header(self) -> Header:
         return self.head.header
+
+    @property
+    def kind(self) -> str:
+        return input_kind(self.msg_type)
 
     def decode(self) -> Any:
         """The whole message (the head itself for a CompressedImage, already complete)."""

@@ -59,7 +59,7 @@ from depth_panoptic_ros.ros.codecs.products_to_msgs import (
     pipeline_outputs,
 )
 from depth_panoptic_ros.ros.codecs.sensor_frame import FrameRejected, messages_to_frame
-from depth_panoptic_ros.ros.codecs.serialized_input import SerializedInput
+from depth_panoptic_ros.ros.codecs.serialized_input import SerializedInput, input_kind
 from depth_panoptic_ros.ros.codecs.validation import InvalidMessage, check_arrival
 from depth_panoptic_ros.ros.runtime.diagnostics import (
     NOT_LOADED,
@@ -378,17 +378,16 @@ class DepthPanopticNode(LifecycleNode):
 
     # -- callbacks (executor thread): cheap, never wait for inference -------------------------------------------
     def _on_input(self, index: int, data: bytes) -> None:
-        """Reads the header and size of a serialized image or cloud and rejects a bad stamp or an oversized message
-        before it is queued: neither may enter the synchronizer. The rest stays serialized."""
+        """Reads the length, header and size of a serialized image or cloud and rejects a bad stamp or an oversized
+        message before it is queued: neither may enter the synchronizer. The rest stays serialized."""
+        msg_type = self._input_types[index]
         try:
-            msg = SerializedInput(self._input_types[index], data)
+            msg = SerializedInput(msg_type, data, self._params.limits)
             check_arrival(msg.head, self._params.limits)
         except InvalidMessage as exc:
-            topic = self._sync.topics[index]
-            reason = f"{topic} rejected: {exc}"
+            reason = f"{self._sync.topics[index]} rejected: {exc}"
             self._stats.count_skipped(reason)
-            source = "lidar" if index >= len(self._image_topics) else "image"
-            self._loggers[source].warning(reason, throttle_duration_sec=LOG_THROTTLE_S)
+            self._loggers[input_kind(msg_type)].warning(reason, throttle_duration_sec=LOG_THROTTLE_S)
             return
         self._sync.add(index, msg)
 
