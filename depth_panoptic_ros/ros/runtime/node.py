@@ -544,12 +544,11 @@ class DepthPanopticNode(LifecycleNode):
     def _decode(self, inputs: tuple[SerializedInput, ...]) -> list[Any]:
         """The messages of a set; FrameRejected names an input whose bytes are not its type."""
         messages = []
-        for index, msg in enumerate(inputs):
+        for topic, msg in zip(self._sync.topics, inputs, strict=True):
             try:
                 messages.append(msg.decode())
             except InvalidMessage as exc:
-                source = "lidar" if index >= len(self._image_topics) else "image"
-                raise FrameRejected(source, f"{self._sync.topics[index]}: {exc}") from exc
+                raise FrameRejected(msg.kind, f"{topic}: {exc}") from exc
         return messages
 
     def _sensor_frame(self, msgs: list[Any]) -> SensorFrame:
