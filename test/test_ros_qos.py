@@ -21,6 +21,7 @@ from rclpy.qos import (  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from depth_panoptic_ros.ros.runtime.qos import (  # noqa: E402
+    AdaptiveSubscription,
     adapted_reliability,
     incompatible_qos_callbacks,
     qos_overrides,
@@ -122,3 +123,38 @@ def test_best_effort_publisher_and_reliable_subscription_are_reported(context: r
     assert "publisher /bag_player offers BEST_EFFORT" in warnings[0]
     assert "this subscription requests RELIABLE" in warnings[0]
     assert warnings[0].endswith(f"set the parameter qos_overrides.{topic}.subscription.reliability to best_effort")
+
+
+def test_an_adaptive_input_follows_its_publishers_with_one_graph_query_per_update(context: rclpy.Context) -> None:
+    topic = "/adaptive_input_test"
+    node = rclpy.create_node("panoptic", context=context)
+    driver = rclpy.create_node("driver", context=context)
+    queries: list[str] = []
+    query_graph = node.get_publishers_info_by_topic
+    node.get_publishers_info_by_topic = lambda name: queries.append(name) or query_graph(name)
+    adaptive = AdaptiveSubscription(node, String, topic, lambda _: None)
+
+    def update_until_changed() -> QoSReliabilityPolicy | None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            before = len(queries)
+            policy = adaptive.update()
+            assert len(queries) == before + 1  # one graph query, also when the subscription is re-created
+            if policy is not None:
+                return policy
+            time.sleep(0.05)
+        return None
+
+    try:
+        adaptive.subscribe()  # nobody publishes yet: best effort
+        assert adaptive.subscription.qos_profile.reliability == BEST_EFFORT and queries == [topic]
+        driver.create_publisher(String, topic, QoSProfile(depth=5, reliability=RELIABLE))
+        assert update_until_changed() == RELIABLE
+        assert adaptive.subscription.qos_profile.reliability == adaptive.reliability == RELIABLE
+        assert adaptive.update() is None  # the same publishers: nothing re-created
+        driver.create_publisher(String, topic, sensor_qos())  # a best-effort one among them
+        assert update_until_changed() == BEST_EFFORT
+        assert adaptive.subscription.qos_profile.reliability == adaptive.reliability == BEST_EFFORT
+    finally:
+        driver.destroy_node()
+        node.destroy_node()

@@ -95,7 +95,10 @@ class AdaptiveSubscription:
         return adapted_reliability(info.qos_profile.reliability for info in infos)
 
     def subscribe(self) -> None:
-        self.reliability = self.fixed or self._wanted()
+        self._create(self.fixed or self._wanted())
+
+    def _create(self, reliability: QoSReliabilityPolicy) -> None:
+        self.reliability = reliability
         qos = sensor_qos()
         qos.reliability = self.reliability
         self.subscription = self.node.create_subscription(
@@ -114,11 +117,15 @@ class AdaptiveSubscription:
             self.subscription = None
 
     def update(self) -> QoSReliabilityPolicy | None:
-        if self.fixed is not None or self.subscription is None or self._wanted() == self.reliability:
+        """Reads the publishers once (a graph query) and re-creates the subscription with what they call for."""
+        if self.fixed is not None or self.subscription is None:
+            return None
+        wanted = self._wanted()
+        if wanted == self.reliability:
             return None
         self.unsubscribe()
-        self.subscribe()
-        return self.reliability
+        self._create(wanted)
+        return wanted
 
     def publisher_count(self) -> int:
         return 0 if self.subscription is None else self.subscription.get_publisher_count()
