@@ -53,6 +53,7 @@ from node_fixtures import (  # noqa: E402
 from rclpy.exceptions import ParameterException  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from rclpy.serialization import serialize_message  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
@@ -82,6 +83,7 @@ def matrix_parameter(matrix: np.ndarray) -> str:
 T_PARAM = matrix_parameter(T_CAM_LIDAR)
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 TIMING = "depth_panoptic_node/timing"  # ~/timing, relative to the namespace
+MONO_MAX_PIXELS = 20_000  # the mono node's limits.max_image_pixels
 FRAME_OUTPUTS = {
     "panoptic/ids": Image,
     "panoptic/color": Image,
@@ -132,6 +134,9 @@ def mono(
         "camera_to_ground": matrix_parameter(GROUND_T_CAM),
         "cloud.organized": "true",
         "cloud.stride": "2",
+        # just above the scene (160x96 = 15,360 pixels, 23,040 points): a small message can pass the byte budget
+        "limits.max_image_pixels": str(MONO_MAX_PIXELS),
+        "limits.max_cloud_points": "30000",
     }
     node = NodeProcess(tmp_path_factory.mktemp("mono") / "node.log", "mono", parameters)
     peer = Peer(context, "mono")
@@ -409,6 +414,13 @@ def _oversized_image(s: MonoSession, stamp: float) -> None:
     s.publish(stamp, image=msg)
 
 
+def _padded_image(stamp: float) -> Image:
+    """The scene's 160x96 image with 100,000 bytes more data than its size declares."""
+    msg = image_msg(textured_rgb(), stamp)
+    msg.data = bytes(msg.data) + bytes(100_000)
+    return msg
+
+
 def _nanosec_overflow(s: MonoSession, stamp: float) -> None:
     sec = int(stamp)
     s.publish(
@@ -452,7 +464,13 @@ MALFORMED_SETS: dict[str, tuple[Callable[[MonoSession, float], None], str]] = {
         "distortion_model: unknown 'fisheye9'",
     ),
     "D NaN": (lambda s, t: _bad_info(s, t, lambda i: setattr(i, "d", [float("nan")] * 5)), "d: holds NaN or inf"),
-    "oversized image": (_oversized_image, "above limits.max_image_pixels 16777216"),
+    "oversized image": (_oversized_image, f"above limits.max_image_pixels {MONO_MAX_PIXELS}"),
+    "huge data behind a small size": (
+        lambda s, t: s.publish(t, image=_padded_image(t)),
+        # rejected on arrival: 20,000 pixels x 4 bytes + 65,536 is the budget, which 46,080 + 100,000 bytes exceed
+        f"image rejected: data: the {len(serialize_message(_padded_image(0.0)))}-byte message is above the "
+        f"145536 bytes that limits.max_image_pixels {MONO_MAX_PIXELS} allows",
+    ),
 }
 
 
