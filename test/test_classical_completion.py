@@ -468,3 +468,34 @@ def test_benchmark_reports_every_protocol_frame_and_mean(kitti_object) -> None:
     assert len(result["load_average"]) == 2
     assert result["protocols"]["object hold-out"]["frames"]["object/000001"] == "375x1242"
     assert all(ms > 0 for ms in result["median_ms"].values())
+
+
+@pytest.mark.slow
+def test_benchmark_scores_a_model_s_learned_completion_against_the_classical_it_refines(kitti_object, tmp_path) -> None:
+    """An untrained completion network returns the classical depth it refines (ratios exactly 1, never worse); a
+    constant residual of +1 m makes it worse on every frame; its classical settings are the model's own."""
+    import torch
+
+    from depth_panoptic_ros.bench.completion import LEARNED, REFINED
+    from depth_panoptic_ros.classes import ClassTable
+    from depth_panoptic_ros.model import DepthPanopticModel, ModelConfig
+    from depth_panoptic_ros.panoptic.config import PanopticNetConfig
+
+    (tmp_path / "object").symlink_to(kitti_object)
+    net = PanopticNetConfig(backbone="r18", fpn_channels=64, head_channels=64, embed_dim=16)
+    model = DepthPanopticModel(ModelConfig(panoptic=net), ClassTable.cityscapes()).eval()
+    model.pipeline_settings = {"completion": {"median_px": 0, "same_surface_slope": 0.0}}
+    result = run_completion_benchmark(tmp_path, seeds=(0,), model=model)
+    summary = result["protocols"]["object hold-out"]
+    versus = summary["learned_vs_refined"]
+    assert set(versus["frames"]) == set(summary["frames"]) and versus["worse"] == []
+    assert all(row == {"rmse": 1.0, "mae": 1.0} for row in versus["frames"].values())
+    refined = summary["methods"][REFINED]["frames"]
+    assert refined != summary["methods"]["classical"]["frames"]  # the model's settings, not the package default
+    assert "worse on 0 of" in format_table(result)
+
+    with torch.no_grad():
+        model.completion.head.bias.fill_(float(np.arctanh(1 / model.config.completion.residual_scale)))
+    summary = run_completion_benchmark(tmp_path, seeds=(0,), model=model)["protocols"]["object hold-out"]
+    assert summary["learned_vs_refined"]["worse"] == list(summary["frames"])
+    assert summary["methods"][LEARNED]["mean"]["mae_mm"] > summary["methods"][REFINED]["mean"]["mae_mm"]

@@ -19,7 +19,7 @@ from depth_panoptic_ros.cli import main as cli_main
 from depth_panoptic_ros.cli.train import main as train_main
 from depth_panoptic_ros.depth.classical import complete_depth
 from depth_panoptic_ros.evaluation.depth_metrics import depth_errors
-from depth_panoptic_ros.model import DepthPanopticModel, save_model
+from depth_panoptic_ros.model import DepthPanopticModel, load_model, save_model
 from depth_panoptic_ros.training.batch import Collate, TrainingSet
 from depth_panoptic_ros.training.config import TrainConfig, apply_override, load_train_config
 from depth_panoptic_ros.training.distributed import DistributedContext, StreamSampler
@@ -364,6 +364,41 @@ def test_release_stores_fp16_weights_with_their_own_evaluation(tiny_checkpoint, 
     again = evaluate_file(out, tiny_config(), "val", 2)  # the numbers are those of the stored weights
     assert again.panoptic["All"]["pq"] == pytest.approx(recorded["panoptic"]["All"]["pq"], nan_ok=True)
     assert again.depth_model["rmse_mm"] == pytest.approx(recorded["depth_model"]["rmse_mm"])
+
+
+def test_training_the_completion_alone_needs_a_trained_panoptic_network_and_a_completion_network() -> None:
+    with pytest.raises(ValueError, match="set run.init_model"):
+        tiny_config("run.train_panoptic=false")
+    with pytest.raises(ValueError, match="needs model.completion"):
+        tiny_config("run.train_panoptic=false", "run.init_model=x.safetensors", "run.train_completion=false")
+
+
+@pytest.mark.slow
+def test_completion_trains_alone_on_a_released_panoptic_network(tmp_path) -> None:
+    """A completion network of another config starts fresh (the classical depth), the panoptic network keeps the
+    released weights bit for bit through training, and the completion's loss goes down."""
+    from depth_panoptic_ros.training.loop import build_model
+
+    torch.manual_seed(1)
+    path = tmp_path / "released.safetensors"
+    save_model(path, build_model(tiny_config()), dtype=torch.float16)
+    released = load_model(path)
+    config = tiny_config(
+        f"run.init_model={path}", "run.train_panoptic=false", "model.completion.width=8", "run.max_iters=20"
+    )
+    torch.manual_seed(2)
+    started = build_model(config)
+    rgb, sparse = torch.zeros(1, 3, 16, 24), torch.zeros(1, 1, 16, 24)
+    init = torch.rand(1, 1, 16, 24) * 30
+    assert torch.equal(started.completion(rgb, sparse, init), init)  # zero-initialized residual: classical depth
+    result = train(config, tmp_path / "run", CPU, progress=False)
+    trained = result.model.state_dict()
+    for name, value in released.state_dict().items():
+        if name.startswith("panoptic."):
+            assert torch.equal(trained[name], value), name
+    assert not torch.equal(result.model.completion.head.weight, started.completion.head.weight)
+    losses = np.array(result.losses)
+    assert losses[-5:].mean() < losses[:5].mean()
 
 
 def test_init_model_starts_the_network_from_a_released_model(tmp_path) -> None:

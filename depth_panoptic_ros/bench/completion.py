@@ -23,15 +23,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from depth_panoptic_ros.bench.geometry import machine
 
+if TYPE_CHECKING:
+    from depth_panoptic_ros.model import DepthPanopticModel
+
 Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
 BASELINE = "IP-Basic (paper config)"
 HOLDOUT_PROTOCOLS = {"object hold-out": ("object", "object_testing"), "raw hold-out": ("raw_2011_09_26",)}
 RING_PROTOCOL = "ring geometry"
+REFINED, LEARNED = "classical, the model's settings", "learned (model)"
 # Reported per frame -> the depth_errors key: the devkit figure (holes filled), coverage, the covered pixels'.
 _SCORES = {
     "rmse_mm": "devkit_rmse_mm",
@@ -61,16 +66,30 @@ class Frame:
         )
 
 
-def methods() -> dict[str, Method]:
-    """The compared methods, (sparse, rgb) -> dense; IP-Basic as in the paper (Gaussian blur, extrapolation)."""
+def methods(model: DepthPanopticModel | None = None) -> dict[str, Method]:
+    """The compared methods, (sparse, rgb) -> dense; IP-Basic as in the paper (Gaussian blur, extrapolation).
+    With a model: its learned completion over the classical completion it was trained on (REFINED), timed
+    together as the pipeline runs them."""
     from depth_panoptic_ros.depth.classical import complete_depth
     from depth_panoptic_ros.depth.ip_basic import ip_basic_complete
 
-    return {
+    compared = {
         BASELINE: lambda sparse, rgb: ip_basic_complete(sparse),
         "classical": complete_depth,
         "classical, no image": lambda sparse, rgb: complete_depth(sparse),
     }
+    if model is None:
+        return compared
+    from depth_panoptic_ros.pipeline import bind_to_model
+
+    trained_on = bind_to_model({}, model.pipeline_settings)[0].completion
+
+    def learned(sparse: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+        return model.predict(rgb, sparse, complete_depth(sparse, rgb, trained_on), segment=False)[0]
+
+    compared[REFINED] = lambda sparse, rgb: complete_depth(sparse, rgb, trained_on)
+    compared[LEARNED] = learned
+    return compared
 
 
 def holdout_split(depth: np.ndarray, holdout: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -141,10 +160,16 @@ def _matching_calibration(calibs: dict, intrinsics: dict) -> tuple[np.ndarray, n
     raise ValueError(f"depth_demo: no KITTI calibration among the sweeps' with fx, cx, cy = {wanted.tolist()}")
 
 
-def run_completion_benchmark(data_dir: Path, seeds: Sequence[int] = (0, 1, 2, 3, 4), holdout: float = 0.2) -> dict:
+def run_completion_benchmark(
+    data_dir: Path,
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    holdout: float = 0.2,
+    model: DepthPanopticModel | None = None,
+) -> dict:
     """Per protocol and method: devkit-style RMSE / MAE (mm), coverage and the covered pixels' RMSE / MAE per
     frame (mean over seeds) and their means over frames, with the ratios to IP-Basic; median time per frame, per
-    protocol and over all; the 1-minute load average before and after.
+    protocol and over all; the 1-minute load average before and after. With a model, also its learned
+    completion and, per protocol, ``learned_vs_refined``: its ratios to the classical completion it refines.
 
     Methods run interleaved on every input, so machine load hits all alike; OpenCV is single-threaded
     meanwhile, to match the single-core figure IP-Basic published.
@@ -154,7 +179,7 @@ def run_completion_benchmark(data_dir: Path, seeds: Sequence[int] = (0, 1, 2, 3,
     from depth_panoptic_ros.evaluation.depth_metrics import depth_errors
 
     protocols = load_protocols(data_dir)
-    compared = methods()
+    compared = methods(model)
     times: dict[str, list[float]] = {name: [] for name in compared}
     result: dict = {"machine": machine(), "seeds": list(seeds), "holdout": holdout, "protocols": {}}
     result["load_average"] = [os.getloadavg()[0]]
@@ -177,6 +202,8 @@ def run_completion_benchmark(data_dir: Path, seeds: Sequence[int] = (0, 1, 2, 3,
                 for name, values in per_seed.items():
                     scores[name][frame_name] = dict(zip(_SCORES, np.mean(values, axis=0), strict=True))
             result["protocols"][protocol] = _protocol_summary(frames, scores)
+            if model is not None:
+                result["protocols"][protocol]["learned_vs_refined"] = _learned_vs_refined(scores)
             result["protocols"][protocol]["median_ms"] = {
                 name: float(np.median(values[first_time:])) for name, values in times.items()
             }
@@ -207,6 +234,19 @@ def _protocol_summary(frames: dict[str, Frame], scores: dict) -> dict:
     return summary
 
 
+def _learned_vs_refined(scores: dict) -> dict:
+    """Per frame the learned completion's RMSE / MAE over the classical one's it refines, the mean of those
+    ratios, and the frames where it is worse on either."""
+    learned, refined = scores[LEARNED], scores[REFINED]
+    rows = {
+        frame: {key: float(learned[frame][f"{key}_mm"] / refined[frame][f"{key}_mm"]) for key in ("rmse", "mae")}
+        for frame in learned
+    }
+    worse = [frame for frame, row in rows.items() if row["rmse"] > 1 or row["mae"] > 1]
+    means = {key: float(np.mean([row[key] for row in rows.values()])) for key in ("rmse", "mae")}
+    return {"frames": rows, "mean": means, "worse": worse}
+
+
 def format_table(result: dict) -> str:
     """Markdown per protocol: one row per frame and a mean row, each method's RMSE / MAE (mm), ratios to IP-Basic
     and coverage; then the median times."""
@@ -226,6 +266,13 @@ def format_table(result: dict) -> str:
                 )
             lines.append("| " + " | ".join(cells) + " |")
         lines += ["", f"Median time per frame: {_format_times(summary['median_ms'])}."]
+        if "learned_vs_refined" in summary:
+            versus = summary["learned_vs_refined"]
+            lines.append(
+                f"Learned vs the classical completion it refines: mean RMSE {versus['mean']['rmse']:.3f}x, MAE "
+                f"{versus['mean']['mae']:.3f}x; worse on {len(versus['worse'])} of {len(versus['frames'])} frames"
+                + (f" ({', '.join(versus['worse'])})." if versus["worse"] else ".")
+            )
         blocks.append("\n".join(lines))
     blocks.append(
         "RMSE / MAE: the devkit figure, every scored pixel, holes filled as the KITTI devkit fills them; coverage: "

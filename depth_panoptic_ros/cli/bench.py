@@ -34,6 +34,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="instead: the top 1 %% errors by cause, and per-frame error-map PNGs written to DIR",
     )
+    comp.add_argument(
+        "--model",
+        type=Path,
+        help="also score this model's learned completion against the classical completion it refines",
+    )
     comp.add_argument("--json", action="store_true")
     comp.set_defaults(func=_completion)
     pq = which.add_parser("pq", help="pq_compute beside hotcoco on a 1024x2048 COCO panoptic pair")
@@ -91,6 +96,16 @@ def _completion(args: argparse.Namespace) -> int:
         run, table = leave_one_frame_out, format_lofo
     else:
         run, table = run_completion_benchmark, format_table
+    if args.model is not None:
+        if args.lofo or args.tails is not None:
+            raise CliError("--model goes with the plain benchmark, not with --lofo or --tails")
+        from depth_panoptic_ros.model import CheckpointError, load_model
+
+        try:
+            model = load_model(args.model)
+        except CheckpointError as error:
+            raise CliError(str(error)) from None
+        run = lambda data: run_completion_benchmark(data, model=model)  # noqa: E731
     try:
         result = run(args.data)
     except ValueError as error:

@@ -41,7 +41,7 @@ class TrainingSet(torch.utils.data.Dataset):
 @dataclass
 class Batch:
     """rgb (B, 3, H, W) uint8; sparse, init_depth (classical completion) and ground-truth depth (B, 1, H, W)
-    meters, 0 = none; targets one per image, None for data without panoptic labels."""
+    meters, 0 = none; targets one per image, None for data without panoptic labels or when nothing trains on them."""
 
     rgb: torch.Tensor
     sparse: torch.Tensor
@@ -61,6 +61,7 @@ class Collate:
 
     class_table: ClassTable
     targets: TargetConfig
+    build_targets: bool = True  # False when no panoptic network trains: the targets would go unused
 
     def __call__(self, items: list[tuple[Sample, np.ndarray]]) -> Batch:
         samples = [sample for sample, _ in items]
@@ -72,7 +73,7 @@ class Collate:
             return torch.from_numpy(np.stack(arrays))
 
         targets = None
-        if all(labeled):
+        if all(labeled) and self.build_targets:
             targets = [build_targets(s.panoptic, self.class_table, s.depth, self.targets) for s in samples]
         return Batch(
             rgb=stack([s.rgb for s in samples]).permute(0, 3, 1, 2).contiguous(),

@@ -101,7 +101,10 @@ class RunConfig:
     (fp32 = off; fp16 adds a gradient scaler). A step whose gradients are not finite is skipped; more than
     max_nonfinite_steps in a row end the run with an error naming the loss term. imagenet_weights: a
     torchvision ResNet state dict (.pth / .safetensors) loaded into both encoders, as the paper initialized them.
-    init_model: a model .safetensors (of the same model config) whose weights start the run: fine-tuning.
+    init_model: a model .safetensors (of the same model config) whose weights start the run: fine-tuning; a
+    completion network configured differently from the file's starts fresh (returning the classical depth).
+    train_panoptic false: the panoptic network stays as init_model has it and does not run, so the completion
+    network trains alone (e.g. for a new classical completion) without changing the segmentation.
     Intervals are in iterations; 0 switches periodic images, checkpoints or validation off.
 
     train_merge_head: train only the learned merge head (model.merge_head, see training.merge_head) on the
@@ -120,6 +123,7 @@ class RunConfig:
     imagenet_weights: str | None = None
     init_model: str | None = None
     train_completion: bool = True
+    train_panoptic: bool = True
     train_merge_head: bool = False
     merge_head_batches: int = 0
     log_every: int = 20
@@ -139,6 +143,10 @@ class RunConfig:
         if self.imagenet_weights and self.init_model:
             raise ValueError("run.imagenet_weights and run.init_model both initialize the network: set one")
         object.__setattr__(self, "amp", check_amp(self.amp, "run.amp"))  # frozen: the canonical spelling
+        if not self.train_panoptic and not self.init_model:
+            raise ValueError(
+                "run.train_panoptic false keeps the panoptic network as a trained model has it: set run.init_model"
+            )
         if self.train_merge_head and not self.init_model:
             raise ValueError(
                 "run.train_merge_head trains the head on the frozen networks of a trained model: set run.init_model"
@@ -168,11 +176,18 @@ class TrainConfig:
                 "run.train_merge_head needs model.merge_head set (e.g. model.merge_head.kernel_size=5) and panoptic "
                 f"labels (data set {self.data.name})"
             )
+        if not self.run.train_panoptic and not self.trains_completion:
+            raise ValueError("run.train_panoptic false trains the completion network alone: it needs model.completion")
         if not self.data.has_panoptic and not self.trains_completion:
             raise ValueError(
                 f"data set {self.data.name} has no panoptic labels, so only the depth completion network can train: "
                 "it needs model.completion set and run.train_completion true"
             )
+
+    @property
+    def trains_panoptic(self) -> bool:
+        """Whether the panoptic network trains (and so runs) in this run."""
+        return self.data.has_panoptic and self.run.train_panoptic and not self.run.train_merge_head
 
     @property
     def trains_completion(self) -> bool:

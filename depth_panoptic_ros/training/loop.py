@@ -63,7 +63,8 @@ def seed_everything(seed: int) -> None:
 
 def build_model(config: TrainConfig) -> DepthPanopticModel:
     """The model of the config in the Cityscapes label space, encoders optionally ImageNet-initialized, or the
-    whole network started from a released model (fine-tuning; a merge head the file lacks starts untrained)."""
+    whole network started from a released model (fine-tuning; a merge head the file lacks, or a completion network
+    configured differently from the file's, starts untrained)."""
     model = DepthPanopticModel(config.model, ClassTable.cityscapes())
     model.pipeline_settings = typed_config.to_dict(config.pipeline)  # its classical completion makes the inputs
     path = config.run.imagenet_weights
@@ -81,9 +82,13 @@ def build_model(config: TrainConfig) -> DepthPanopticModel:
         from depth_panoptic_ros.model import load_model
 
         start = load_model(config.run.init_model)  # CheckpointError (a ValueError) names a bad file
+        state, fresh = start.state_dict(), ("merge_head.",)
+        if start.config.completion != config.model.completion:
+            state = {key: value for key, value in state.items() if not key.startswith("completion.")}
+            fresh += ("completion.",)
         try:
-            missing, unexpected = model.load_state_dict(start.state_dict(), strict=False)
-            if unexpected or any(not key.startswith("merge_head.") for key in missing):
+            missing, unexpected = model.load_state_dict(state, strict=False)
+            if unexpected or any(not key.startswith(fresh) for key in missing):
                 raise RuntimeError(f"missing keys {missing}, unexpected keys {unexpected}")
         except RuntimeError as exc:
             path = config.run.init_model
@@ -97,7 +102,7 @@ def trainable_parameters(model: DepthPanopticModel, config: TrainConfig) -> list
     if config.run.train_merge_head:
         model.merge_head.requires_grad_(True)
         return list(model.merge_head.parameters())
-    if config.data.has_panoptic:
+    if config.trains_panoptic:
         model.panoptic.requires_grad_(True)
         if model.refiner is not None:
             model.refiner.requires_grad_(True)
@@ -119,7 +124,7 @@ def compute_losses(
     of ``core``. Returns (dense depth, outputs, terms); the total loss is the sum of the terms."""
     device_type = batch.rgb.device.type
     with torch.autocast(device_type, dtype=amp, enabled=amp is not None):
-        dense, outputs = model(core.normalize_rgb(batch.rgb), batch.sparse, batch.init_depth, batch.targets is not None)
+        dense, outputs = model(core.normalize_rgb(batch.rgb), batch.sparse, batch.init_depth, config.trains_panoptic)
     terms = {}
     if outputs is not None:
         outputs = _float_outputs(outputs)
@@ -180,7 +185,7 @@ def _data_loader(
         TrainingSet(samples, config.augment, config.pipeline.completion, run.seed),
         batch_size=per_process,
         sampler=sampler,
-        collate_fn=Collate(class_table, config.targets),
+        collate_fn=Collate(class_table, config.targets, config.trains_panoptic or run.train_merge_head),
         **workers,
     )
 
