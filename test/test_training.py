@@ -76,6 +76,25 @@ def test_shipped_configs_parse_with_the_published_defaults() -> None:
     assert load_train_config(SYNTHETIC).data.name == "synthetic"
 
 
+def test_the_completion_config_starts_from_the_shipped_model_with_a_fresh_completion_network() -> None:
+    """config/train_completion.yaml fits models/default.safetensors: its panoptic network and merge head load
+    as they are, its differently sized completion network starts as the classical depth, the pipeline is the
+    package's current one (no pipeline section)."""
+    from depth_panoptic_ros.pipeline import PipelineConfig
+    from depth_panoptic_ros.training.loop import build_model
+
+    config = load_train_config(REPO / "config" / "train_completion.yaml", ["run.device=cpu"])
+    assert not config.trains_panoptic and config.trains_completion and config.pipeline == PipelineConfig()
+    model = build_model(config)
+    shipped = load_model(REPO / config.run.init_model)
+    assert model.config.completion != shipped.config.completion
+    for name, value in shipped.state_dict().items():
+        if not name.startswith("completion."):
+            assert torch.equal(model.state_dict()[name], value), name
+    init = torch.rand(1, 1, 8, 16) * 50
+    assert torch.equal(model.completion(torch.zeros(1, 3, 8, 16), torch.zeros_like(init), init), init)
+
+
 def test_overrides_are_parsed_as_yaml_scalars_with_dotted_keys() -> None:
     config = tiny_config("optimizer.lr=0.005", "augment.crop_size=[32, 64]", "model.completion=null", "run.amp=bf16")
     assert config.optimizer.lr == 0.005 and config.augment.crop_size == (32, 64)
