@@ -499,3 +499,13 @@ def test_benchmark_scores_a_model_s_learned_completion_against_the_classical_it_
     summary = run_completion_benchmark(tmp_path, seeds=(0,), model=model)["protocols"]["object hold-out"]
     assert summary["learned_vs_refined"]["worse"] == list(summary["frames"])
     assert summary["methods"][LEARNED]["mean"]["mae_mm"] > summary["methods"][REFINED]["mean"]["mae_mm"]
+
+
+def test_bench_completion_model_errors_are_one_line(tmp_path, capsys) -> None:
+    from depth_panoptic_ros.cli import main
+
+    missing = tmp_path / "missing.safetensors"
+    assert main(["bench", "completion", "--data", str(tmp_path), "--model", str(missing)]) == 2
+    assert str(missing) in capsys.readouterr().err
+    assert main(["bench", "completion", "--data", str(tmp_path), "--model", str(missing), "--lofo"]) == 2
+    assert "--model goes with the plain benchmark" in capsys.readouterr().err
