@@ -476,7 +476,7 @@ def test_benchmark_scores_a_model_s_learned_completion_against_the_classical_it_
     constant residual of +1 m makes it worse on every frame; its classical settings are the model's own."""
     import torch
 
-    from depth_panoptic_ros.bench.completion import LEARNED, REFINED
+    from depth_panoptic_ros.bench.completion import LEARNED, REFINED, methods
     from depth_panoptic_ros.classes import ClassTable
     from depth_panoptic_ros.model import DepthPanopticModel, ModelConfig
     from depth_panoptic_ros.panoptic.config import PanopticNetConfig
@@ -484,6 +484,7 @@ def test_benchmark_scores_a_model_s_learned_completion_against_the_classical_it_
     (tmp_path / "object").symlink_to(kitti_object)
     net = PanopticNetConfig(backbone="r18", fpn_channels=64, head_channels=64, embed_dim=16)
     model = DepthPanopticModel(ModelConfig(panoptic=net), ClassTable.cityscapes()).eval()
+    assert REFINED not in methods(model) and LEARNED in methods(model)  # the package's settings: "classical"
     model.pipeline_settings = {"completion": {"median_px": 0, "same_surface_slope": 0.0}}
     result = run_completion_benchmark(tmp_path, seeds=(0,), model=model)
     summary = result["protocols"]["object hold-out"]

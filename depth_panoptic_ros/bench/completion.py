@@ -68,9 +68,9 @@ class Frame:
 
 def methods(model: DepthPanopticModel | None = None) -> dict[str, Method]:
     """The compared methods, (sparse, rgb) -> dense; IP-Basic as in the paper (Gaussian blur, extrapolation).
-    With a model: its learned completion over the classical completion it was trained on (REFINED), timed
-    together as the pipeline runs them."""
-    from depth_panoptic_ros.depth.classical import complete_depth
+    With a model: its learned completion over the classical completion it was trained on, timed together as the
+    pipeline runs them, and that classical completion as REFINED when its settings are not the package's."""
+    from depth_panoptic_ros.depth.classical import CompletionConfig, complete_depth
     from depth_panoptic_ros.depth.ip_basic import ip_basic_complete
 
     compared = {
@@ -87,7 +87,8 @@ def methods(model: DepthPanopticModel | None = None) -> dict[str, Method]:
     def learned(sparse: np.ndarray, rgb: np.ndarray) -> np.ndarray:
         return model.predict(rgb, sparse, complete_depth(sparse, rgb, trained_on), segment=False)[0]
 
-    compared[REFINED] = lambda sparse, rgb: complete_depth(sparse, rgb, trained_on)
+    if trained_on != CompletionConfig():  # else "classical" is the one it refines
+        compared[REFINED] = lambda sparse, rgb: complete_depth(sparse, rgb, trained_on)
     compared[LEARNED] = learned
     return compared
 
@@ -237,7 +238,7 @@ def _protocol_summary(frames: dict[str, Frame], scores: dict) -> dict:
 def _learned_vs_refined(scores: dict) -> dict:
     """Per frame the learned completion's RMSE / MAE over the classical one's it refines, the mean of those
     ratios, and the frames where it is worse on either."""
-    learned, refined = scores[LEARNED], scores[REFINED]
+    learned, refined = scores[LEARNED], scores.get(REFINED, scores["classical"])
     rows = {
         frame: {key: float(learned[frame][f"{key}_mm"] / refined[frame][f"{key}_mm"]) for key in ("rmse", "mae")}
         for frame in learned

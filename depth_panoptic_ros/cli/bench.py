@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 
@@ -105,7 +106,7 @@ def _completion(args: argparse.Namespace) -> int:
             model = load_model(args.model)
         except CheckpointError as error:
             raise CliError(str(error)) from None
-        run = lambda data: run_completion_benchmark(data, model=model)  # noqa: E731
+        run = functools.partial(run_completion_benchmark, model=model)
     try:
         result = run(args.data)
     except ValueError as error:
