@@ -286,3 +286,65 @@ def test_means_and_centroids_are_float64_sums_in_raster_order_and_runs_can_be_sh
     shared = instance_depth(SegmentRuns.of(ids), depth, cam, CITYSCAPES)
     for name in ("pixel_count", "valid_count", "bbox", "depth_mean", "depth_median", "depth_p10", "centroid"):
         assert np.array_equal(getattr(shared, name), getattr(table, name), equal_nan=True), name
+
+
+def _transcribed_statistics(ids: np.ndarray, depth: np.ndarray, cam: CameraModel) -> dict[str, np.ndarray]:
+    """The kernel's definition written out with a sort: per non-void segment (sorted ids), its valid depths in
+    raster order; sums one float64 value after the other; numpy's 'linear' quantile at first + q (count - 1),
+    first being the segment's offset among all segments' valid depths laid out one segment after the other."""
+    inv = np.linalg.inv(cam.intrinsics).astype(np.float32)
+    ray_x = inv[0, 0] * np.arange(ids.shape[1], dtype=np.float32) + inv[0, 2]
+    ray_y = inv[1, 1] * np.arange(ids.shape[0], dtype=np.float32) + inv[1, 2]
+    out: dict[str, list] = {"count": [], "sums": [], "median": [], "min": [], "p10": []}
+    first = 0
+    for pid in np.unique(ids[ids != 0]):
+        v, u = np.nonzero((ids == pid) & (depth > 0) & (depth < np.inf))
+        z = depth[v, u]
+        sums = [0.0, 0.0, 0.0]
+        for x, y, d in zip(ray_x[u] * z, ray_y[v] * z, z, strict=True):
+            sums = [sums[0] + float(x), sums[1] + float(y), sums[2] + float(d)]
+        out["count"].append(len(z))
+        out["sums"].append(sums)
+        ordered = np.sort(z)
+        for name, q in (("median", 0.5), ("min", 0.0), ("p10", 0.1)):
+            if len(z) == 0:
+                out[name].append(np.nan)
+                continue
+            position = first + q * (len(z) - 1)
+            below = int(np.floor(position))
+            lo, hi = float(ordered[below - first]), float(ordered[min(below + 1, first + len(z) - 1) - first])
+            out[name].append(np.float32(lo + (position - below) * (hi - lo)))
+        first += len(z)
+    return {key: np.array(value) for key, value in out.items()}
+
+
+@pytest.mark.parametrize("values", ["random", "equal", "ascending", "descending", "few"])
+def test_compiled_statistics_equal_a_sorting_transcription_bit_for_bit(values: str) -> None:
+    """Interleaved segments (runs of one segment far apart), void, invalid depth and the orders that make a
+    quickselect go wrong (all equal, sorted either way, few distinct values): counts, float64 sums (the centroid
+    times the count) and the three quantiles exactly as the transcription."""
+    rng = np.random.default_rng(11)
+    shape = (41, 97)
+    ids = (CAR * 1000 + rng.integers(1, 6, (shape[0], shape[1] // 7 + 1))).repeat(7, axis=1)[:, : shape[1]]
+    ids[:, :30] = ROAD * 1000
+    ids[rng.random(shape) < 0.05] = 0
+    ids = ids.astype(np.int32)
+    depth = {
+        "random": rng.uniform(0.5, 90.0, shape),
+        "equal": np.full(shape, 7.25),
+        "ascending": np.linspace(1.0, 60.0, ids.size).reshape(shape),
+        "descending": np.linspace(60.0, 1.0, ids.size).reshape(shape),
+        "few": rng.integers(1, 4, shape) * 2.5,
+    }[values].astype(np.float32)
+    for bad, share in ((np.nan, 0.03), (np.inf, 0.03), (-2.0, 0.03), (0.0, 0.1)):
+        depth[rng.random(shape) < share] = bad
+    cam = camera(shape[1], shape[0], cx=48.3, cy=20.6)
+    table = instance_depth(ids, depth, cam, CITYSCAPES)
+    expected = _transcribed_statistics(ids, depth, cam)
+    assert np.array_equal(table.valid_count, expected["count"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centroid = (expected["sums"] / expected["count"][:, None]).astype(np.float32)
+    assert np.array_equal(table.centroid, centroid, equal_nan=True)
+    assert np.array_equal(table.depth_mean, centroid[:, 2], equal_nan=True)
+    for name, column in (("median", table.depth_median), ("min", table.depth_min), ("p10", table.depth_p10)):
+        assert np.array_equal(column, expected[name].astype(np.float32), equal_nan=True), name

@@ -1,0 +1,153 @@
+"""The statistics of instance_depth.py as one compiled numba kernel: per-segment counts, float64 sums of the
+back-projected valid pixels and the order statistics of their depths, in one walk over the map's runs
+and one over the valid depths.
+
+Why: the numpy version gathered the valid pixels of each segment with ~15 full-size array passes (argsort of
+the runs, cumsums, repeat, take) and selected the quantiles with one np.partition call per rank from Python
+(BENCHMARKS.md, "Geometry and products per frame"). The kernel computes the same values: each sum in float64,
+one value after the other in raster order within the segment (what np.add.reduceat of the grouped values
+does), each float32 product ray * z as numpy rounds it, and numpy's 'linear' quantile with the position
+computed from the same absolute offsets. Order statistics do not depend on how they are selected, so the
+in-place quickselect gives np.partition's values. Compiled on import with explicit signatures into numba's
+on-disk cache; the GIL released.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import types
+
+_COMPILE = {"cache": True, "nogil": True, "error_model": "numpy"}
+_IN_F32_2D = types.Array(types.float32, 2, "A", readonly=True)
+_IN_I64 = types.Array(types.int64, 1, "A", readonly=True)
+_IN_F64 = types.Array(types.float64, 1, "A", readonly=True)
+
+
+@numba.njit(types.void(types.float32[:], types.int64, types.int64, types.int64), **_COMPILE)
+def _select(values: np.ndarray, lo: int, end: int, rank: int) -> None:
+    """Reorders values[lo:end] so that values[rank] is the value sorting would put there, nothing larger before
+    it and nothing smaller after it (Hoare partitions around a median of three; no NaN in ``values``)."""
+    hi = end - 1
+    while hi > lo:
+        mid = (lo + hi) >> 1
+        a, b, c = values[lo], values[mid], values[hi]
+        pivot = max(min(a, b), min(max(a, b), c))
+        i, j = lo, hi
+        while i <= j:
+            while values[i] < pivot:
+                i += 1
+            while values[j] > pivot:
+                j -= 1
+            if i <= j:
+                values[i], values[j] = values[j], values[i]
+                i += 1
+                j -= 1
+        if rank <= j:
+            hi = j
+        elif rank >= i:
+            lo = i
+        else:
+            return
+
+
+@numba.njit(
+    types.void(
+        _IN_F32_2D,
+        _IN_F32_2D,
+        _IN_F32_2D,
+        _IN_I64,
+        _IN_I64,
+        _IN_I64,
+        types.int64,
+        _IN_F64,
+        types.int64[:],
+        types.float64[:, :],
+        types.float32[:],
+        types.float32[:],
+        types.float32[:, :],
+    ),
+    **_COMPILE,
+)
+def segment_statistics(
+    depth: np.ndarray,
+    ray_x: np.ndarray,
+    ray_y: np.ndarray,
+    start: np.ndarray,
+    length: np.ndarray,
+    segment: np.ndarray,
+    skip: int,
+    quantiles: np.ndarray,
+    count: np.ndarray,
+    sums: np.ndarray,
+    compact: np.ndarray,
+    grouped: np.ndarray,
+    ranked: np.ndarray,
+) -> None:
+    """Per segment k of the runs (start, length, segment; see SegmentRuns) over its pixels with finite depth > 0:
+    count[k], sums[k] (x, y, z in float64; x = ray_x * z, y = ray_y[row, 0] * z in float32), and
+    ranked[i, k] numpy's 'linear' quantile ``quantiles[i]`` of the depths (NaN without such pixels). Segment
+    ``skip`` (void; -1 for none) counts nothing. ``compact``, ``grouped``: float32 scratch of at least depth.size
+    values."""
+    width = depth.shape[1]
+    count[:] = 0
+    sums[:] = 0.0
+    run_count = np.zeros(len(start), np.int64)
+    m = 0  # one walk: the valid depths into ``compact`` in raster order, their count per run, the sums
+    for r in range(len(start)):
+        k = segment[r]
+        if k == skip:
+            continue
+        row, col = start[r] // width, start[r] % width
+        ray = ray_y[row, 0]
+        sx, sy, sz = sums[k, 0], sums[k, 1], sums[k, 2]
+        run_first = m
+        for c in range(col, col + length[r]):
+            z = depth[row, c]
+            compact[m] = z  # kept only when valid: the next write goes to the same place otherwise
+            if z > 0 and z < np.inf:
+                m += 1
+                sx += ray_x[row, c] * z
+                sy += ray * z
+                sz += z
+        run_count[r] = m - run_first
+        count[k] += m - run_first
+        sums[k, 0], sums[k, 1], sums[k, 2] = sx, sy, sz
+    first = np.empty(len(count), np.int64)
+    filled = np.empty(len(count), np.int64)
+    total = 0
+    for k in range(len(count)):
+        first[k] = filled[k] = total
+        total += count[k]
+    m = 0  # then each run's valid depths to the end of its segment's part of ``grouped``
+    for r in range(len(start)):
+        k, n = segment[r], run_count[r]
+        grouped[filled[k] : filled[k] + n] = compact[m : m + n]
+        filled[k] += n
+        m += n
+    nq = len(quantiles)
+    position = np.empty(nq)
+    below = np.empty(nq, np.int64)
+    ranks = np.empty(2 * nq, np.int64)
+    found = np.empty(2 * nq, np.float32)
+    for k in range(len(count)):
+        n = count[k]
+        if n == 0:
+            ranked[:, k] = np.nan
+            continue
+        lo, last = first[k], first[k] + n - 1
+        for i in range(nq):  # numpy's position: first + q (count - 1), in float64 from the absolute offset
+            position[i] = lo + quantiles[i] * (n - 1)
+            below[i] = np.int64(np.floor(position[i]))
+            ranks[i], ranks[nq + i] = below[i], min(below[i] + 1, last)
+        order = np.argsort(ranks)[::-1]  # highest rank first, each selected within the part below the previous
+        end = last + 1
+        for j in order:
+            rank = ranks[j]
+            if rank < end:
+                _select(grouped, lo, end, rank)
+                end = rank
+            found[j] = grouped[rank]
+        for i in range(nq):
+            low = np.float64(found[i])
+            ranked[i, k] = low + (position[i] - below[i]) * (np.float64(found[nq + i]) - low)
