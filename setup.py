@@ -26,6 +26,7 @@ setup(
         "rosbags>=0.10",
         "cityscapesscripts>=2.2",
         "pillow>=10",
+        "deflate>=0.9",  # libdeflate for reading panoptic PNGs fast (stdlib zlib without it)
     ],
     extras_require={"export": ["onnx>=1.16", "onnxscript>=0.2", "onnxruntime>=1.18"]},
     entry_points={

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from depth_panoptic_ros.classes import ClassTable
+from depth_panoptic_ros.evaluation.panoptic_png import read_panoptic_png
 from depth_panoptic_ros.products.segments import segment_inverse
 
 MAX_SEGMENT_ID = 2**25  # bounds the id -> segment lookup table (COCO ids < 2**24, Cityscapes < 34000)
@@ -76,22 +77,6 @@ class Segments:
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed segments_info ({exc!r}); expected [{{id, category_id, iscrowd?}}]") from exc
-
-
-def read_panoptic_png(path: str | Path) -> np.ndarray:
-    """COCO panoptic PNG -> (H, W) uint32 ids, id = R + 256 G + 256^2 B."""
-    import cv2
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"panoptic PNG not found: {path}")
-    bgr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if bgr is None or bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
-        got = "unreadable" if bgr is None else f"{bgr.dtype} with shape {bgr.shape}"
-        raise ValueError(f"{path}: expected an 8-bit RGB panoptic PNG, got {got}")
-    # Bytes R, G, B, A read as one little-endian word are R + 256 G + 256^2 B + 256^3 A: two passes, no casts.
-    ids = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGBA).view("<u4")[..., 0]
-    return np.bitwise_and(ids, 0xFFFFFF, out=ids)
 
 
 def _segment_codes(ids: np.ndarray, segment_ids: np.ndarray, scale: int, what: str) -> np.ndarray:
@@ -331,7 +316,7 @@ def pq_compute(
 
 def _decoded_pairs(files: list[tuple[Path, Path]], workers: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The maps of each (ground truth, prediction) PNG pair in order, decoded by ``workers`` threads at most
-    ``workers`` images ahead (OpenCV releases the GIL while it decodes; the lead bounds the memory held)."""
+    ``workers`` images ahead (the decoding kernel and OpenCV release the GIL; the lead bounds the memory held)."""
     with ThreadPoolExecutor(workers) as pool:
         pending: deque[tuple[Future, Future]] = deque()
         for k in range(len(files)):
