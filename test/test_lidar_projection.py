@@ -201,3 +201,46 @@ def test_kitti_frame_projects_like_the_devkit(kitti_object):
     assert np.floor(uvw[winner, 1] / uvw[winner, 2] + 0.5) == row
     # Index and depth maps agree everywhere.
     np.testing.assert_array_equal(valid, projection.index >= 0)
+
+
+def _sorted_projection(points: np.ndarray, T: np.ndarray, camera: CameraModel, max_range: float, min_depth: float):
+    """The z-buffer written with numpy: all points projected, then a lexsort by pixel and depth and the first of
+    each pixel (the nearest, the lower point index on a tie)."""
+    xyz = points[:, :3].astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        keep = (xyz * xyz).sum(axis=1) <= max_range**2
+        uvw = xyz @ (camera.P @ T)[:, :3].T + (camera.P @ T)[:, 3]
+        keep &= uvw[:, 2] >= min_depth
+        col, row = np.floor(uvw[:, 0] / uvw[:, 2] + 0.5), np.floor(uvw[:, 1] / uvw[:, 2] + 0.5)
+    keep &= (col >= 0) & (col < camera.width) & (row >= 0) & (row < camera.height)
+    index = np.flatnonzero(keep)
+    pixel = (row[index] * camera.width + col[index]).astype(np.int64)
+    order = np.lexsort((index, uvw[index, 2], pixel))
+    first = np.ones(len(order), bool)
+    first[1:] = pixel[order][1:] != pixel[order][:-1]
+    winners = order[first]
+    depth = np.zeros(camera.shape, np.float32)
+    depth.ravel()[pixel[winners]] = uvw[index[winners], 2]
+    return depth, pixel[winners], index[winners]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_z_buffer_equals_a_sorting_transcription(dtype):
+    """Thousands of points on a coarse grid (exact in both float types, so that no FMA question arises) that hit
+    the same pixels at equal and different depths, out of order, with NaN / inf rows, points behind the camera,
+    beyond max_range and outside the image: the same depth image, winning pixels and points as the sort."""
+    rng = np.random.default_rng(5)
+    camera = CameraModel.from_matrices(23, 17, [[8.0, 0, 11.0], [0, 8.0, 8.5], [0, 0, 1]])
+    points = np.column_stack([rng.integers(-40, 41, (4000, 3)) / 8.0, rng.random(4000)]).astype(dtype)
+    points[:, 0] += 10.0  # mostly in front (camera z = lidar x)
+    points[rng.random(4000) < 0.02, rng.integers(0, 3)] = np.nan
+    points[rng.random(4000) < 0.02, 1] = -np.inf
+    points = np.vstack([points, points[::7]])  # exact repeats: ties go to the lower index
+    T = np.array([[0, -1, 0, 0], [0, 0, -1, 0.25], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
+    for max_range, min_depth in ((120.0, 0.1), (11.0, 7.5)):
+        got = project_points(points, T, camera, max_range=max_range, min_depth=min_depth)
+        depth, pixel, point = _sorted_projection(points, T, camera, max_range, min_depth)
+        assert 0 < len(pixel) < camera.width * camera.height
+        assert np.array_equal(got.depth, depth)
+        assert np.array_equal(got.pixel, pixel)
+        assert np.array_equal(got.point, point)

@@ -22,15 +22,14 @@ from typing import TYPE_CHECKING
 import numba
 import numpy as np
 from numba import types
-from numba.extending import intrinsic
 
+from depth_panoptic_ros.compiled import COMPILE as _COMPILE
+from depth_panoptic_ros.compiled import fma32 as _fma
 from depth_panoptic_ros.scratch import Scratch
 
 if TYPE_CHECKING:
     from depth_panoptic_ros.depth.classical import CompletionConfig
 
-# On-disk cache; the GIL released (the node's worker thread); no zero-divisor checks (no division here meets 0).
-_COMPILE = {"cache": True, "nogil": True, "error_model": "numpy"}
 # The kernels' array types: inputs may be read-only (e.g. images decoded from a message buffer), any layout.
 _IN_F32, _IN_U8 = (types.Array(dtype, 2, "A", readonly=True) for dtype in (types.float32, types.uint8))
 _IN_RGB = types.Array(types.uint8, 3, "A", readonly=True)
@@ -44,17 +43,6 @@ _ONE = np.float32(1)
 # images), which halves the memory of the nearest rows above.
 _NONE_ABOVE = np.iinfo(np.int16).min
 _NONE_BELOW = 1 << 30
-
-
-@intrinsic
-def _fma(typingctx, a, b, c):  # noqa: ARG001 (numba's signature)
-    """float32 a * b + c, rounded once, as OpenCV's v_fma / GCC's contracted scalar code on FMA machines."""
-    signature = types.float32(types.float32, types.float32, types.float32)
-
-    def codegen(context, builder, sig, args):  # noqa: ARG001
-        return builder.fma(*args)
-
-    return signature, codegen
 
 
 @numba.njit(**_COMPILE)

@@ -14,6 +14,10 @@ from functools import cached_property
 import numpy as np
 
 from depth_panoptic_ros.geometry.camera import CameraModel
+from depth_panoptic_ros.geometry.lidar_compiled import project_nearest
+from depth_panoptic_ros.scratch import Scratch
+
+_SCRATCH = Scratch()
 
 
 @dataclass(frozen=True)
@@ -60,26 +64,11 @@ def project_points(
 
     height, width = camera.shape
     depth = np.zeros((height, width), dtype=np.float32)
-
-    # A NaN or inf coordinate fails the range test (its squared norm is NaN or inf): no separate finiteness pass.
-    # Rows are gathered with np.take(axis=0), several times faster than fancy indexing for (N, 3) arrays.
-    xyz = points[:, :3].astype(np.float64)
-    kept = np.flatnonzero(np.einsum("ij,ij->i", xyz, xyz) <= max_range * max_range)
-    M = camera.P @ T  # (3, 4): LiDAR point -> homogeneous pixel
-    uvw = np.take(xyz, kept, axis=0) @ M[:, :3].T + M[:, 3]
-    in_front = np.flatnonzero(uvw[:, 2] >= min_depth)
-    kept, uvw = kept[in_front], np.take(uvw, in_front, axis=0)
-    w = uvw[:, 2]
-    col = np.floor(uvw[:, 0] / w + 0.5)
-    row = np.floor(uvw[:, 1] / w + 0.5)
-    inside = (col >= 0) & (col < width) & (row >= 0) & (row < height)
-    kept, w = kept[inside], w[inside]
-    pixel = row[inside].astype(np.int64) * width + col[inside].astype(np.int64)
-
-    order = np.lexsort((w, pixel))  # by pixel, then nearest first (stable: lower point index on ties)
-    pixel, w, kept = pixel[order], w[order], kept[order]
-    first = np.ones(pixel.size, dtype=bool)
-    first[1:] = pixel[1:] != pixel[:-1]
-    pixel = pixel[first]
-    depth.ravel()[pixel] = w[first]
-    return LidarProjection(depth=depth, pixel=pixel, point=kept[first])
+    if points.dtype not in (np.float32, np.float64):
+        points = points.astype(np.float64)
+    n = len(points)
+    slot = _SCRATCH.array("slot", (height * width,), np.int32)
+    pixel, point, nearest = np.empty(n, np.int64), np.empty(n, np.int64), _SCRATCH.array("nearest", (n,), np.float64)
+    hit = project_nearest(points, camera.P @ T, max_range, min_depth, depth, slot, pixel, point, nearest)
+    order = np.argsort(pixel[:hit])
+    return LidarProjection(depth=depth, pixel=pixel[order], point=point[order])

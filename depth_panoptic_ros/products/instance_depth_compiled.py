@@ -18,7 +18,8 @@ import numba
 import numpy as np
 from numba import types
 
-_COMPILE = {"cache": True, "nogil": True, "error_model": "numpy"}
+from depth_panoptic_ros.compiled import COMPILE as _COMPILE
+
 _IN_F32_2D = types.Array(types.float32, 2, "A", readonly=True)
 _IN_I64 = types.Array(types.int64, 1, "A", readonly=True)
 _IN_F64 = types.Array(types.float64, 1, "A", readonly=True)
