@@ -134,16 +134,27 @@ def test_organized_cloud_keeps_the_grid_with_nan():
     np.testing.assert_array_equal(cloud.label, 0)  # no class map given
 
 
-@pytest.mark.parametrize(("stride", "max_range"), [(1, np.inf), (3, 30.0), (4, 12.0)])
-def test_flat_cloud_is_the_organized_cloud_without_its_invalid_points(stride, max_range):
-    """A skewed right camera, odd sizes, invalid depth of every kind, and the image's last pixel kept (stride 1)."""
+@pytest.mark.parametrize(
+    ("stride", "max_range", "dtype", "with_rgb"),
+    [
+        (1, np.inf, np.float32, True),
+        (3, 30.0, np.float32, True),
+        (4, 12.0, np.float32, True),
+        (2, 25.0, np.float64, False),
+    ],
+)
+def test_flat_cloud_is_the_organized_cloud_without_its_invalid_points(stride, max_range, dtype, with_rgb):
+    """A skewed right camera, odd sizes, invalid depth of every kind, and the image's last pixel kept (stride 1);
+    the flat cloud (a compiled kernel) against the organized one (numpy), float32 or float64 depth, with and
+    without an image."""
     K = [[80.0, 2.0, 31.5], [0, 90, 23.5], [0, 0, 1]]
     camera = CameraModel.from_matrices(W - 1, H + 1, K, np.hstack([K, [[-8.0], [0.0], [0.0]]]))
     rng = np.random.default_rng(4)
     depth = rng.uniform(0.5, 60.0, camera.shape).astype(np.float32)
     depth.ravel()[rng.choice(depth.size, 300, replace=False)] = rng.choice([0.0, -1.0, np.nan, np.inf], 300)
     depth[-1, -1] = 5.0
-    rgb = rng.integers(0, 256, camera.shape + (3,), dtype=np.uint8)
+    depth = depth.astype(dtype)
+    rgb = rng.integers(0, 256, camera.shape + (3,), dtype=np.uint8) if with_rgb else None
     ids = rng.choice(np.array([0, 7000, 26001, 26002]), camera.shape)
     maps = {"rgb": rgb, "panoptic_ids": ids, "stride": stride, "max_range": max_range}
     flat = build_cloud(depth, camera, label_divisor=1000, **maps)

@@ -12,7 +12,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from depth_panoptic_ros.geometry.backproject_compiled import kept_points
 from depth_panoptic_ros.geometry.camera import CameraModel
+
+_NO_IMAGE = np.zeros((0, 0, 3), np.uint8)
 
 
 @dataclass(frozen=True)
@@ -83,9 +86,14 @@ def _rays(intrinsics: bytes, width: int, height: int, stride: int) -> tuple[np.n
 def _sampled_depth(depth: np.ndarray, camera: CameraModel, stride: int) -> np.ndarray:
     """float32 depth of every stride-th pixel (a view when the map is float32 already)."""
     depth = _check_map(depth, "depth", camera.shape)
+    stride = _check_stride(stride)
+    return np.asarray(depth[::stride, ::stride], dtype=np.float32)
+
+
+def _check_stride(stride: int) -> int:
     if not isinstance(stride, int | np.integer) or stride < 1:
         raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
-    return np.asarray(depth[::stride, ::stride], dtype=np.float32)
+    return int(stride)
 
 
 def backproject(depth: np.ndarray, camera: CameraModel, stride: int = 1) -> np.ndarray:
@@ -131,7 +139,7 @@ def build_cloud(
     panoptic_ids = None if panoptic_ids is None else _check_ids(panoptic_ids, "panoptic_ids", camera)
     if organized:
         return _organized_cloud(depth, camera, rgb, class_ids, panoptic_ids, label_divisor, stride, max_range)
-    xyz, pixel = _kept_points(depth, camera, stride, max_range)
+    xyz, pixel, colors = _kept_points(depth, camera, rgb, stride, max_range)
     n = len(pixel)
     label = np.zeros(n, np.uint32)
     if class_ids is not None:
@@ -141,59 +149,29 @@ def build_cloud(
         label = instance // np.uint32(label_divisor)
     return PanopticCloud(
         xyz=xyz,
-        rgb=np.zeros((n, 3), np.uint8) if rgb is None else _colors_at(rgb, pixel),
+        rgb=colors,
         label=label,
         instance=instance,
     )
 
 
 def _kept_points(
-    depth: np.ndarray, camera: CameraModel, stride: int, max_range: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """(M, 3) float32 points of the stride-th pixels with valid depth within max_range, and their flat pixel index
-    in the full-size image, in raster order.
+    depth: np.ndarray, camera: CameraModel, rgb: np.ndarray | None, stride: int, max_range: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(M, 3) float32 points of the stride-th pixels with valid depth within max_range, their flat pixel index in
+    the full-size image, in raster order, and their (M, 3) uint8 colors (black without an image).
 
-    Only the kept pixels are multiplied out (the same float32 products as backproject), and the one flat index
-    then gathers every per-pixel field: np.take is several times faster than boolean indexing.
+    One compiled walk (backproject_compiled.py): only the kept pixels are multiplied out, with the same float32
+    products as backproject, and the flat index then gathers the other per-pixel fields.
     """
-    z = _sampled_depth(depth, camera, stride)
-    valid = (z > 0) & (z < np.inf)
-    per_row = np.count_nonzero(valid, axis=1)
-    kept = np.flatnonzero(valid)
-    ray_x, ray_y = pixel_rays(camera, stride)
-    xyz = np.empty((len(kept), 3), np.float32)
-    x, y, z = xyz[:, 0], xyz[:, 1], np.take(z, kept)
-    np.multiply(np.take(ray_x, kept), z, out=x)
-    np.multiply(np.repeat(ray_y[:, 0], per_row), z, out=y)
-    xyz[:, 2] = z
-    # Grid index k = row * W' + col -> image pixel row * stride * W + col * stride = k * stride + row * skip.
-    skip = stride * (camera.width - ray_x.shape[1])
-    pixel = np.multiply(kept, stride)
-    pixel += np.repeat(np.arange(len(per_row), dtype=np.int64) * skip, per_row)
-    if np.isfinite(max_range):
-        near = x * x + y * y + z * z <= np.float32(max_range) ** 2
-        if not near.all():
-            near = np.flatnonzero(near)
-            xyz, pixel = np.take(xyz, near, axis=0), np.take(pixel, near)
-    return xyz, pixel
-
-
-def _colors_at(rgb: np.ndarray, pixel: np.ndarray) -> np.ndarray:
-    """(M, 3) uint8 colors of an (H, W, 3) image at ascending flat pixel indices.
-
-    Gathers one 4-byte word per pixel through an overlapping view (pixel i's word is its R, G, B and the next
-    pixel's R): numpy gathers 4-byte items several times faster than 3-byte rows. The image's last pixel has no
-    byte after it, so it is copied on its own.
-    """
-    flat = np.ascontiguousarray(rgb).reshape(-1)
-    count = flat.size // 3
-    if count < 2 or pixel.size == 0:
-        return flat.reshape(-1, 3)[pixel]
-    words = np.ndarray((count - 1,), np.uint32, flat, strides=(3,))
-    colors = np.take(words, np.minimum(pixel, count - 2)).view(np.uint8).reshape(-1, 4)[:, :3]
-    if pixel[-1] == count - 1:
-        colors[-1] = flat[-3:]
-    return colors
+    depth = np.asarray(_check_map(depth, "depth", camera.shape), dtype=np.float32)
+    ray_x, ray_y = pixel_rays(camera, _check_stride(stride))
+    grid = ray_x.size
+    xyz, pixel = np.empty((grid, 3), np.float32), np.empty(grid, np.int64)
+    colors = np.zeros((grid, 3), np.uint8) if rgb is None else np.empty((grid, 3), np.uint8)
+    image = _NO_IMAGE if rgb is None else rgb
+    n = kept_points(depth, ray_x, ray_y, image, stride, np.float32(max_range) ** 2, xyz, pixel, colors)
+    return xyz[:n], pixel[:n], colors[:n]
 
 
 def _organized_cloud(
