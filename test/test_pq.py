@@ -13,7 +13,7 @@ import pytest
 from depth_panoptic_ros import pq_compute
 from depth_panoptic_ros.classes import ClassTable
 from depth_panoptic_ros.cli import main
-from depth_panoptic_ros.evaluation.pq import Category, PQAccumulator, Segments, read_panoptic_png
+from depth_panoptic_ros.evaluation.pq import Category, PQAccumulator, Segments, joint_histogram, read_panoptic_png
 
 CATEGORIES = [
     Category(1, "car", True),
@@ -120,6 +120,33 @@ def test_bad_inputs_are_named() -> None:
         accumulator.add(gt, gt_seg, pred[:, :5], pred_seg)
     with pytest.raises(ValueError, match="unique"):
         Segments([5, 5], [1, 1], [False, False])
+
+
+@pytest.mark.parametrize("dtype", [np.uint32, np.int64, np.int32, np.uint8])
+def test_joint_histogram_counts_every_pair_of_ids(dtype) -> None:
+    rng = np.random.default_rng(7)
+    gt = np.kron(rng.integers(0, 6, (5, 7)), np.ones((9, 11), np.int64))  # blocks: runs cross row ends
+    pred = np.roll(gt, (2, 3), axis=(0, 1))
+    pred[rng.random(pred.shape) < 0.05] = 9  # scattered single pixels: runs of length 1
+    gt_list, pred_list = np.array([3, 1, 4, 5, 2]), np.array([9, 5, 2, 1, 3, 4])
+    # a transposed (non-contiguous) view: the same counts as its contiguous copy
+    counts = joint_histogram(gt.T.astype(dtype), gt_list, pred.T.astype(dtype), pred_list)
+    gt_code = {0: 0} | {int(i): k + 1 for k, i in enumerate(gt_list)}
+    pred_code = {0: 0} | {int(i): k + 1 for k, i in enumerate(pred_list)}
+    expected = np.zeros((len(gt_list) + 1, len(pred_list) + 1), np.int64)
+    for g, p in zip(gt.ravel().tolist(), pred.ravel().tolist(), strict=True):
+        expected[gt_code[g], pred_code[p]] += 1
+    np.testing.assert_array_equal(counts, expected)
+    assert counts.sum() == gt.size
+    assert joint_histogram(gt[:0], gt_list, pred[:0], pred_list).sum() == 0
+
+
+def test_joint_histogram_names_ids_outside_the_lists() -> None:
+    gt = np.array([[0, 3, 3, 70000]])
+    with pytest.raises(ValueError, match=r"ground-truth map holds ids missing from its segment list: \[70000\]"):
+        joint_histogram(gt, np.array([3]), np.zeros_like(gt), np.array([], np.int64))
+    with pytest.raises(ValueError, match=r"prediction ids must be >= 0, got min -2"):
+        joint_histogram(np.zeros_like(gt), np.array([], np.int64), np.array([[0, -2, 1, 1]]), np.array([1]))
 
 
 # --- independent reference: panopticapi's per-image procedure, transcribed with dicts and loops -------------------

@@ -32,6 +32,7 @@ import numpy as np
 
 from depth_panoptic_ros.classes import ClassTable
 from depth_panoptic_ros.evaluation.panoptic_png import read_panoptic_png
+from depth_panoptic_ros.evaluation.pq_compiled import count_pairs
 from depth_panoptic_ros.products.segments import segment_inverse
 
 MAX_SEGMENT_ID = 2**25  # bounds the id -> segment lookup table (COCO ids < 2**24, Cityscapes < 34000)
@@ -79,21 +80,12 @@ class Segments:
             raise ValueError(f"malformed segments_info ({exc!r}); expected [{{id, category_id, iscrowd?}}]") from exc
 
 
-def _segment_codes(ids: np.ndarray, segment_ids: np.ndarray, scale: int, what: str) -> np.ndarray:
-    """Per id: scale * (2 + position of the id in ``segment_ids``), scale for void, 0 for an unlisted id.
-
-    A lookup table indexed by id replaces sorting: its pages are zero-filled lazily, so only the pages of ids that
-    occur cost anything even for 24-bit COCO ids. Unlisted ids get a code of their own instead of a check pass.
-    """
-    if ids.size and ids.dtype.kind == "i" and ids.min() < 0:
-        raise ValueError(f"{what} ids must be >= 0, got min {ids.min()}")
-    top = int(ids.max(initial=0))
-    if top >= MAX_SEGMENT_ID:
-        raise ValueError(f"{what} ids must be < {MAX_SEGMENT_ID}, got {top}")
-    lut = np.zeros(max(top, int(segment_ids.max(initial=0))) + 1, dtype=np.intp)
-    lut[0] = scale
-    lut[segment_ids] = scale * np.arange(2, len(segment_ids) + 2)
-    return np.take(lut, ids)
+def _lookup(segment_ids: np.ndarray) -> np.ndarray:
+    """id -> 1 for void (0), 2 + k for the k-th listed segment; 0 for any other id below the table's end."""
+    table = np.zeros(int(segment_ids.max(initial=0)) + 1, dtype=np.intp)
+    table[0] = 1
+    table[segment_ids] = np.arange(2, len(segment_ids) + 2)
+    return table
 
 
 def joint_histogram(
@@ -101,8 +93,8 @@ def joint_histogram(
 ) -> np.ndarray:
     """(1 + G, 1 + P) int64 pixel counts of every (gt segment, predicted segment) pair; row/column 0 is void.
 
-    Both maps are piecewise constant, so the pixels are counted as runs (in raster order) over which neither id
-    changes: two comparisons per pixel, then lookups and a histogram over the few runs instead of every pixel.
+    One compiled walk over the pixels counts runs over which neither id changes (pq_compiled.py); ids outside a
+    segment list land in row / column 0 of the walk's table and are named in the error.
     """
     gt_ids, pred_ids = np.asarray(gt_ids), np.asarray(pred_ids)
     if gt_ids.shape != pred_ids.shape:
@@ -112,23 +104,16 @@ def joint_histogram(
     for what, ids in (("ground-truth", gt_ids), ("prediction", pred_ids)):
         if ids.dtype.kind not in "iu":
             raise ValueError(f"{what} ids must be an integer array, got {ids.dtype}")
-    gt, pred = gt_ids.ravel(), pred_ids.ravel()
-    change = np.ones(gt.size, bool)
-    if gt.size > 1:
-        np.not_equal(gt[1:], gt[:-1], out=change[1:])
-        change[1:] |= pred[1:] != pred[:-1]
-    start = np.flatnonzero(change)
-    length = np.diff(start, append=gt.size)
-    columns = len(pred_segment_ids) + 2  # column 0: ids missing from the list, 1: void, 2 + k: segment k
-    pair = _segment_codes(gt[start], gt_segment_ids, columns, "ground-truth")
-    pair += _segment_codes(pred[start], pred_segment_ids, 1, "prediction")
-    counts = np.bincount(pair, length, minlength=(len(gt_segment_ids) + 2) * columns)
-    counts = counts.astype(np.int64).reshape(-1, columns)  # sums of integers below 2^53: exact
+    counts = np.zeros((len(gt_segment_ids) + 2, len(pred_segment_ids) + 2), dtype=np.int64)
+    if gt_ids.size:
+        count_pairs(gt_ids.ravel(), pred_ids.ravel(), _lookup(gt_segment_ids), _lookup(pred_segment_ids), counts)
     for what, ids, segment_ids, unlisted in (
-        ("ground-truth", gt[start], gt_segment_ids, counts[0].any()),
-        ("prediction", pred[start], pred_segment_ids, counts[:, 0].any()),
+        ("ground-truth", gt_ids, gt_segment_ids, counts[0].any()),
+        ("prediction", pred_ids, pred_segment_ids, counts[:, 0].any()),
     ):
-        if unlisted:
+        if unlisted:  # the error path: the full check of the ids
+            if ids.dtype.kind == "i" and ids.min() < 0:
+                raise ValueError(f"{what} ids must be >= 0, got min {ids.min()}")
             missing = np.setdiff1d(ids, np.append(segment_ids, 0))
             raise ValueError(f"{what} map holds ids missing from its segment list: {missing[:10].tolist()}")
     return counts[1:, 1:]
