@@ -164,18 +164,27 @@ def test_bad_input_is_named(ids: np.ndarray, depth: np.ndarray, cam: CameraModel
         instance_depth(ids, depth, cam, CITYSCAPES)
 
 
-@pytest.mark.parametrize("offset", [0, 1 << 40])
+@pytest.mark.parametrize(
+    ("offset", "dtype"), [(0, np.int64), (1 << 40, np.int64), (0, np.uint16), (0, ">i4"), (7, np.int8)]
+)
 @pytest.mark.parametrize("transpose", [False, True])
-def test_segment_lookup_equals_numpy_unique(offset: int, transpose: bool) -> None:
-    """Small and huge ids, segments in many short runs, a strided (transposed) view: np.unique's answer."""
+def test_segment_lookup_equals_numpy_unique(offset: int, dtype: str | type, transpose: bool) -> None:
+    """Small and huge ids, segments in many short runs, a strided (transposed) view, the id types the run kernel
+    is compiled for and others (converted): np.unique's answer."""
     rng = np.random.default_rng(5)
-    ids = rng.integers(0, 40, (30, 20)) * 1000 + offset
+    ids = (rng.integers(0, 40, (30, 20)) * (1000 if dtype in (np.int64, ">i4") else 3) + offset).astype(dtype)
     ids[:2] = 0
     ids = ids.T if transpose else ids
     segments, inverse = segment_inverse(ids)
     expected_segments, expected_inverse = np.unique(ids, return_inverse=True)
     assert segments.tolist() == expected_segments.tolist()
     assert np.array_equal(inverse, expected_inverse.reshape(ids.shape))
+
+
+@pytest.mark.parametrize("shape", [(0, 5), (5, 0)])
+def test_empty_map_has_no_runs(shape: tuple[int, int]) -> None:
+    runs = SegmentRuns.of(np.zeros(shape, np.int32))
+    assert runs.start.size == runs.segments.size == runs.boundary_pixels.size == 0
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (23, 31)])
@@ -253,7 +262,7 @@ def test_kitti_objects_measured_by_lidar_lie_at_their_labeled_depth(kitti_object
         assert abs(table.depth_median[row] - z_center) < max(width, length) / 2 + 1.0, label
 
 
-@pytest.mark.parametrize(("seed", "shape"), [(3, (41, 67)), (4, (1, 200)), (5, (200, 1))])
+@pytest.mark.parametrize(("seed", "shape"), [(3, (41, 67)), (4, (1, 200)), (5, (200, 1)), (6, (1, 1)), (7, (2, 3))])
 def test_segment_outlines_from_the_runs_equal_the_pixel_comparison(seed: int, shape: tuple[int, int]) -> None:
     """A pixel is on an outline when its right or lower neighbor differs: compared pixel by pixel here."""
     ids, _ = random_scene(seed, shape)

@@ -13,6 +13,10 @@ from functools import cached_property
 import numpy as np
 
 from depth_panoptic_ros.classes import ClassTable
+from depth_panoptic_ros.products.segments_compiled import ID_TYPES, boundary_pixels, run_starts
+from depth_panoptic_ros.scratch import Scratch
+
+_SCRATCH = Scratch()
 
 
 def check_panoptic_ids(panoptic_ids: np.ndarray) -> np.ndarray:
@@ -46,10 +50,10 @@ class SegmentRuns:
         if isinstance(panoptic_ids, SegmentRuns):
             return panoptic_ids
         ids = check_panoptic_ids(panoptic_ids)
-        begins = np.empty(ids.shape, bool)
-        begins[:, :1] = True
-        np.not_equal(ids[:, 1:], ids[:, :-1], out=begins[:, 1:])
-        start = np.flatnonzero(begins)
+        if ids.dtype not in ID_TYPES:
+            ids = ids.astype(np.int64)
+        found = _SCRATCH.array("starts", (ids.size,), np.int64)
+        start = found[: run_starts(ids, found)].copy()
         segments, segment = np.unique(ids.ravel()[start], return_inverse=True)
         return cls(ids.shape, segments, start, np.diff(start, append=ids.size), segment)
 
@@ -73,24 +77,14 @@ class SegmentRuns:
     def boundary_pixels(self) -> np.ndarray:
         """Ascending flat indices of the pixels whose right or lower neighbor has another id (outlines).
 
-        Found from the runs, never from the pixels: a pixel ends a run when its right neighbor differs, and
-        between rows r and r + 1 the ids can only change where a run of either row starts, so each piece
-        between consecutive starts of both rows is compared once.
+        Found from the runs, never from the pixels (segments_compiled.py): between rows r and r + 1 the ids can
+        only change where a run of either row starts, so each piece between consecutive starts is compared once.
         """
         height, width = self.shape
-        if height == 0 or width == 0:
-            return np.zeros(0, np.int64)
-        right = self.start[self.start % width != 0] - 1
-        below = self.start[self.start >= width] - width  # row r + 1's starts, moved into row r
-        cuts = np.union1d(self.start[self.start < (height - 1) * width], below)
-        ends = np.append(cuts[1:], (height - 1) * width)
-        ends = np.minimum(ends, (cuts // width + 1) * width)  # a piece ends at its row's end
-        run = np.searchsorted(self.start, cuts, side="right") - 1
-        run_below = np.searchsorted(self.start, cuts + width, side="right") - 1
-        differ = self.segment[run] != self.segment[run_below]
-        first, count = cuts[differ], (ends - cuts)[differ]
-        lower = np.repeat(first - np.cumsum(count) + count, count) + np.arange(count.sum())
-        return np.union1d(right, lower)
+        args = (self.start, self.length, self.segment, height, width)
+        out = np.empty(boundary_pixels(*args, np.zeros(0, np.int64)), np.int64)
+        boundary_pixels(*args, out)
+        return out
 
 
 def segment_inverse(panoptic_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
