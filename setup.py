@@ -16,7 +16,7 @@ setup(
     packages=find_packages(include=["depth_panoptic_ros", "depth_panoptic_ros.*"]),
     install_requires=[
         "numpy>=1.26",
-        "numba>=0.59",  # the classical completion's compiled passes (an OpenCV path runs without it)
+        "numba>=0.59",  # the compiled kernels of the per-frame path and of the PQ evaluation
         "opencv-python-headless>=4.8,<5",  # OpenCV 5 breaks a distro cv_bridge sharing the Python
         "pyyaml>=6.0",
         "safetensors>=0.4",

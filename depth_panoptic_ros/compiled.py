@@ -7,11 +7,36 @@ has to say so explicitly: numba contracts nothing into an FMA without fastmath.
 
 from __future__ import annotations
 
+import logging
+
+import numba
 from numba import types
 from numba.extending import intrinsic
 
-# On-disk cache; the GIL released (the node's worker thread); no zero-divisor checks (numpy's semantics).
-COMPILE = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+def _probe() -> None:
+    """A function of the package's source tree: where numba can cache it, it can cache the kernels."""
+
+
+def can_cache() -> bool:
+    """Whether numba finds a writable cache directory (the package's __pycache__, ~/.cache/numba or
+    NUMBA_CACHE_DIR). Without one, ``cache=True`` raises at decoration ("cannot cache function"), i.e. the package
+    would not import, e.g. from a read-only install run by a user without a home directory."""
+    try:
+        numba.njit(cache=True)(_probe)
+    except RuntimeError:
+        return False
+    return True
+
+
+_CACHE = can_cache()
+if not _CACHE:
+    logging.getLogger(__name__).warning(
+        "numba has no writable cache directory: the compiled kernels are compiled at every start (seconds); "
+        "NUMBA_CACHE_DIR names one"
+    )
+# On-disk cache where possible; the GIL released (the node's worker thread); no zero-divisor checks (numpy's).
+COMPILE = {"cache": _CACHE, "nogil": True, "error_model": "numpy"}
 
 
 def _fused_multiply_add(dtype: types.Float):  # noqa: ANN202 (a numba intrinsic)

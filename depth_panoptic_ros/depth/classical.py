@@ -25,10 +25,12 @@ the hold-out protocols, where the scored points lie on the lines, a median every
 Speed (it has to keep up with IP-Basic): all work stays inside the box the measurements can reach. The two
 passes run as compiled numba kernels (classical_compiled.py: one walk along each row, two walks down the box
 with one state per column). Where numba cannot be imported (not installed, or no release yet for a new
-Python, or no writable directory for its cache) the same passes run as OpenCV / numpy calls
-(classical_opencv.py), bit-identical and about twice as slow. The choice is made once, at import, and logged
-there (``PASSES`` names it). The kernels are compiled on the first import (~5 s) into numba's on-disk cache,
-the package's __pycache__ or else ~/.cache/numba, and loaded from it by later imports: no frame waits for them.
+Python) the same passes run as OpenCV / numpy calls (classical_opencv.py), bit-identical and about twice as
+slow; the choice is made once, at import, and logged there (``PASSES`` names it). Only this module has such a
+fallback: the pipeline's other kernels (projection, instance depth, cloud) need numba. The kernels are compiled
+on the first import (~5 s) into numba's on-disk cache, the package's __pycache__ or else ~/.cache/numba, and
+loaded from it by later imports: no frame waits for them (without a writable cache directory they compile at
+every start, compiled.py).
 
 Measured pixels are returned bit-exactly. Tried and dropped because they lowered accuracy on the KITTI
 benchmark (bench/completion.py): removing LiDAR points that look occluded in the camera view, a median
@@ -52,9 +54,8 @@ try:
 
     fill_passes = classical_compiled.fill_passes
     PASSES = "compiled (numba)"
-# numba missing or none for this Python yet (ImportError), or no writable directory for its cache: neither the
-# package's __pycache__ nor ~/.cache (RuntimeError "cannot cache function")
-except (ImportError, RuntimeError) as exc:
+# numba missing or none for this Python yet
+except ImportError as exc:
     fill_passes = classical_opencv.fill_passes
     PASSES = "OpenCV (numba not available)"
     logging.getLogger(__name__).warning(

@@ -14,6 +14,8 @@ import numba
 import numpy as np
 from numba import types
 
+from depth_panoptic_ros.compiled import COMPILE
+
 _RAW = types.Array(types.uint8, 1, "C", readonly=True)
 _IDS = types.Array(types.uint32, 2, "C")
 _U = np.uint32
@@ -49,7 +51,7 @@ def _paeth(left: np.uint32, up: np.uint32, upper_left: np.uint32) -> np.uint32:
     return predicted
 
 
-@numba.njit(types.int64(_RAW, types.int64, types.int64, types.int64, _IDS), cache=True, nogil=True)
+@numba.njit(types.int64(_RAW, types.int64, types.int64, types.int64, _IDS), **COMPILE)
 def unfilter_ids(raw: np.ndarray, height: int, width: int, bpp: int, ids: np.ndarray) -> int:
     """Undo the filters of ``raw`` (the inflated image data: per row a filter byte and ``width * bpp`` bytes)
     into ``ids`` (height, width); returns -1, or the first row whose filter byte is not 0-4.
