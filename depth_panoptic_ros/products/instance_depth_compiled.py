@@ -28,8 +28,13 @@ _IN_F64 = types.Array(types.float64, 1, "A", readonly=True)
 @numba.njit(types.void(types.float32[:], types.int64, types.int64, types.int64), **_COMPILE)
 def _select(values: np.ndarray, lo: int, end: int, rank: int) -> None:
     """Reorders values[lo:end] so that values[rank] is the value sorting would put there, nothing larger before
-    it and nothing smaller after it (Hoare partitions around a median of three; no NaN in ``values``)."""
+    it and nothing smaller after it (Hoare partitions around a median of three; no NaN in ``values``). The
+    largest and the smallest rank, which the quantiles often ask for right after a larger rank, take one scan."""
     hi = end - 1
+    if rank == hi or rank == lo:  # the largest or the smallest: one scan, the value swapped into place
+        at = lo + (np.argmax(values[lo:end]) if rank == hi else np.argmin(values[lo:end]))
+        values[at], values[rank] = values[rank], values[at]
+        return
     while hi > lo:
         mid = (lo + hi) >> 1
         a, b, c = values[lo], values[mid], values[hi]
