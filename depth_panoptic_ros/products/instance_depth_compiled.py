@@ -136,6 +136,7 @@ def segment_statistics(
     below = np.empty(nq, np.int64)
     ranks = np.empty(2 * nq, np.int64)
     found = np.empty(2 * nq, np.float32)
+    order = np.empty(2 * nq, np.int64)
     for k in range(len(count)):
         n = count[k]
         if n == 0:
@@ -146,7 +147,12 @@ def segment_statistics(
             position[i] = lo + quantiles[i] * (n - 1)
             below[i] = np.int64(np.floor(position[i]))
             ranks[i], ranks[nq + i] = below[i], min(below[i] + 1, last)
-        order = np.argsort(ranks)[::-1]  # highest rank first, each selected within the part below the previous
+        for i in range(2 * nq):  # highest rank first (an insertion sort of the few ranks), each selected
+            j = i  # within the part below the previous one
+            while j > 0 and ranks[order[j - 1]] < ranks[i]:
+                order[j] = order[j - 1]
+                j -= 1
+            order[j] = i
         end = last + 1
         for j in order:
             rank = ranks[j]
