@@ -327,17 +327,32 @@ def _transcribed_statistics(ids: np.ndarray, depth: np.ndarray, cam: CameraModel
     return {key: np.array(value) for key, value in out.items()}
 
 
-@pytest.mark.parametrize("values", ["random", "equal", "ascending", "descending", "few"])
-def test_compiled_statistics_equal_a_sorting_transcription_bit_for_bit(values: str) -> None:
-    """Interleaved segments (runs of one segment far apart), void, invalid depth and the orders that make a
-    quickselect go wrong (all equal, sorted either way, few distinct values): counts, float64 sums (the centroid
-    times the count) and the three quantiles exactly as the transcription."""
-    rng = np.random.default_rng(11)
+def _interleaved_segments(rng: np.random.Generator) -> np.ndarray:
+    """Car segments in 7-pixel runs that recur far apart, a road strip and scattered void."""
     shape = (41, 97)
     ids = (CAR * 1000 + rng.integers(1, 6, (shape[0], shape[1] // 7 + 1))).repeat(7, axis=1)[:, : shape[1]]
     ids[:, :30] = ROAD * 1000
     ids[rng.random(shape) < 0.05] = 0
-    ids = ids.astype(np.int32)
+    return ids.astype(np.int32)
+
+
+def _large_road(rng: np.random.Generator) -> np.ndarray:
+    """A road of more than 2^16 valid depths (the kernel then selects through a histogram of the top 16 bits)."""
+    ids = np.full((320, 360), ROAD * 1000, np.int32)
+    ids[100:160, 40:200] = CAR * 1000 + 1
+    ids[rng.random(ids.shape) < 0.05] = 0
+    return ids
+
+
+@pytest.mark.parametrize("segments", [_interleaved_segments, _large_road])
+@pytest.mark.parametrize("values", ["random", "equal", "ascending", "descending", "few"])
+def test_compiled_statistics_equal_a_sorting_transcription_bit_for_bit(segments, values: str) -> None:
+    """Interleaved segments (runs of one segment far apart) or one large one, void, invalid depth and the orders
+    that make a selection go wrong (all equal, sorted either way, few distinct values): counts, float64 sums (the
+    centroid times the count) and the three quantiles exactly as the transcription."""
+    rng = np.random.default_rng(11)
+    ids = segments(rng)
+    shape = ids.shape
     depth = {
         "random": rng.uniform(0.5, 90.0, shape),
         "equal": np.full(shape, 7.25),
@@ -347,9 +362,11 @@ def test_compiled_statistics_equal_a_sorting_transcription_bit_for_bit(values: s
     }[values].astype(np.float32)
     for bad, share in ((np.nan, 0.03), (np.inf, 0.03), (-2.0, 0.03), (0.0, 0.1)):
         depth[rng.random(shape) < share] = bad
-    cam = camera(shape[1], shape[0], cx=48.3, cy=20.6)
+    cam = camera(shape[1], shape[0], cx=shape[1] / 2 - 0.2, cy=shape[0] / 2 + 0.1)
     table = instance_depth(ids, depth, cam, CITYSCAPES)
     expected = _transcribed_statistics(ids, depth, cam)
+    if segments is _large_road:
+        assert table.valid_count[table.panoptic_id == ROAD * 1000][0] >= 1 << 16
     assert np.array_equal(table.valid_count, expected["count"])
     with np.errstate(invalid="ignore", divide="ignore"):
         centroid = (expected["sums"] / expected["count"][:, None]).astype(np.float32)

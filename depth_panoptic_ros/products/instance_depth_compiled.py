@@ -8,8 +8,9 @@ the runs, cumsums, repeat, take) and selected the quantiles with one np.partitio
 one value after the other in raster order within the segment (what np.add.reduceat of the grouped values
 does), each float32 product ray * z as numpy rounds it, and numpy's 'linear' quantile with the position
 computed from the same absolute offsets. Order statistics do not depend on how they are selected, so the
-in-place quickselect gives np.partition's values. Compiled on import with explicit signatures into numba's
-on-disk cache; the GIL released.
+in-place quickselect (and, in segments of 2^16 valid depths or more, a histogram of the values' top 16 bits
+that narrows each rank to one bin first) gives np.partition's values. Compiled on import with explicit
+signatures into numba's on-disk cache; the GIL released.
 """
 
 from __future__ import annotations
@@ -57,6 +58,73 @@ def _select(values: np.ndarray, lo: int, end: int, rank: int) -> None:
             return
 
 
+@numba.njit(types.void(types.float32[:], types.int64, types.int64, types.int64[:], types.float32[:]), **_COMPILE)
+def _select_ranks(values: np.ndarray, lo: int, end: int, ranks: np.ndarray, found: np.ndarray) -> None:
+    """found[i]: the value sorting values[lo:end] would put at ranks[i] (absolute). Highest rank first (an
+    insertion sort of the few ranks), each selected within the part below the previous one."""
+    order = np.empty(len(ranks), np.int64)
+    for i in range(len(ranks)):
+        j = i
+        while j > 0 and ranks[order[j - 1]] < ranks[i]:
+            order[j] = order[j - 1]
+            j -= 1
+        order[j] = i
+    for j in order:
+        rank = ranks[j]
+        if rank < end:
+            _select(values, lo, end, rank)
+            end = rank
+        found[j] = values[rank]
+
+
+# Segments with at least this many valid depths select through a histogram of the top 16 bits of the values.
+_HISTOGRAM_MIN = 1 << 16
+
+
+@numba.njit(
+    types.void(types.float32[::1], types.int64, types.int64, types.int64[:], types.float32[:], types.int64[:]),
+    **_COMPILE,
+)
+def _select_by_histogram(
+    values: np.ndarray, lo: int, end: int, ranks: np.ndarray, found: np.ndarray, slot: np.ndarray
+) -> None:
+    """found[i]: the value sorting values[lo:end] would put at ranks[i] (absolute), for a large segment.
+
+    Positive floats order as their bit patterns do, so one pass counts the values per top 16 bits, the counts
+    say which bin and which rank within it each wanted rank is, and a second pass copies only the values of those
+    few bins out for a quickselect each: two streaming passes instead of several partitions of the whole
+    segment. ``slot``: 2^16 int64 scratch, all -1 on entry and on return. Values are finite and > 0."""
+    bits = values.view(np.uint32)
+    cumulative = np.zeros(1 << 16, np.int64)
+    for i in range(lo, end):
+        cumulative[bits[i] >> 16] += 1
+    for b in range(1, 1 << 16):
+        cumulative[b] += cumulative[b - 1]
+    nr = len(ranks)
+    bins, within, first, filled = np.empty((4, nr), np.int64)
+    size = 0
+    for i in range(nr):
+        b = np.searchsorted(cumulative, ranks[i] - lo, side="right")
+        before = cumulative[b - 1] if b > 0 else 0
+        bins[i], within[i] = b, ranks[i] - lo - before
+        if slot[b] < 0:
+            slot[b] = i
+            first[i] = filled[i] = size
+            size += cumulative[b] - before
+    copied = np.empty(size, np.float32)
+    for i in range(lo, end):
+        target = slot[bits[i] >> 16]
+        if target >= 0:
+            copied[filled[target]] = values[i]
+            filled[target] += 1
+    for i in range(nr):
+        owner = slot[bins[i]]
+        _select(copied, first[owner], filled[owner], first[owner] + within[i])
+        found[i] = copied[first[owner] + within[i]]
+    for i in range(nr):
+        slot[bins[i]] = -1
+
+
 @numba.njit(
     types.void(
         _IN_F32_2D,
@@ -70,7 +138,7 @@ def _select(values: np.ndarray, lo: int, end: int, rank: int) -> None:
         types.int64[:],
         types.float64[:, :],
         types.float32[:],
-        types.float32[:],
+        types.float32[::1],
         types.float32[:, :],
     ),
     **_COMPILE,
@@ -136,7 +204,7 @@ def segment_statistics(
     below = np.empty(nq, np.int64)
     ranks = np.empty(2 * nq, np.int64)
     found = np.empty(2 * nq, np.float32)
-    order = np.empty(2 * nq, np.int64)
+    slot = np.full(1 << 16, -1, np.int64)
     for k in range(len(count)):
         n = count[k]
         if n == 0:
@@ -147,19 +215,10 @@ def segment_statistics(
             position[i] = lo + quantiles[i] * (n - 1)
             below[i] = np.int64(np.floor(position[i]))
             ranks[i], ranks[nq + i] = below[i], min(below[i] + 1, last)
-        for i in range(2 * nq):  # highest rank first (an insertion sort of the few ranks), each selected
-            j = i  # within the part below the previous one
-            while j > 0 and ranks[order[j - 1]] < ranks[i]:
-                order[j] = order[j - 1]
-                j -= 1
-            order[j] = i
-        end = last + 1
-        for j in order:
-            rank = ranks[j]
-            if rank < end:
-                _select(grouped, lo, end, rank)
-                end = rank
-            found[j] = grouped[rank]
+        if n >= _HISTOGRAM_MIN:
+            _select_by_histogram(grouped, lo, last + 1, ranks, found, slot)
+        else:
+            _select_ranks(grouped, lo, last + 1, ranks, found)
         for i in range(nq):
             low = np.float64(found[i])
             ranked[i, k] = low + (position[i] - below[i]) * (np.float64(found[nq + i]) - low)
