@@ -7,8 +7,7 @@ The networks are optional: without a model the pipeline still gives completed de
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +28,6 @@ from depth_panoptic_ros.products.instance_depth import InstanceDepthTable, insta
 if TYPE_CHECKING:
     from depth_panoptic_ros.model import DepthPanopticModel
 
-# The thread that computes the instance depth table while the calling thread builds the cloud and grid.
-SIDE_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline-instances")
 OUTPUTS = frozenset({"depth", "learned_depth", "panoptic", "instances", "cloud", "grid"})  # learned_depth: evaluation
 
 
@@ -144,12 +141,11 @@ class Pipeline:
                 )
             if cfg.learned_depth:
                 products.depth = products.learned_depth
-        table = None
         if "instances" in outputs and products.panoptic is not None:
-            # In a second thread beside the cloud and grid: their compiled kernels release the GIL (BENCHMARKS.md,
-            # "Geometry and products per frame"). The runs are found here, once, before both threads use them.
-            args = (products.panoptic.runs, products.depth, frame.camera, self.model.class_table, products.panoptic)
-            table = SIDE_THREAD.submit(_timed_call, timings, "instance_depth", instance_depth, *args)
+            with _timed(timings, "instance_depth"):
+                products.instances = instance_depth(
+                    products.panoptic.runs, products.depth, frame.camera, self.model.class_table, products.panoptic
+                )
         # like the panoptic outputs without a model, the grid is left out of frames without a ground transform
         grid = "grid" in outputs and products.panoptic is not None and frame.ground_T_camera is not None
         if "cloud" in outputs or grid:
@@ -169,8 +165,6 @@ class Pipeline:
         if grid:
             with _timed(timings, "grid"):
                 products.grid = self._projector(cloud, frame.ground_T_camera)
-        if table is not None:
-            products.instances = table.result()
         return products
 
     def _measured_depth(self, frame: SensorFrame) -> np.ndarray:
@@ -214,11 +208,6 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
     start = time.perf_counter()
     yield
     timings[stage] = (time.perf_counter() - start) * 1e3
-
-
-def _timed_call(timings: dict[str, float], stage: str, function: Callable[..., Any], *args: Any) -> Any:
-    with _timed(timings, stage):
-        return function(*args)
 
 
 # The pipeline settings the networks depend on: training computes the classical completion they refine and read

@@ -77,39 +77,6 @@ def test_with_model_every_product_is_consistent() -> None:
     assert pipeline.run(frame, outputs={"grid"}).grid is None
 
 
-def test_instance_table_from_the_second_thread_equals_the_direct_calls() -> None:
-    """The table is computed beside the cloud and grid: frame after frame, every column and the cloud equal the
-    functions called one after the other in this thread."""
-    from dataclasses import fields
-
-    from test_model import tiny_model
-
-    from depth_panoptic_ros.geometry.backproject import build_cloud
-    from depth_panoptic_ros.products.instance_depth import instance_depth
-
-    pipeline = Pipeline(model=tiny_model())
-    for height, width in ((96, 160), (64, 96), (96, 160)):
-        frame = lidar_frame(height, width)
-        frame.ground_T_camera = GROUND_T_CAM
-        products = pipeline.run(frame, outputs=OUTPUTS)
-        table = instance_depth(
-            products.panoptic.ids, products.depth, frame.camera, pipeline.class_table, products.panoptic
-        )
-        for column in fields(table):
-            assert np.array_equal(getattr(products.instances, column.name), getattr(table, column.name), equal_nan=True)
-        cfg = pipeline.config.cloud
-        cloud = build_cloud(
-            products.depth,
-            frame.camera,
-            rgb=frame.rgb,
-            panoptic_ids=products.panoptic.ids,
-            label_divisor=pipeline.class_table.label_divisor,
-            stride=cfg.stride,
-            max_range=cfg.max_range,
-        )
-        assert np.array_equal(products.cloud.xyz, cloud.xyz) and np.array_equal(products.cloud.instance, cloud.instance)
-
-
 def test_the_served_depth_is_the_classical_one_unless_learned_depth_is_on() -> None:
     from test_model import tiny_model
 

@@ -103,7 +103,7 @@ def _stages(
     from depth_panoptic_ros.geometry.backproject import build_cloud
     from depth_panoptic_ros.geometry.lidar import project_points
     from depth_panoptic_ros.geometry.pointcloud2 import pack_cloud
-    from depth_panoptic_ros.pipeline import SIDE_THREAD, CloudConfig
+    from depth_panoptic_ros.pipeline import CloudConfig
     from depth_panoptic_ros.products.bev_grid import BevProjector, GridConfig
     from depth_panoptic_ros.products.depth_colormap import colorize_depth, depth_colormap_panoptic
     from depth_panoptic_ros.products.instance_depth import instance_depth
@@ -136,18 +136,6 @@ def _stages(
     flat_cloud = build_cloud(dense, camera, rgb=rgb, panoptic_ids=ids, label_divisor=table.label_divisor, stride=2)
     projector = BevProjector(GridConfig(), table)
 
-    def cloud_and_grid() -> None:
-        """The pipeline's cloud (not packed) and the grid projected from it."""
-        labels = {"rgb": rgb, "panoptic_ids": ids, "label_divisor": table.label_divisor}
-        projector(build_cloud(dense, camera, **labels, stride=cloud.stride, max_range=cloud.max_range), GROUND_T_CAM)
-
-    def pipeline_split() -> None:
-        """As Pipeline.run: the instance table in the pipeline's second thread while this one builds the cloud
-        and the grid (read its wall time: the thread CPU time counts this thread only)."""
-        beside = SIDE_THREAD.submit(instance_depth, SegmentRuns.of(ids), dense, camera, table)
-        cloud_and_grid()
-        beside.result()
-
     return int((sparse > 0).sum()), {
         "projection": lambda: project_points(points, T_CAM_LIDAR, camera),
         "completion": lambda: complete_depth(sparse, rgb),
@@ -157,11 +145,6 @@ def _stages(
         "panoptic_color": panoptic_color,
         "depth_color": lambda: depth_colormap_panoptic(replace(runs), instances, table, rgb=rgb),
         "depth_colormap_infer_only": lambda: colorize_depth(dense),
-        "instances_cloud_grid_one_thread": lambda: (
-            instance_depth(SegmentRuns.of(ids), dense, camera, table),
-            cloud_and_grid(),
-        ),
-        "instances_beside_cloud_grid": pipeline_split,
     }
 
 
