@@ -46,6 +46,7 @@ def test_default_model_meets_its_recorded_quality() -> None:
 
 
 def test_loading_the_default_model_binds_the_completion_it_was_trained_with() -> None:
+    """The header records the completion the networks learned from; loading binds it without a warning."""
     from depth_panoptic_ros import typed_config
     from depth_panoptic_ros.depth.classical import CompletionConfig
     from depth_panoptic_ros.pipeline import load_pipeline
@@ -55,5 +56,5 @@ def test_loading_the_default_model_binds_the_completion_it_was_trained_with() ->
     trained = load_train_config(REPO / release["config"], release["overrides"]).pipeline.completion
     assert read_header(MODEL)["pipeline"]["completion"] == typed_config.to_dict(trained)
     pipeline = load_pipeline(None, str(MODEL), device="cpu")
-    assert pipeline.config.completion == trained != CompletionConfig()  # not the package's newer defaults
+    assert pipeline.config.completion == trained == CompletionConfig()  # trained over the package's defaults
     assert pipeline.changed_settings == ()
