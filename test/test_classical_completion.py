@@ -360,21 +360,29 @@ def test_compiled_and_opencv_passes_agree_on_every_real_frame(kitti_object, monk
                         assert_passes_agree(sparse, rgb, config, monkeypatch)
 
 
-def test_without_numba_the_opencv_passes_run_and_say_so_once() -> None:
-    """numba cannot be imported (not installed, or no release for this Python yet): the module warns once at
-    import and completes with the OpenCV passes."""
-    code = (
-        "import sys; sys.modules['numba'] = None\n"
+def _run_with_broken_numba(breakage: str, checks: str) -> subprocess.CompletedProcess:
+    """Python with numba broken by ``breakage`` before the package is imported, then ``checks``; it must exit 0."""
+    setup = (
         "import numpy as np\n"
-        "from depth_panoptic_ros.depth import classical, classical_opencv\n"
-        "assert classical.fill_passes is classical_opencv.fill_passes, classical.fill_passes\n"
+        "from depth_panoptic_ros.depth import classical\n"
         "sparse = np.zeros((20, 30), np.float32); sparse[::4, ::2] = 7.0\n"
         "dense = classical.complete_depth(sparse); classical.complete_depth(sparse)\n"
         "assert np.allclose(dense[:17], 7.0), dense\n"
-        "print(classical.PASSES)\n"
     )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    code = f"{breakage}\n{setup}{checks}print(classical.PASSES)\n"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
     assert run.returncode == 0, run.stderr
+    return run
+
+
+def test_without_numba_the_opencv_passes_run_and_say_so_once() -> None:
+    """numba cannot be imported (not installed, or no release for this Python yet): the module warns once at
+    import and completes with the OpenCV passes."""
+    run = _run_with_broken_numba(
+        "import sys; sys.modules['numba'] = None",
+        "from depth_panoptic_ros.depth import classical_opencv\n"
+        "assert classical.fill_passes is classical_opencv.fill_passes, classical.fill_passes\n",
+    )
     assert run.stdout.strip() == "OpenCV (numba not available)"
     assert run.stderr.count("classical depth completion:") == 1, run.stderr
     assert "running its OpenCV passes" in run.stderr
@@ -383,23 +391,17 @@ def test_without_numba_the_opencv_passes_run_and_say_so_once() -> None:
 def test_without_a_writable_numba_cache_the_kernels_compile_in_memory() -> None:
     """No cache directory numba can write (its locators all refuse): ``cache=True`` would raise at decoration and
     the package would not import; instead every kernel compiles in memory, with one warning."""
-    code = (
-        "import numba.core.caching as c; c.CacheImpl._locator_classes = []\n"
-        "import numpy as np\n"
+    run = _run_with_broken_numba(
+        "import numba.core.caching as c; c.CacheImpl._locator_classes = []",
         "from depth_panoptic_ros import compiled\n"
-        "from depth_panoptic_ros.depth import classical, classical_compiled\n"
+        "from depth_panoptic_ros.depth import classical_compiled\n"
         "from depth_panoptic_ros.pipeline import Pipeline\n"  # imports the projection, instance and cloud kernels
         "from depth_panoptic_ros.evaluation.pq import joint_histogram\n"
         "assert not compiled.can_cache() and not compiled.COMPILE['cache']\n"
         "assert classical.fill_passes is classical_compiled.fill_passes\n"
-        "sparse = np.zeros((20, 30), np.float32); sparse[::4, ::2] = 7.0\n"
-        "assert np.allclose(classical.complete_depth(sparse)[:17], 7.0)\n"
         "ids = np.array([[0, 1, 1]], np.uint32)\n"
-        "assert joint_histogram(ids, np.array([1]), ids, np.array([1])).tolist() == [[1, 0], [0, 2]]\n"
-        "print(classical.PASSES)\n"
+        "assert joint_histogram(ids, np.array([1]), ids, np.array([1])).tolist() == [[1, 0], [0, 2]]\n",
     )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
-    assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "compiled (numba)"
     assert run.stderr.count("numba has no writable cache directory") == 1, run.stderr
 

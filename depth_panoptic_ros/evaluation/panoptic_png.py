@@ -4,7 +4,7 @@ Panoptic maps are 8-bit RGB PNGs (RGBA is read too, alpha ignored), non-interlac
 seen (panopticapi and cityscapesScripts write them with PIL, this package with OpenCV). Those are decoded here:
 chunks parsed, the image data inflated by libdeflate (the ``deflate`` package; ~25x faster than zlib on these
 highly repetitive maps) and unfiltered by a compiled kernel (png_filters.py). Anything else — interlaced, other
-bit depths or colour types, a file this parser cannot follow — goes through OpenCV, which reads it or says why
+bit depths or color types, a file this parser cannot follow — goes through OpenCV, which reads it or says why
 not. Chunk CRCs are not checked on the fast path (zlib's Adler-32 of the image data is).
 """
 
@@ -30,7 +30,7 @@ except ImportError:  # numba missing or not yet released for this Python: every 
     unfilter_ids = None
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_CHANNELS = {2: 3, 6: 4}  # PNG colour type -> bytes per pixel at bit depth 8: RGB, RGBA
+_CHANNELS = {2: 3, 6: 4}  # PNG color type -> bytes per pixel at bit depth 8: RGB, RGBA
 
 
 def read_panoptic_png(path: str | Path) -> np.ndarray:
@@ -63,8 +63,8 @@ def decode_fast(data: bytes) -> np.ndarray | None:
         offset += 12 + length  # length, type, data, CRC
     if header is None or not chunks:
         return None
-    width, height, depth, colour, compression, filtering, interlace = header
-    bpp = _CHANNELS.get(colour)
+    width, height, depth, color, compression, filtering, interlace = header
+    bpp = _CHANNELS.get(color)
     if bpp is None or depth != 8 or compression or filtering or interlace or not width or not height:
         return None
     size = height * (1 + width * bpp)

@@ -57,7 +57,7 @@ def unfilter_ids(raw: np.ndarray, height: int, width: int, bpp: int, ids: np.nda
     into ``ids`` (height, width); returns -1, or the first row whose filter byte is not 0-4.
 
     Each channel is filtered on its own (left, up and upper-left neighbours of the same channel), so an alpha
-    channel is skipped, not reconstructed, and the previous row's ids are its reconstructed colours.
+    channel is skipped, not reconstructed, and the previous row's ids are its reconstructed colors.
     """
     stride = width * bpp
     step = np.uint64(bpp)
