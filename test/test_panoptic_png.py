@@ -140,18 +140,29 @@ def test_other_formats_go_through_opencv(tmp_path: Path) -> None:
             read_panoptic_png(tmp_path / name)
 
 
-def test_corrupt_files_get_a_clear_error(tmp_path: Path) -> None:
+def test_corrupt_files_get_a_clear_error(tmp_path: Path, monkeypatch) -> None:
     pixels = np.random.default_rng(3).integers(0, 256, (8, 11, 3), dtype=np.uint8)
     good = png_bytes(pixels, [1])
     raw = bytearray(zlib.decompress(_idat(good)))
     raw[3 * (1 + 33)] = 7  # row 3's filter byte: no such filter
     cases = {"truncated.png": good[: len(good) // 2], "bad_filter.png": _with_image_data(good, bytes(raw))}
     cases["not_png.png"] = b"hello"
+    huge = bytearray(good)
+    huge[16:24] = struct.pack(">II", 1 << 16, 1 << 16)  # IHDR width, height: 2^32 pixels claimed by 8 bytes
+    cases["huge.png"] = bytes(huge)
+    inflated = []  # the output sizes the fast path asked to inflate: a hostile header must not reach the inflate
+
+    def inflate(data: bytes, size: int) -> bytes:
+        inflated.append(size)
+        return zlib.decompress(data, bufsize=size) if size < 1 << 20 else b""
+
+    monkeypatch.setattr(panoptic_png, "_inflate", inflate)
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)
         assert decode_fast(data) is None, name
         with pytest.raises(ValueError, match="unreadable"):
             read_panoptic_png(tmp_path / name)
+    assert inflated and max(inflated) < 1 << 20, inflated
     with pytest.raises(FileNotFoundError, match="panoptic PNG not found"):
         read_panoptic_png(tmp_path / "missing.png")
 

@@ -31,6 +31,9 @@ except ImportError:  # numba missing or not yet released for this Python: every 
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHANNELS = {2: 3, 6: 4}  # PNG color type -> bytes per pixel at bit depth 8: RGB, RGBA
+# OpenCV's default CV_IO_MAX_IMAGE_PIXELS: larger headers go to OpenCV, which refuses them, instead of the inflate
+# and the id map allocating what a few hostile header bytes claim.
+_MAX_PIXELS = 1 << 30
 
 
 def read_panoptic_png(path: str | Path) -> np.ndarray:
@@ -65,7 +68,7 @@ def decode_fast(data: bytes) -> np.ndarray | None:
         return None
     width, height, depth, color, compression, filtering, interlace = header
     bpp = _CHANNELS.get(color)
-    if bpp is None or depth != 8 or compression or filtering or interlace or not width or not height:
+    if bpp is None or depth != 8 or compression or filtering or interlace or not 0 < width * height <= _MAX_PIXELS:
         return None
     size = height * (1 + width * bpp)
     try:
