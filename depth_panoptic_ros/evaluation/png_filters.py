@@ -75,9 +75,12 @@ def unfilter_ids(raw: np.ndarray, height: int, width: int, bpp: int, ids: np.nda
         if kind == 0:
             for x in range(width):
                 out[x] = _word(src, np.uint64(x) * step)
-        elif kind == 1:
+        elif kind == 1:  # a map's Sub residuals are 0 but at segment edges: the add chain only runs there
             for x in range(width):
-                left = out[x] = _add(_word(src, np.uint64(x) * step), left)
+                residual = _word(src, np.uint64(x) * step)
+                if residual:
+                    left = _add(residual, left)
+                out[x] = left
         elif kind == 2:
             for x in range(width):
                 out[x] = _add(_word(src, np.uint64(x) * step), prior[x])
