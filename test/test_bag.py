@@ -529,6 +529,55 @@ def test_bag_play_delivers_messages_and_clock_in_bag_time(synthetic_bag) -> None
     assert len(set(clocks)) > FRAMES  # clock ticks between messages too, not only at them
 
 
+_RELIABLE_LISTENER = """
+import rclpy
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+from sensor_msgs.msg import Image
+rclpy.init()
+node = rclpy.create_node("stoppable_listener")
+reliable = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
+node.create_subscription(Image, "/image", lambda m: None, reliable)
+rclpy.spin(node)
+"""
+
+
+@pytest.mark.slow
+def test_bag_play_waits_for_acknowledgements_and_names_topics_left_unacknowledged(synthetic_bag) -> None:
+    """A reliable subscriber that acknowledges lets play end at once; a stopped one (it cannot acknowledge) is
+    named after the timeout, instead of the player leaving with the last messages unrepaired."""
+    import signal
+    import subprocess
+    import sys
+
+    from depth_panoptic_ros.ros.bags.bag_play import play_bag
+
+    listener = subprocess.Popen([sys.executable, "-c", _RELIABLE_LISTENER])
+    try:
+        reports: list[str] = []
+        started = time.monotonic()
+        play_bag(synthetic_bag.path, ["/image"], rate=10.0, wait_for_subscribers_s=30.0, ack_timeout_s=20.0,
+                 report=reports.append)  # fmt: skip
+        assert reports == [] and time.monotonic() - started < 20.0
+        context = rclpy.Context()  # one player for both plays: a stopped process cannot be discovered anew
+        rclpy.init(context=context)
+        try:
+            player = BagPlayer(rclpy.create_node("acked_player", context=context), synthetic_bag.path, ["/image"])
+            assert player.wait_for_subscribers(30.0) == []
+            player.play(rate=10.0)
+            assert player.wait_for_acks(20.0) == []
+            listener.send_signal(signal.SIGSTOP)
+            player.play(rate=10.0)
+            started = time.monotonic()
+            assert player.wait_for_acks(1.5) == ["/image"]
+            assert time.monotonic() - started >= 1.5
+        finally:
+            rclpy.try_shutdown(context=context)
+    finally:
+        listener.send_signal(signal.SIGCONT)
+        listener.kill()
+        listener.wait()
+
+
 def test_bag_play_cli_rejects_unknown_topics(synthetic_bag, capsys) -> None:
     assert main(["bag", "play", str(synthetic_bag.path), "--topics", "/nope"]) == 2
     assert "['/nope'] not in bag" in capsys.readouterr().err

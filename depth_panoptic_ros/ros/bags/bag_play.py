@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from rosbags.interfaces import QosDurability
@@ -34,6 +35,7 @@ from depth_panoptic_ros.ros.runtime.qos import transient_local_qos
 CLOCK_TOPIC = "/clock"
 DEFAULT_CLOCK_HZ = 40.0  # ros2 bag play --clock's default
 PLAY_QUEUE_DEPTH = 10
+ACK_TIMEOUT_S = 10.0  # at the end, wait this long at most for reliable subscribers to acknowledge the last messages
 NS_PER_S = 1_000_000_000
 
 _log = logging.getLogger(__name__)
@@ -155,6 +157,17 @@ class BagPlayer:
             self.cut_short = [t.describe() for t in truncations(reader)]
         return sent
 
+    def wait_for_acks(self, timeout_s: float) -> list[str]:
+        """Waits until the reliable subscribers acknowledged every message played, at most ``timeout_s`` in all;
+        returns the topics still unacknowledged. A reliable publisher that leaves sooner takes the fragments it
+        has not yet repaired with it: the last large messages of a replay, on a busy machine."""
+        deadline = time.monotonic() + timeout_s
+        return [
+            topic
+            for topic, publisher in self.publishers.items()
+            if not publisher.wait_for_all_acked(Duration(seconds=max(deadline - time.monotonic(), 0.0)))
+        ]
+
     def _publish_clock(self, time_ns: int) -> None:
         msg = Clock()
         msg.clock.sec, msg.clock.nanosec = divmod(time_ns, NS_PER_S)
@@ -169,11 +182,13 @@ def play_bag(
     loop: bool = False,
     clock: bool = False,
     wait_for_subscribers_s: float = 0.0,
+    ack_timeout_s: float = ACK_TIMEOUT_S,
     report: Callable[[str], None] = print,
 ) -> tuple[int, list[str]]:
     """Plays a bag from a node of its own in a fresh rclpy session (the `bag play` front end, which stays
-    ROS-free); returns the messages sent and the topics left out. ``report`` gets the no-subscriber notice and
-    what a recording cut short lost."""
+    ROS-free); returns the messages sent and the topics left out. Before leaving it waits up to
+    ``ack_timeout_s`` for the subscribers to acknowledge the last messages. ``report`` gets the no-subscriber
+    notice, the topics left unacknowledged and what a recording cut short lost."""
     import rclpy
 
     rclpy.init()
@@ -185,6 +200,12 @@ def play_bag(
             if alone:
                 report(f"no subscriber after {wait_for_subscribers_s:g} s on: {', '.join(alone)}; playing anyway")
         sent = player.play(rate=rate, loop=loop, clock=clock)
+        unacknowledged = player.wait_for_acks(ack_timeout_s)
+        if unacknowledged:
+            report(
+                f"not acknowledged within {ack_timeout_s:g} s by their reliable subscribers: "
+                f"{', '.join(unacknowledged)}; the last messages may not have reached them"
+            )
         for loss in player.cut_short:
             report(f"{path}: {loss}; everything before the cut was played")
         return sent, player.skipped
