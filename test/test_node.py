@@ -607,16 +607,30 @@ def run_full_size_driver(
             driver.kill()
             peer.close()
             node.stop()
-    assert driver.returncode == 0 and "subscribed: True" in (tmp_path / "driver.log").read_text(), node.log()
+    driver_log = (tmp_path / "driver.log").read_text()
+    assert driver.returncode == 0 and "subscribed: True" in driver_log and "acknowledged: True" in driver_log, (
+        driver_log,
+        node.log(),
+    )
     return node, values
+
+
+def assert_every_set_arrived(values: dict[str, str], namespace: str, node: NodeProcess) -> None:
+    """All 8 full-size images and clouds arrived and made 8 sets. CameraInfo only needs to have arrived: the node
+    keeps the newest of a keep-last-5 queue, and on a busy machine the small samples, delayed behind the image
+    fragments of the default transports, arrived in a burst that overflowed it (6-7 of 8 counted: one CI run,
+    and about 1 run in 10 beside three CPU burners)."""
+    for topic in ("image", "lidar"):
+        assert values[f"received /{namespace}/{topic}"] == "8", (values, node.log())
+    assert values["synchronized sets"] == "8", (values, node.log())
+    assert 1 <= int(values[f"received /{namespace}/camera_info"]) <= 8, (values, node.log())
 
 
 @pytest.mark.slow
 def test_a_reliable_full_size_driver_reaches_the_node_with_default_qos(context: rclpy.Context, tmp_path: Path) -> None:
     node, values = run_full_size_driver(context, tmp_path, "reliable_driver", "reliable", {}, 120_000)
     assert "/reliable_driver/lidar: publishers changed; subscription is now reliable" in node.log()
-    for topic in ("image", "lidar", "camera_info"):
-        assert values[f"received /reliable_driver/{topic}"] == "8", (values, node.log())
+    assert_every_set_arrived(values, "reliable_driver", node)
 
 
 @pytest.mark.slow
@@ -625,8 +639,7 @@ def test_a_best_effort_full_size_driver_reaches_the_node_with_the_shipped_profil
 ) -> None:
     node, values = run_full_size_driver(context, tmp_path, "best_effort_driver", "best_effort", LARGE_DATA, 120_000)
     assert "subscription is now" not in node.log()  # best effort from the start, as its publishers
-    for topic in ("image", "lidar", "camera_info"):
-        assert values[f"received /best_effort_driver/{topic}"] == "8", (values, node.log())
+    assert_every_set_arrived(values, "best_effort_driver", node)
 
 
 @pytest.mark.slow
