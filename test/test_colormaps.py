@@ -11,7 +11,7 @@ import pytest
 
 from depth_panoptic_ros.classes import ClassTable
 from depth_panoptic_ros.geometry.camera import CameraModel
-from depth_panoptic_ros.products.canvas import contact_sheet, pack_rgb, unpack_rgb
+from depth_panoptic_ros.products.canvas import FONT, contact_sheet, pack_rgb, put_text, unpack_rgb
 from depth_panoptic_ros.products.depth_colormap import (
     STUFF_BRIGHTNESS,
     colorize_depth,
@@ -257,6 +257,38 @@ def test_instance_depth_view_blends_over_the_image() -> None:
     assert (np.abs(blended[stuff] - (0.4 * 200 + 0.6 * bare[stuff])) <= 1).all()
     with pytest.raises(ValueError, match=r"table: expected instance_depth\(\) of this map"):
         depth_colormap_panoptic(np.where(ids == ROAD * 1000, CAR * 1000 + 8, ids), table, CITYSCAPES)
+
+
+def nine_stamps(image: np.ndarray, text: str, center: tuple[float, float], scale: float) -> None:
+    """The outlined label drawn as the definition says: the text in black at the 8 one-pixel offsets, then in
+    white, each an anti-aliased cv2.putText blended over the last (put_text's placement)."""
+    thickness = max(1, round(scale * 1.5))
+    (w, h), baseline = cv2.getTextSize(text, FONT, scale, thickness)
+    x = int(np.clip(center[0] - w / 2, 1, max(image.shape[1] - w - 1, 1)))
+    y = int(np.clip(center[1] + h / 2, h + 1, max(image.shape[0] - baseline - 1, h + 1)))
+    for dx, dy in [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy]:
+        cv2.putText(image, text, (x + dx, y + dy), FONT, scale, (0, 0, 0), thickness, cv2.LINE_AA)
+    cv2.putText(image, text, (x, y), FONT, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+
+
+@pytest.mark.parametrize("size", [(375, 1242), (1024, 2048), (30, 90)])
+def test_labels_match_the_nine_stamp_drawing_to_a_few_levels(size: tuple[int, int]) -> None:
+    rng = np.random.default_rng(3)
+    background = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+    ours, stamped = background.copy(), background.copy()
+    scale = max(0.35, size[0] / 1000)
+    for _ in range(12):  # anywhere, also past the borders (moved inside) and overlapping each other
+        center = (rng.uniform(-40, size[1] + 40), rng.uniform(-20, size[0] + 20))
+        text = f"car {rng.uniform(0, 80):.1f} m"
+        put_text(ours, text, center, scale)
+        nine_stamps(stamped, text, center, scale)
+    difference = np.abs(ours.astype(int) - stamped)
+    drawn = (stamped != background).any(axis=2)
+    assert drawn.sum() > 200
+    # One rounding instead of nine: anti-aliased edges within 8 levels, and mostly within 2.
+    assert difference.max() <= 8
+    assert (difference > 2).any(axis=2).sum() < 0.05 * drawn.sum()
+    assert ((ours != background).any(axis=2) != drawn).sum() < 0.01 * drawn.sum()
 
 
 def test_contact_sheet_tiles_titled_images() -> None:

@@ -7,11 +7,12 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from depth_panoptic_ros.products.canvas_compiled import blend_outlined
+
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 SHEET_BACKGROUND = (32, 32, 32)
 OUTLINE = (0, 0, 0)
 WHITE = (255, 255, 255)
-_NEIGHBORS = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy]
 
 
 def check_rgb(name: str, image: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -55,15 +56,28 @@ def put_text(
     """Draws ``text`` centered on ``center`` (moved inside the image) with a dark outline, readable on any color.
 
     The outline is the text stamped at the 8 one-pixel offsets: a thicker stroke would not do, since Hershey
-    glyphs advance further with thickness and the outline would drift off the letters.
+    glyphs advance further with thickness and the outline would drift off the letters. The text is rasterized
+    once, as an anti-aliased mask, and blended with its shifted copies in one pass (canvas_compiled.py).
     """
     thickness = _thickness(scale)
     (w, h), baseline = cv2.getTextSize(text, FONT, scale, thickness)
     x = int(np.clip(center[0] - w / 2, 1, max(image.shape[1] - w - 1, 1)))
     y = int(np.clip(center[1] + h / 2, h + 1, max(image.shape[0] - baseline - 1, h + 1)))
-    for dx, dy in _NEIGHBORS:
-        cv2.putText(image, text, (x + dx, y + dy), FONT, scale, OUTLINE, thickness, cv2.LINE_AA)
-    cv2.putText(image, text, (x, y), FONT, scale, color, thickness, cv2.LINE_AA)
+    # The label's box in the image: the text box grown by the strokes' half width, anti-aliasing and outline.
+    margin = thickness + 2
+    top, left = y - h - margin, x - margin
+    bottom, right = y + baseline + margin, x + w + margin
+    coverage = np.zeros((bottom - top + 2, right - left + 2), np.uint8)  # one more pixel for the shifted copies
+    cv2.putText(coverage, text, (x - left + 1, y - top + 1), FONT, scale, 255, thickness, cv2.LINE_AA)
+    rows, cols = slice(max(top, 0), min(bottom, image.shape[0])), slice(max(left, 0), min(right, image.shape[1]))
+    blend_outlined(
+        image[rows, cols],
+        coverage,
+        rows.start - top + 1,
+        cols.start - left + 1,
+        np.asarray(color, np.float32),
+        np.asarray(OUTLINE, np.float32),
+    )
 
 
 def contact_sheet(images: Sequence[tuple[str, np.ndarray]], columns: int, title_height: int = 28) -> np.ndarray:
