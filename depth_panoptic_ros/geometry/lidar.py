@@ -22,7 +22,8 @@ _SCRATCH = Scratch()
 
 @dataclass(frozen=True)
 class LidarProjection:
-    """depth: (H, W) float32 meters, 0 = no return; pixel / point: flat pixel index and input row of each winner.
+    """depth: (H, W) float32 meters, 0 = no return; pixel / point: flat pixel index and input row of each winner,
+    in the order the pixels were first hit (the sweep's order; no sort: ~1 ms per frame that nothing needed).
 
     The pipeline reads only the depth, so the full-size map of winning points (``index``) is made on request.
     """
@@ -70,5 +71,4 @@ def project_points(
     slot = _SCRATCH.array("slot", (height * width,), np.int32)
     pixel, point, nearest = np.empty(n, np.int64), np.empty(n, np.int64), _SCRATCH.array("nearest", (n,), np.float64)
     hit = project_nearest(points, camera.P @ T, max_range, min_depth, depth, slot, pixel, point, nearest)
-    order = np.argsort(pixel[:hit])
-    return LidarProjection(depth=depth, pixel=pixel[order], point=point[order])
+    return LidarProjection(depth=depth, pixel=pixel[:hit], point=point[:hit])
