@@ -175,9 +175,18 @@ class DepthPanopticModel(nn.Module):
 
     @torch.inference_mode()
     def predict(
-        self, rgb: np.ndarray, sparse: np.ndarray, classical: np.ndarray, segment: bool = True
-    ) -> tuple[np.ndarray, PanopticResult | None]:
-        """One frame of numpy arrays (H x W x 3 uint8 RGB, H x W meters) -> dense depth and panoptic result."""
+        self,
+        rgb: np.ndarray,
+        sparse: np.ndarray,
+        classical: np.ndarray,
+        segment: bool = True,
+        return_depth: bool = True,
+    ) -> tuple[np.ndarray | None, PanopticResult | None]:
+        """One frame of numpy arrays (H x W x 3 uint8 RGB, H x W meters) -> dense depth and panoptic result.
+
+        Without ``return_depth`` the learned depth stays on the device (None is returned): when the classical
+        depth is served, only the panoptic network reads it, and on a GPU its copy to the host (4 bytes a pixel)
+        would serve nothing."""
         device = self.rgb_mean.device
         height, width = rgb.shape[:2]
 
@@ -190,7 +199,7 @@ class DepthPanopticModel(nn.Module):
         sparse_t, init_t = to_t(sparse)[None, None].float(), to_t(classical)[None, None].float()
         with torch.autocast(device.type, dtype=self.precision, enabled=self.precision is not None):
             dense, outputs = self(rgb_t, sparse_t, init_t, segment)
-        depth = dense[0, 0].float().cpu().numpy()
+        depth = dense[0, 0].float().cpu().numpy() if return_depth else None
         if outputs is None:
             return depth, None
         grid_depth = self.mask_grid_depth(dense.float(), outputs.features)[0] if self.merge == "learned" else None

@@ -66,8 +66,9 @@ class PipelineConfig:
 class Products:
     """depth: dense float32 meters (0 = unknown), the served one (Pipeline.depth_source says which);
     sparse_depth: the measured depth it was completed from; classical_depth: the classical completion (the
-    network's starting point); learned_depth: the model's completion (None without a model, or when no output
-    needs the networks); grid: the bird's-eye panoptic grid (needs a model and the frame's ground_T_camera)."""
+    network's starting point); learned_depth: the model's completion (None without a model, or unless it is
+    served or asked for: the "learned_depth" output); grid: the bird's-eye panoptic grid (needs a model and the
+    frame's ground_T_camera)."""
 
     sparse_depth: np.ndarray
     depth: np.ndarray
@@ -132,12 +133,14 @@ class Pipeline:
         products = Products(sparse_depth=sparse, depth=dense, classical_depth=dense, timings_ms=timings)
 
         # The networks run only for what consumes them: segmentation for the outputs that show labels, the
-        # learned completion when it is served (learned_depth) or asked for itself (evaluation).
+        # learned completion when it is served (learned_depth) or asked for itself (evaluation); only then is
+        # the learned depth copied back from the device.
         segment = bool({"panoptic", "instances", "cloud", "grid"} & set(outputs))
-        if self.model is not None and (segment or cfg.learned_depth or "learned_depth" in outputs):
+        learned = cfg.learned_depth or "learned_depth" in outputs
+        if self.model is not None and (segment or learned):
             with _timed(timings, "network"):
                 products.learned_depth, products.panoptic = self.model.predict(
-                    frame.rgb, sparse, dense, segment=segment
+                    frame.rgb, sparse, dense, segment=segment, return_depth=learned
                 )
             if cfg.learned_depth:
                 products.depth = products.learned_depth

@@ -61,6 +61,8 @@ def test_predict_gives_full_resolution_depth_and_panoptic() -> None:
     assert set(i // 1000 for i in present) <= set(ClassTable.cityscapes().ids.tolist())
     depth_only, none = model.predict(rgb, sparse, classical, segment=False)
     assert none is None and np.array_equal(depth_only, depth)
+    kept_on_device, same = model.predict(rgb, sparse, classical, return_depth=False)
+    assert kept_on_device is None and np.array_equal(same.ids, result.ids)
 
 
 def test_save_load_round_trip_is_exact(tmp_path: Path) -> None:

@@ -82,13 +82,19 @@ def test_the_served_depth_is_the_classical_one_unless_learned_depth_is_on() -> N
 
     model = tiny_model()  # untrained, its completion returns the classical depth: make it differ
     predict = model.predict
-    model.predict = lambda rgb, sparse, classical, segment=True: (classical + 1, predict(rgb, sparse, classical)[1])
+    model.predict = lambda rgb, sparse, classical, segment=True, return_depth=True: (
+        classical + 1 if return_depth else None,
+        predict(rgb, sparse, classical)[1],
+    )
     frame = lidar_frame()
     organized = PipelineConfig().cloud.__class__(stride=1, max_range=1000.0, organized=True)
     served = Pipeline(PipelineConfig(cloud=organized), model)
     products = served.run(frame, outputs={"depth", "cloud"})
     np.testing.assert_array_equal(products.depth, products.classical_depth)
-    np.testing.assert_array_equal(products.learned_depth, products.classical_depth + 1)
+    assert products.learned_depth is None  # neither served nor asked for: not copied back
+    asked = served.run(frame, outputs={"depth", "learned_depth"})
+    np.testing.assert_array_equal(asked.learned_depth, asked.classical_depth + 1)
+    np.testing.assert_array_equal(asked.depth, asked.classical_depth)
     valid = products.depth > 0
     np.testing.assert_allclose(products.cloud.xyz[..., 2][valid], products.depth[valid], rtol=1e-6)
     assert "learned_depth: false" in served.depth_source and "no model" in Pipeline().depth_source
@@ -103,15 +109,18 @@ def test_the_networks_run_only_for_outputs_that_consume_them() -> None:
 
     model, calls = tiny_model(), []
     predict = model.predict
-    model.predict = lambda *args, **kwargs: calls.append(kwargs.get("segment", True)) or predict(*args, **kwargs)
+    model.predict = lambda *args, **kwargs: (
+        calls.append((kwargs.get("segment", True), kwargs.get("return_depth", True))) or predict(*args, **kwargs)
+    )
     served, frame = Pipeline(PipelineConfig(), model), lidar_frame()
     products = served.run(frame, outputs={"depth"})  # classical depth served: nothing reads the networks
     assert calls == [] and products.learned_depth is None and "network" not in products.timings_ms
     np.testing.assert_array_equal(products.depth, products.classical_depth)
-    assert served.run(frame, outputs={"depth", "learned_depth"}).learned_depth is not None and calls == [False]
-    served.run(frame, outputs={"instances"})
+    assert served.run(frame, outputs={"depth", "learned_depth"}).learned_depth is not None
+    assert served.run(frame, outputs={"instances"}).learned_depth is None
     Pipeline(PipelineConfig(learned_depth=True), model).run(frame, outputs={"depth"})
-    assert calls == [False, True, False]
+    # (segment, return_depth): the learned depth comes back only when served or asked for
+    assert calls == [(False, True), (True, False), (False, True)]
 
 
 @pytest.mark.parametrize(

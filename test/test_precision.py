@@ -181,3 +181,6 @@ def test_gpu_check_script_runs_end_to_end_without_ros(tmp_path) -> None:
     assert {(m["name"], m["precision"]) for m in result["model"]} == {("shipped", "fp32"), ("r50_paper", "fp32")}
     assert all(m["stages_ms"]["total"] > 0 for m in result["model"])
     assert result["pipeline"][0]["stages_ms"]["network"] > 0 and result["training"]["iterations_per_s"] > 0
+    copies = result["host_device_copies"][0]
+    assert copies["size"] == "96x160" and copies["up_bytes"] == 96 * 160 * (3 + 4 + 4)
+    assert copies["ids_down_bytes"] == copies["learned_depth_down_bytes"] == 96 * 160 * 4 and copies["up_ms"] >= 0

@@ -2,9 +2,10 @@
 
 Needs PyTorch and CUDA, not ROS (the core never imports rclpy). Sections: ``bench model`` for the shipped model
 and the paper-width R50 at KITTI size and 1024x2048 in every precision, a compiled run of each within the
-time budget; the full pipeline (classical completion, networks, products) per frame; training iterations per
-second of config/train_synthetic.yaml under AMP. ``dry`` runs the same code at a tiny size in fp32 without
-compilation (inductor takes minutes on a CPU) on any device, so that the script itself is tested where no GPU is.
+time budget; the full pipeline (classical completion, networks, products) per frame; the host-device copies
+of a frame; training iterations per second of config/train_synthetic.yaml under AMP. ``dry`` runs the same
+code at a tiny size in fp32 without compilation (inductor takes minutes on a CPU) on any device, so that the
+script itself is tested where no GPU is.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +50,7 @@ def run_gpu_check(device: str = "cuda", dry: bool = False, budget_s: float = 300
                 )
                 result["model"].append({"name": name, **bench})
     result["pipeline"] = [_pipeline_per_frame(device, size, p, 1 if dry else 10) for size in sizes for p in precisions]
+    result["host_device_copies"] = [_host_device_copies(device, size, 1 if dry else 20) for size in sizes]
     result["training"] = _training_speed(device, dry)
     result["seconds"] = time.perf_counter() - started
     result["ros_imported"] = "rclpy" in sys.modules  # the core runs without ROS
@@ -68,6 +71,45 @@ def _pipeline_per_frame(device: str, size: tuple[int, int], precision: str, repe
     stages = {stage: float(np.median([r[stage] for r in runs])) for stage in runs[0]}
     total = float(np.median([sum(r.values()) for r in runs]))
     return {"size": f"{size[0]}x{size[1]}", "precision": precision, "stages_ms": stages, "total_ms": total}
+
+
+def _host_device_copies(device: str, size: tuple[int, int], repeats: int) -> dict:
+    """Median ms of the copies between host and device of one frame with the model on ``device``, as
+    DepthPanopticModel.predict makes them: the image, the sparse and the classical depth up; the panoptic ids
+    down; the learned depth down only when it is served (pipeline learned_depth) or asked for."""
+    import torch
+
+    height, width = size
+    inputs = [np.zeros((height, width, 3), np.uint8), np.zeros((height, width), np.float32)]
+    inputs.append(inputs[1].copy())
+    ids, depth = (torch.zeros(size, dtype=dtype, device=device) for dtype in (torch.int32, torch.float32))
+
+    def timed(copy: Callable[[], object]) -> float:
+        times = []
+        for _ in range(repeats + 1):  # the first call (allocator, context) is not a per-frame cost
+            _synchronize(device)
+            start = time.perf_counter()
+            copy()
+            _synchronize(device)
+            times.append((time.perf_counter() - start) * 1e3)
+        return float(np.median(times[1:]))
+
+    return {
+        "size": f"{height}x{width}",
+        "up_bytes": sum(a.nbytes for a in inputs),
+        "up_ms": timed(lambda: [torch.from_numpy(a).to(device) for a in inputs]),
+        "ids_down_bytes": ids.numel() * 4,
+        "ids_down_ms": timed(lambda: ids.cpu().numpy()),
+        "learned_depth_down_bytes": depth.numel() * 4,
+        "learned_depth_down_ms": timed(lambda: depth.cpu().numpy()),
+    }
+
+
+def _synchronize(device: str) -> None:
+    import torch
+
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _training_speed(device: str, dry: bool) -> dict:
