@@ -23,8 +23,8 @@ samples of both lines has ~4 % lower RMSE there; pixels next to a measurement ke
 the hold-out protocols, where the scored points lie on the lines, a median everywhere doubled the MAE).
 
 Speed (it has to keep up with IP-Basic): all work stays inside the box the measurements can reach. The two
-passes run as compiled numba kernels (classical_compiled.py: one walk along each row, two walks down the box
-with one state per column). Where numba cannot be imported (not installed, or no release yet for a new
+passes run as compiled numba kernels (classical_compiled.py: one walk along each row, one along each column
+of the transposed box). Where numba cannot be imported (not installed, or no release yet for a new
 Python) the same passes run as OpenCV / numpy calls (classical_opencv.py), bit-identical and about twice as
 slow; the choice is made once, at import, and logged there (``PASSES`` names it). Only this module has such a
 fallback: the pipeline's other kernels (projection, instance depth, cloud) need numba. The kernels are compiled
