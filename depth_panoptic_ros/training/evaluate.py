@@ -74,7 +74,8 @@ def evaluate(pipeline: Pipeline, samples: Iterable[Sample], progress: bool = Fal
     frames = look_alike_pairs = 0
     for sample in tqdm(samples, desc="evaluate", unit="frame", disable=not progress):
         labeled = sample.panoptic is not None
-        products = pipeline.run(sample.sensor_frame(), outputs=("panoptic",) if labeled else ("depth", "learned_depth"))
+        outputs = ("panoptic" if labeled else "depth", "learned_depth")  # the learned depth: its metrics below
+        products = pipeline.run(sample.sensor_frame(), outputs=outputs)
         frames += 1
         if np.any(sample.depth > 0):
             classical.add(products.classical_depth, sample.depth)
