@@ -271,24 +271,28 @@ def nine_stamps(image: np.ndarray, text: str, center: tuple[float, float], scale
     cv2.putText(image, text, (x, y), FONT, scale, (255, 255, 255), thickness, cv2.LINE_AA)
 
 
-@pytest.mark.parametrize("size", [(375, 1242), (1024, 2048), (30, 90)])
-def test_labels_match_the_nine_stamp_drawing_to_a_few_levels(size: tuple[int, int]) -> None:
+@pytest.mark.parametrize(
+    ("size", "scale"), [((375, 1242), 0.375), ((1024, 2048), 1.024), ((30, 90), 0.35), ((400, 900), 3.0)]
+)
+def test_labels_match_the_nine_stamp_drawing_to_a_few_levels(size: tuple[int, int], scale: float) -> None:
     rng = np.random.default_rng(3)
     background = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
     ours, stamped = background.copy(), background.copy()
-    scale = max(0.35, size[0] / 1000)
-    for _ in range(12):  # anywhere, also past the borders (moved inside) and overlapping each other
+    for k in range(12):  # anywhere, also past the borders (moved inside) and overlapping each other
         center = (rng.uniform(-40, size[1] + 40), rng.uniform(-20, size[0] + 20))
-        text = f"car {rng.uniform(0, 80):.1f} m"
+        # depth labels, and glyphs that reach beyond the text box ('|' above it, 'j' and '_' below it)
+        text = f"car {rng.uniform(0, 80):.1f} m" if k % 2 else "|Wjy_| 7.5 m"
         put_text(ours, text, center, scale)
         nine_stamps(stamped, text, center, scale)
-    difference = np.abs(ours.astype(int) - stamped)
-    drawn = (stamped != background).any(axis=2)
+    # cv2.putText clips its strokes to the image and anti-aliases the cut ends anew: glyphs that reach past the
+    # image ('|' of a label moved to the top) differ there by design, so the comparison leaves out 2 px at the edges
+    difference = np.abs(ours.astype(int) - stamped)[2:-2, 2:-2]
+    drawn = (stamped != background).any(axis=2)[2:-2, 2:-2]
     assert drawn.sum() > 200
     # One rounding instead of nine: anti-aliased edges within 8 levels, and mostly within 2.
     assert difference.max() <= 8
     assert (difference > 2).any(axis=2).sum() < 0.05 * drawn.sum()
-    assert ((ours != background).any(axis=2) != drawn).sum() < 0.01 * drawn.sum()
+    assert ((ours != background).any(axis=2)[2:-2, 2:-2] != drawn).sum() < 0.01 * drawn.sum()
 
 
 def test_contact_sheet_tiles_titled_images() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import cv2
@@ -63,18 +64,24 @@ def put_text(
     (w, h), baseline = cv2.getTextSize(text, FONT, scale, thickness)
     x = int(np.clip(center[0] - w / 2, 1, max(image.shape[1] - w - 1, 1)))
     y = int(np.clip(center[1] + h / 2, h + 1, max(image.shape[0] - baseline - 1, h + 1)))
-    # The label's box in the image: the text box grown by the strokes' half width, anti-aliasing and outline.
-    margin = thickness + 2
+    # Rasterize into a patch around the text box, generous for glyphs beyond it ('|', 'j' at large scales), inside
+    # a zero ring of 2 px: the blend reads the mask one pixel around the outline, itself one pixel around the ink.
+    margin = thickness + 2 + math.ceil(6 * scale)
     top, left = y - h - margin, x - margin
-    bottom, right = y + baseline + margin, x + w + margin
-    coverage = np.zeros((bottom - top + 2, right - left + 2), np.uint8)  # one more pixel for the shifted copies
-    cv2.putText(coverage, text, (x - left + 1, y - top + 1), FONT, scale, 255, thickness, cv2.LINE_AA)
-    rows, cols = slice(max(top, 0), min(bottom, image.shape[0])), slice(max(left, 0), min(right, image.shape[1]))
+    coverage = np.zeros((h + baseline + 2 * margin + 4, w + 2 * margin + 4), np.uint8)
+    cv2.putText(coverage[2:-2, 2:-2], text, (x - left, y - top), FONT, scale, 255, thickness, cv2.LINE_AA)
+    ink_x, ink_y, ink_w, ink_h = cv2.boundingRect(coverage)
+    if ink_w == 0:
+        return
+    # The image pixels the label changes: the ink's box and the outline's pixel around it, cut to the image.
+    first_row, first_col = top - 2 + ink_y - 1, left - 2 + ink_x - 1
+    rows = slice(max(first_row, 0), min(first_row + ink_h + 2, image.shape[0]))
+    cols = slice(max(first_col, 0), min(first_col + ink_w + 2, image.shape[1]))
     blend_outlined(
         image[rows, cols],
         coverage,
-        rows.start - top + 1,
-        cols.start - left + 1,
+        rows.start - (top - 2),
+        cols.start - (left - 2),
         np.asarray(color, np.float32),
         np.asarray(OUTLINE, np.float32),
     )
