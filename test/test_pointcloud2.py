@@ -76,6 +76,27 @@ def test_organized_cloud_keeps_rows_and_is_not_dense():
     np.testing.assert_array_equal(unpack_xyz(packed.data, packed.fields, 24, 3, 2), xyz.reshape(-1, 3))
 
 
+def test_float64_and_strided_clouds_pack_as_float32_and_inf_is_not_dense():
+    """Clouds assembled by hand: float64 coordinates and views with strides pack like float32 copies of them."""
+    rng = np.random.default_rng(4)
+    xyz = rng.normal(0, 50, (4, 10, 3))
+    organized = PanopticCloud(
+        xyz=xyz[:, ::2],
+        rgb=rng.integers(0, 256, (4, 5, 3), dtype=np.uint8),
+        label=rng.integers(0, 2**32, (4, 5), dtype=np.uint32),
+        instance=rng.integers(0, 2**32, (4, 5), dtype=np.uint32),
+    )
+    packed = pack_cloud(organized)
+    points = packed.data.reshape(20, 24)
+    np.testing.assert_array_equal(points[:, 0:12].copy().view("<f4"), xyz[:, ::2].reshape(-1, 3).astype(np.float32))
+    np.testing.assert_array_equal(points[:, 12:15], organized.rgb.reshape(-1, 3)[:, ::-1])
+    np.testing.assert_array_equal(points[:, 16:20].copy().view("<u4").ravel(), organized.label.ravel())
+    np.testing.assert_array_equal(points[:, 20:24].copy().view("<u4").ravel(), organized.instance.ravel())
+    assert packed.is_dense
+    xyz[3, 8, 2] = -np.inf
+    assert not pack_cloud(organized).is_dense
+
+
 def test_buffer_is_reused_when_large_enough():
     buffer = np.zeros(200, np.uint8)
     packed = pack_cloud(flat_cloud(), out=buffer)
