@@ -178,11 +178,13 @@ def fill_along_columns(
             value = line[row]
             if value <= 0:
                 continue
+            depth = _ONE / value
             if above < 0:  # the column's top anchor: carried up extend px
                 for r in range(row):
-                    out[r] = _ONE / value if row - r <= extend else np.float32(0)
+                    out[r] = depth if row - r <= extend else np.float32(0)
             else:
                 x_above = line[above]
+                depth_above = out[above]  # 1 / x_above, written when that anchor was reached
                 same = not _apart(x_above, value, np.float32(row - above), weight, tolerance, slope)
                 for r in range(above + 1, row):
                     has_above, has_below = r - above <= reach, row - r <= reach
@@ -195,11 +197,12 @@ def fill_along_columns(
                     elif not (has_above or has_below):
                         out[r] = 0
                         continue
-                    out[r] = _ONE / (x_above if has_above else value)
-            out[row] = _ONE / value
+                    out[r] = depth_above if has_above else depth
+            out[row] = depth
             above = row
-        for r in range(above + 1, height):  # below the bottom anchor (the whole column without one)
-            out[r] = _ONE / line[above] if above >= 0 and r - above <= reach else np.float32(0)
+        bottom = out[above] if above >= 0 else np.float32(0)  # below the bottom anchor, the whole column without one
+        for r in range(above + 1, height):
+            out[r] = bottom if r - above <= reach else np.float32(0)
 
 
 def fill_passes(
