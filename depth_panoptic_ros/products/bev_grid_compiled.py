@@ -4,7 +4,7 @@ tests and the per-cell maximum of the key in one walk over the points.
 Why: the numpy version made ~25 passes over the cloud (a blocked BLAS product for the map, masks, run starts,
 gathers, np.maximum.at over the runs' first points), ~2.5 ms per 1024x2048 frame (BENCHMARKS.md, "Geometry and
 products per frame"). The kernel computes the same float32 values: the map as OpenBLAS's sgemm rounds the
-3-term products on CPUs with FMA (fma(a2, z, fma(a1, y, a0 x)), checked against np.matmul on 3 M points), then
+3-term products on CPUs with FMA (fma(a2, z, fma(a1, y, a0 x)), checked against np.matmul on 1 M points), then
 the offset added; the band compared in float32 as numpy compares with a Python float. Every point counts (the
 runs were a trick for np.maximum.at, whose result is the same over all points).
 """
