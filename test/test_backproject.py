@@ -43,6 +43,22 @@ def test_pixel_rays_scaled_by_depth_are_the_backprojected_points(stride):
     assert ray_x[3, 5] == pytest.approx((u - 31.5 - 2.0 * y) / 80.0, rel=1e-6)
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_rays_without_skew_are_one_row_equal_to_every_row_of_the_full_formula(stride):
+    """Without skew ray_x is one row repeated (no second full-size map to read), bit for bit what the full
+    (H', W') formula gives; backproject's points are unchanged by it."""
+    camera = CameraModel.from_matrices(W, H, [[81.0, 0, 31.7], [0, 90, 23.5], [0, 0, 1]])
+    ray_x, _ = pixel_rays(camera, stride)
+    inverse = np.linalg.inv(camera.intrinsics).astype(np.float32)
+    u = np.arange(0, W, stride, dtype=np.float32)[None, :]
+    v = np.arange(0, H, stride, dtype=np.float32)[:, None]
+    full = inverse[0, 0] * u + inverse[0, 1] * v + inverse[0, 2]
+    assert ray_x.strides[0] == 0 and ray_x.shape == full.shape
+    np.testing.assert_array_equal(ray_x.view(np.uint32), full.view(np.uint32))
+    depth = np.random.default_rng(2).uniform(0.5, 60.0, (H, W)).astype(np.float32)
+    np.testing.assert_array_equal(backproject(depth, camera, stride)[..., 0], full * depth[::stride, ::stride])
+
+
 def test_rays_of_a_camera_are_made_once_and_cannot_be_changed():
     ray_x, ray_y = pixel_rays(CAMERA)
     again = pixel_rays(CameraModel.from_matrices(W, H, CAMERA.K))

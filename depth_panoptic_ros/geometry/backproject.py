@@ -67,6 +67,8 @@ def pixel_rays(camera: CameraModel, stride: int = 1) -> tuple[np.ndarray, np.nda
     A point at depth z is (ray_x * z, ray_y * z, z); kept apart from any depth map so that callers measuring only
     some pixels (instance_depth: those with valid depth) multiply only those, with the same float32 results.
     The rays of the last few cameras are kept (read-only): a stream's camera is the same frame after frame.
+    Without skew every row of ray_x is the same, and ray_x is one row seen H' times (row stride 0): the kernels
+    that read it per pixel then read one row from cache instead of a second full-size map.
     """
     intrinsics = np.ascontiguousarray(camera.intrinsics, dtype=np.float64)
     return _rays(intrinsics.tobytes(), camera.width, camera.height, stride)
@@ -77,7 +79,11 @@ def _rays(intrinsics: bytes, width: int, height: int, stride: int) -> tuple[np.n
     inverse = np.linalg.inv(np.frombuffer(intrinsics).reshape(3, 3)).astype(np.float32)
     u = np.arange(0, width, stride, dtype=np.float32)[None, :]
     v = np.arange(0, height, stride, dtype=np.float32)[:, None]
-    rays = inverse[0, 0] * u + inverse[0, 1] * v + inverse[0, 2], inverse[1, 1] * v + inverse[1, 2]
+    if inverse[0, 1] == 0:  # the skew term adds +-0 to every row: all rows equal the first, bit for bit
+        ray_x = np.broadcast_to(inverse[0, 0] * u + inverse[0, 1] * v[:1] + inverse[0, 2], (len(v), u.shape[1]))
+    else:
+        ray_x = inverse[0, 0] * u + inverse[0, 1] * v + inverse[0, 2]
+    rays = ray_x, inverse[1, 1] * v + inverse[1, 2]
     for ray in rays:
         ray.flags.writeable = False
     return rays

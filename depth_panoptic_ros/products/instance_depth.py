@@ -86,10 +86,9 @@ def instance_depth(
     void = 0 if n and segments[0] == 0 else -1  # sorted ids: void, when present, comes first
     valid_count, sums = np.empty(n, np.int64), np.empty((n, 3))
     ranked = np.empty((len(_QUANTILES), n), np.float32)
-    compact, grouped = (_SCRATCH.array(name, (h * w,), np.float32) for name in ("compact", "grouped"))
     segment_statistics(
-        *(depth, ray_x, ray_y, runs.start, runs.length, runs.segment, void, _QUANTILES),
-        *(valid_count, sums, compact, grouped, ranked),
+        *(depth, ray_x, ray_y, runs.start, runs.length, runs.segment, pixel_count, void, _QUANTILES),
+        *(valid_count, sums, _SCRATCH.array("grouped", (h * w,), np.float32), ranked),
     )
     with np.errstate(invalid="ignore", divide="ignore"):
         centroid = sums / valid_count[:, None]

@@ -1,6 +1,6 @@
 """The statistics of instance_depth.py as one compiled numba kernel: per-segment counts, float64 sums of the
 back-projected valid pixels and the order statistics of their depths, in one walk over the map's runs
-and one over the valid depths.
+that also gathers each segment's valid depths, and one over those depths.
 
 Why: the numpy version gathered the valid pixels of each segment with ~15 full-size array passes (argsort of
 the runs, cumsums, repeat, take) and selected the quantiles with one np.partition call per rank from Python
@@ -133,11 +133,11 @@ def _select_by_histogram(
         _IN_I64,
         _IN_I64,
         _IN_I64,
+        _IN_I64,
         types.int64,
         _IN_F64,
         types.int64[:],
         types.float64[:, :],
-        types.float32[:],
         types.float32[::1],
         types.float32[:, :],
     ),
@@ -150,71 +150,64 @@ def segment_statistics(
     start: np.ndarray,
     length: np.ndarray,
     segment: np.ndarray,
+    pixel_count: np.ndarray,
     skip: int,
     quantiles: np.ndarray,
     count: np.ndarray,
     sums: np.ndarray,
-    compact: np.ndarray,
     grouped: np.ndarray,
     ranked: np.ndarray,
 ) -> None:
     """Per segment k of the runs (start, length, segment; see SegmentRuns) over its pixels with finite depth > 0:
     count[k], sums[k] (x, y, z in float64; x = ray_x * z, y = ray_y[row, 0] * z in float32), and
     ranked[i, k] numpy's 'linear' quantile ``quantiles[i]`` of the depths (NaN without such pixels). Segment
-    ``skip`` (void; -1 for none) counts nothing. ``compact``, ``grouped``: float32 scratch of at least depth.size
-    values."""
+    ``skip`` (void; -1 for none) counts nothing. ``pixel_count``: the pixels of each segment (SegmentRuns.extents);
+    ``grouped``: float32 scratch of at least depth.size values."""
     width = depth.shape[1]
     count[:] = 0
     sums[:] = 0.0
-    run_count = np.zeros(len(start), np.int64)
-    m = 0  # one walk: the valid depths into ``compact`` in raster order, their count per run, the sums
-    for r in range(len(start)):
+    first = np.empty(len(count), np.int64)  # segment k's valid depths go to grouped[first[k]:], in raster order
+    total = 0
+    for k in range(len(count)):
+        first[k] = total
+        total += pixel_count[k]
+    for r in range(len(start)):  # one walk: the valid depths to their segment's part of ``grouped``, the sums
         k = segment[r]
         if k == skip:
             continue
         row, col = start[r] // width, start[r] % width
         ray = ray_y[row, 0]
         sx, sy, sz = sums[k, 0], sums[k, 1], sums[k, 2]
-        run_first = m
+        m = first[k] + count[k]
         for c in range(col, col + length[r]):
             z = depth[row, c]
-            compact[m] = z  # kept only when valid: the next write goes to the same place otherwise
+            grouped[m] = z  # kept only when valid: the next write goes to the same place otherwise
             if z > 0 and z < np.inf:
                 m += 1
                 sx += ray_x[row, c] * z
                 sy += ray * z
                 sz += z
-        run_count[r] = m - run_first
-        count[k] += m - run_first
+        count[k] = m - first[k]
         sums[k, 0], sums[k, 1], sums[k, 2] = sx, sy, sz
-    first = np.empty(len(count), np.int64)
-    filled = np.empty(len(count), np.int64)
-    total = 0
-    for k in range(len(count)):
-        first[k] = filled[k] = total
-        total += count[k]
-    m = 0  # then each run's valid depths to the end of its segment's part of ``grouped``
-    for r in range(len(start)):
-        k, n = segment[r], run_count[r]
-        grouped[filled[k] : filled[k] + n] = compact[m : m + n]
-        filled[k] += n
-        m += n
     nq = len(quantiles)
     position = np.empty(nq)
     below = np.empty(nq, np.int64)
     ranks = np.empty(2 * nq, np.int64)
     found = np.empty(2 * nq, np.float32)
     slot = np.full(1 << 16, -1, np.int64)
+    offset = 0  # the segment's offset among all segments' valid depths laid out one segment after the other
     for k in range(len(count)):
         n = count[k]
         if n == 0:
             ranked[:, k] = np.nan
             continue
         lo, last = first[k], first[k] + n - 1
-        for i in range(nq):  # numpy's position: first + q (count - 1), in float64 from the absolute offset
-            position[i] = lo + quantiles[i] * (n - 1)
+        for i in range(nq):  # numpy's position: offset + q (count - 1), in float64 as the numpy version had it
+            position[i] = offset + quantiles[i] * (n - 1)
             below[i] = np.int64(np.floor(position[i]))
-            ranks[i], ranks[nq + i] = below[i], min(below[i] + 1, last)
+            ranks[i] = lo + below[i] - offset
+            ranks[nq + i] = min(ranks[i] + 1, last)
+        offset += n
         if n >= _HISTOGRAM_MIN:
             _select_by_histogram(grouped, lo, last + 1, ranks, found, slot)
         else:
