@@ -146,8 +146,10 @@ class Pipeline:
                 products.depth = products.learned_depth
         if "instances" in outputs and products.panoptic is not None:
             with _timed(timings, "instance_depth"):
+                panoptic = products.panoptic  # on a GPU model its ids are there too: the statistics run there
                 products.instances = instance_depth(
-                    products.panoptic.runs, products.depth, frame.camera, self.model.class_table, products.panoptic
+                    *(panoptic.runs, products.depth, frame.camera, self.model.class_table, panoptic),
+                    device_ids=panoptic.device_ids,
                 )
         # like the panoptic outputs without a model, the grid is left out of frames without a ground transform
         grid = "grid" in outputs and products.panoptic is not None and frame.ground_T_camera is not None

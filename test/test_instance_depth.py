@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from depth_panoptic_ros.classes import ClassTable
 from depth_panoptic_ros.geometry.camera import CameraModel
@@ -374,3 +375,45 @@ def test_compiled_statistics_equal_a_sorting_transcription_bit_for_bit(segments,
     assert np.array_equal(table.depth_mean, centroid[:, 2], equal_nan=True)
     for name, column in (("median", table.depth_median), ("min", table.depth_min), ("p10", table.depth_p10)):
         assert np.array_equal(column, expected[name].astype(np.float32), equal_nan=True), name
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("scene", ["interleaved", "large_road", "random", "skewed", "all_void"])
+def test_statistics_on_the_model_device_equal_the_compiled_kernel(scene: str, device: str) -> None:
+    """The statistics of a GPU model's ids computed on its device (here also on the CPU, which runs the same
+    torch code): counts, boxes and the three quantiles exactly the kernel's, centroids to float32 rounding (the
+    device adds in another order)."""
+    rng = np.random.default_rng(5)
+    if scene == "interleaved":
+        ids = _interleaved_segments(rng)
+    elif scene in ("large_road", "skewed"):
+        ids = _large_road(rng)
+    else:
+        ids, _ = random_scene(3, (37, 53))
+    if scene == "all_void":
+        ids[:] = 0
+    depth = rng.uniform(0.5, 90.0, ids.shape).astype(np.float32)
+    depth[rng.random(ids.shape) < 0.02] = np.nan
+    depth[rng.random(ids.shape) < 0.2] = 0.0
+    depth[:, :3] = np.round(depth[:, :3])  # ties
+    h, w = ids.shape
+    cam = camera(w, h, cx=w / 2 - 0.2, cy=h / 2 + 0.1)
+    if scene == "skewed":
+        cam = CameraModel.from_matrices(w, h, [[100.0, 3.0, w / 2], [0, 120.0, h / 2], [0, 0, 1]])
+    host = instance_depth(ids, depth, cam, CITYSCAPES)
+    on_device = instance_depth(ids, depth, cam, CITYSCAPES, device_ids=torch.from_numpy(ids).to(device))
+    for name in ("panoptic_id", "pixel_count", "valid_count", "bbox", "depth_median", "depth_min", "depth_p10"):
+        assert np.array_equal(getattr(on_device, name), getattr(host, name), equal_nan=True), name
+    np.testing.assert_allclose(on_device.centroid, host.centroid, rtol=2.5e-7, equal_nan=True)
+    np.testing.assert_allclose(on_device.depth_mean, host.depth_mean, rtol=2.5e-7, equal_nan=True)
+    if scene != "all_void":
+        assert (host.valid_count > 0).sum() >= 2
+
+
+def test_device_ids_of_another_size_are_refused() -> None:
+    ids, depth = random_scene(0, (20, 30))
+    with pytest.raises(ValueError, match="device_ids: expected shape"):
+        instance_depth(ids, depth, camera(30, 20), CITYSCAPES, device_ids=torch.zeros((20, 31), dtype=torch.int32))

@@ -123,6 +123,36 @@ def test_the_networks_run_only_for_outputs_that_consume_them() -> None:
     assert calls == [(False, True), (True, False), (False, True)]
 
 
+def test_a_gpu_models_instance_statistics_are_computed_from_its_device_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a CPU model the result has no device ids and the host kernel runs; a result that carries them (a GPU
+    model's; here a CPU tensor stands in) gets its statistics computed from them, with the same table."""
+    import torch
+    from test_model import tiny_model
+
+    from depth_panoptic_ros.products import instance_depth_device
+
+    model, frame, calls = tiny_model(), lidar_frame(), []
+    host = Pipeline(model=model).run(frame, outputs={"instances"})
+    assert host.panoptic.device_ids is None and (host.instances.valid_count > 0).sum() >= 2
+    predict = model.predict
+
+    def predict_on_device(*args, **kwargs):  # noqa: ANN202
+        depth, result = predict(*args, **kwargs)
+        result.device_ids = torch.from_numpy(result.ids.copy())
+        return depth, result
+
+    statistics = instance_depth_device.device_segment_statistics
+    monkeypatch.setattr(model, "predict", predict_on_device)
+    monkeypatch.setattr(
+        instance_depth_device, "device_segment_statistics", lambda *a: calls.append(a[0]) or statistics(*a)
+    )
+    on_device = Pipeline(model=model).run(frame, outputs={"instances"})
+    assert len(calls) == 1 and calls[0] is on_device.panoptic.device_ids
+    np.testing.assert_array_equal(on_device.instances.depth_median, host.instances.depth_median)
+    np.testing.assert_array_equal(on_device.instances.valid_count, host.instances.valid_count)
+    np.testing.assert_allclose(on_device.instances.centroid, host.instances.centroid, rtol=2.5e-7)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

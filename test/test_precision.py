@@ -184,3 +184,5 @@ def test_gpu_check_script_runs_end_to_end_without_ros(tmp_path) -> None:
     copies = result["host_device_copies"][0]
     assert copies["size"] == "96x160" and copies["up_bytes"] == 96 * 160 * (3 + 4 + 4)
     assert copies["ids_down_bytes"] == copies["learned_depth_down_bytes"] == 96 * 160 * 4 and copies["up_ms"] >= 0
+    instances = result["instance_depth"][0]
+    assert instances["tables_agree"] and instances["segments"] > 10 and instances["device_ms"] > 0

@@ -3,9 +3,9 @@
 Needs PyTorch and CUDA, not ROS (the core never imports rclpy). Sections: ``bench model`` for the shipped model
 and the paper-width R50 at KITTI size and 1024x2048 in every precision, a compiled run of each within the
 time budget; the full pipeline (classical completion, networks, products) per frame; the host-device copies
-of a frame; training iterations per second of config/train_synthetic.yaml under AMP. ``dry`` runs the same
-code at a tiny size in fp32 without compilation (inductor takes minutes on a CPU) on any device, so that the
-script itself is tested where no GPU is.
+of a frame; the instance depth statistics on the host and on the device; training iterations per second of
+config/train_synthetic.yaml under AMP. ``dry`` runs the same code at a tiny size in fp32 without compilation
+(inductor takes minutes on a CPU) on any device, so that the script itself is tested where no GPU is.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def run_gpu_check(device: str = "cuda", dry: bool = False, budget_s: float = 300
                 result["model"].append({"name": name, **bench})
     result["pipeline"] = [_pipeline_per_frame(device, size, p, 1 if dry else 10) for size in sizes for p in precisions]
     result["host_device_copies"] = [_host_device_copies(device, size, 1 if dry else 20) for size in sizes]
+    result["instance_depth"] = [_instance_depth_host_and_device(device, size, 1 if dry else 20) for size in sizes]
     result["training"] = _training_speed(device, dry)
     result["seconds"] = time.perf_counter() - started
     result["ros_imported"] = "rclpy" in sys.modules  # the core runs without ROS
@@ -103,6 +104,39 @@ def _host_device_copies(device: str, size: tuple[int, int], repeats: int) -> dic
         "learned_depth_down_bytes": depth.numel() * 4,
         "learned_depth_down_ms": timed(lambda: depth.cpu().numpy()),
     }
+
+
+def _instance_depth_host_and_device(device: str, size: tuple[int, int], repeats: int) -> dict:
+    """Median ms of the instance depth statistics of bench/geometry's scene from the host kernel and from the ids
+    on ``device`` (what Pipeline does for a GPU model; the depth goes up, the table comes down), and whether the
+    two tables agree (counts, boxes and quantiles exactly, centroids to float32 rounding)."""
+    import torch
+
+    from depth_panoptic_ros.bench.geometry import T_CAM_LIDAR, lidar_sweep, scene
+    from depth_panoptic_ros.classes import ClassTable
+    from depth_panoptic_ros.depth.classical import complete_depth
+    from depth_panoptic_ros.geometry.lidar import project_points
+    from depth_panoptic_ros.products.instance_depth import instance_depth
+    from depth_panoptic_ros.products.segments import SegmentRuns
+
+    camera, rgb, ids = scene(*size)
+    depth = complete_depth(project_points(lidar_sweep(), T_CAM_LIDAR, camera).depth, rgb)
+    runs, table, device_ids = SegmentRuns.of(ids), ClassTable.cityscapes(), torch.from_numpy(ids).to(device)
+    tables, times = {}, {}
+    for where, on in (("host", None), ("device", device_ids)):
+        elapsed = []
+        for _ in range(repeats + 1):  # the first call (allocator, kernels' first launch) is not a per-frame cost
+            _synchronize(device)
+            start = time.perf_counter()
+            tables[where] = instance_depth(runs, depth, camera, table, device_ids=on)
+            elapsed.append((time.perf_counter() - start) * 1e3)
+        times[where] = float(np.median(elapsed[1:]))
+    host, on_device = tables["host"], tables["device"]
+    exact = ("valid_count", "bbox", "depth_median", "depth_min", "depth_p10")
+    equal = all(np.array_equal(getattr(host, f), getattr(on_device, f), equal_nan=True) for f in exact)
+    close = np.allclose(host.centroid, on_device.centroid, rtol=2.5e-7, equal_nan=True)
+    return {"size": f"{size[0]}x{size[1]}", "host_ms": times["host"], "device_ms": times["device"],
+            "segments": len(host), "tables_agree": bool(equal and close)}  # fmt: skip
 
 
 def _synchronize(device: str) -> None:

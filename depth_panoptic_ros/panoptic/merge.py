@@ -169,8 +169,10 @@ def _to_result(
     panoptic = class_ids * class_table.label_divisor + instance  # stuff columns of ``counted`` are all zero
     lookup = torch.cat([panoptic.new_zeros(1), torch.where(present, panoptic, 0)])
     segments = order[present[order]]
+    ids = lookup[flat].reshape(owner.shape).to(torch.int32)
     return PanopticResult(
-        ids=lookup[flat].reshape(owner.shape).to(torch.int32).cpu().numpy(),
+        ids=ids.cpu().numpy(),
         segment_ids=panoptic[segments].to(torch.int32).cpu().numpy(),
         segment_scores=scores[segments].to(torch.float32).cpu().numpy(),
+        device_ids=None if device.type == "cpu" else ids,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from depth_panoptic_ros.panoptic.result import PanopticResult
 from depth_panoptic_ros.products.instance_depth_compiled import segment_statistics
 from depth_panoptic_ros.products.segments import SegmentRuns, segment_class_index
 from depth_panoptic_ros.scratch import Scratch
+
+if TYPE_CHECKING:
+    import torch
 
 _QUANTILES = np.array([0.5, 0.0, 0.1])  # median, minimum, p10
 _SCRATCH = Scratch()
@@ -70,8 +73,13 @@ def instance_depth(
     camera: CameraModel,
     class_table: ClassTable,
     scores: PanopticResult | None = None,
+    device_ids: torch.Tensor | None = None,
 ) -> InstanceDepthTable:
-    """Depth statistics of every segment of ``panoptic_ids`` over its pixels whose depth is finite and > 0."""
+    """Depth statistics of every segment of ``panoptic_ids`` over its pixels whose depth is finite and > 0.
+
+    ``device_ids``: the same map as a tensor on the model's device (PanopticResult.device_ids of a GPU model):
+    the statistics are then computed there (instance_depth_device.py); counts, boxes and quantiles are the same,
+    a centroid can differ in the last bit of its float32 value."""
     runs = SegmentRuns.of(panoptic_ids)
     (h, w), depth = runs.shape, np.asarray(depth, dtype=np.float32)
     if depth.shape != (h, w):
@@ -82,14 +90,22 @@ def instance_depth(
     class_index = segment_class_index(segments, class_table)
     pixel_count, bbox = runs.extents()
 
-    ray_x, ray_y = pixel_rays(camera)
     void = 0 if n and segments[0] == 0 else -1  # sorted ids: void, when present, comes first
-    valid_count, sums = np.empty(n, np.int64), np.empty((n, 3))
-    ranked = np.empty((len(_QUANTILES), n), np.float32)
-    segment_statistics(
-        *(depth, ray_x, ray_y, runs.start, runs.length, runs.segment, pixel_count, void, _QUANTILES),
-        *(valid_count, sums, _SCRATCH.array("grouped", (h * w,), np.float32), ranked),
-    )
+    if device_ids is not None:
+        from depth_panoptic_ros.products.instance_depth_device import device_segment_statistics
+
+        if tuple(device_ids.shape) != (h, w):
+            got = tuple(device_ids.shape)
+            raise ValueError(f"device_ids: expected shape {(h, w)} (that of panoptic_ids), got {got}")
+        valid_count, sums, ranked = device_segment_statistics(device_ids, depth, camera, segments, void, _QUANTILES)
+    else:
+        ray_x, ray_y = pixel_rays(camera)
+        valid_count, sums = np.empty(n, np.int64), np.empty((n, 3))
+        ranked = np.empty((len(_QUANTILES), n), np.float32)
+        segment_statistics(
+            *(depth, ray_x, ray_y, runs.start, runs.length, runs.segment, pixel_count, void, _QUANTILES),
+            *(valid_count, sums, _SCRATCH.array("grouped", (h * w,), np.float32), ranked),
+        )
     with np.errstate(invalid="ignore", divide="ignore"):
         centroid = sums / valid_count[:, None]
     median, minimum, p10 = ranked
