@@ -36,7 +36,7 @@ def device_segment_statistics(
         return torch.from_numpy(np.require(array, np.float32, ("C", "W"))).to(device)
 
     z = up(depth).flatten()
-    segment = torch.searchsorted(torch.as_tensor(segments, device=device), ids.flatten().to(torch.int64))
+    segment = torch.searchsorted(torch.as_tensor(segments, dtype=torch.int64, device=device), ids.flatten().long())
     valid = (z > 0) & (z < torch.inf)
     if skip >= 0:
         valid &= segment != skip
