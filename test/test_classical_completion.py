@@ -27,18 +27,24 @@ from depth_panoptic_ros.evaluation.depth_metrics import depth_errors
 FOCAL, CX, CY, CAMERA_HEIGHT = 500.0, 100.0, 20.0, 1.5
 
 
-def compiled_passes():  # noqa: ANN201 (the kernels' module; the test is skipped without numba)
+def compiled_steps():  # noqa: ANN201 (the kernels' module; the test is skipped without numba)
     pytest.importorskip("numba")
     from depth_panoptic_ros.depth import classical_compiled
 
-    return classical_compiled.fill_passes
+    return classical_compiled
+
+
+def use_steps(steps: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """complete_depth with the two passes and the median of ``steps`` (classical_compiled or classical_opencv)."""
+    monkeypatch.setattr(classical, "fill_passes", steps.fill_passes)
+    monkeypatch.setattr(classical, "smooth_far_from_measurements", steps.smooth_far_from_measurements)
 
 
 @pytest.fixture(params=["compiled", "opencv"])
 def passes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Runs a test with each implementation of the two passes (complete_depth uses the one chosen at import)."""
-    fill = compiled_passes() if request.param == "compiled" else classical_opencv.fill_passes
-    monkeypatch.setattr(classical, "fill_passes", fill)
+    """Runs a test with each implementation of the passes and the median (complete_depth uses the one chosen at
+    import)."""
+    use_steps(compiled_steps() if request.param == "compiled" else classical_opencv, monkeypatch)
     return request.param
 
 
@@ -158,7 +164,7 @@ def test_strips_and_the_reachable_box_do_not_change_the_result(monkeypatch: pyte
         np.testing.assert_allclose(reached, 20.0, rtol=1e-6)  # the scene's own image cut these off
     assert not embedded[:top].any() and not embedded[bottom:].any()
     assert not embedded[:, :left].any() and not embedded[:, right:].any()
-    monkeypatch.setattr(classical, "fill_passes", classical_opencv.fill_passes)  # the one with strips
+    use_steps(classical_opencv, monkeypatch)  # the passes with strips
     np.testing.assert_array_equal(complete_depth(sparse, rgb), whole)
     monkeypatch.setattr(classical_opencv, "_STRIP_PIXELS", 7 * sparse.shape[0])  # strips of 7 columns (and a rest)
     np.testing.assert_array_equal(complete_depth(sparse, rgb), whole)
@@ -272,9 +278,9 @@ OTHER_CONFIGS = (
 
 
 def completed_with(
-    fill: object, sparse: np.ndarray, rgb: np.ndarray | None, config: CompletionConfig, monkeypatch: pytest.MonkeyPatch
+    steps: object, sparse: np.ndarray, rgb: np.ndarray | None, config: CompletionConfig, monkeypatch: pytest.MonkeyPatch
 ) -> np.ndarray:
-    monkeypatch.setattr(classical, "fill_passes", fill)
+    use_steps(steps, monkeypatch)
     return complete_depth(sparse, rgb, config)
 
 
@@ -286,8 +292,8 @@ def assert_passes_agree(
     for array in (sparse, rgb):
         if array is not None:
             array.flags.writeable = False
-    compiled = completed_with(compiled_passes(), sparse, rgb, config, monkeypatch)
-    opencv = completed_with(classical_opencv.fill_passes, sparse, rgb, config, monkeypatch)
+    compiled = completed_with(compiled_steps(), sparse, rgb, config, monkeypatch)
+    opencv = completed_with(classical_opencv, sparse, rgb, config, monkeypatch)
     assert (compiled > 0).any() or not (opencv > 0).any()
     np.testing.assert_array_equal(compiled.view(np.uint32), opencv.view(np.uint32), err_msg=str(config))
 
@@ -325,6 +331,43 @@ def test_compiled_and_opencv_passes_agree_on_random_scenes(monkeypatch: pytest.M
             sparse, rgb = (None if a is None else np.flip(np.flip(a, 1).copy(), 1) for a in (sparse, rgb))
         for config in (CompletionConfig(), OTHER_CONFIGS[i % len(OTHER_CONFIGS)]):
             assert_passes_agree(sparse, rgb, config, monkeypatch)
+
+
+def test_the_compiled_median_network_selects_the_median_of_every_0_1_input() -> None:
+    """The comparators of classical_compiled._median25, read from its source, on all 2^25 inputs of 0s and 1s
+    (bit-sliced: 64 inputs per word, min = and, max = or): by the 0-1 principle a comparator network that picks
+    the median of every 0/1 input picks the median of every input."""
+    import inspect
+    import re
+
+    pairs = re.findall(r"p(\d+), p(\d+) = _sort2\(p\1, p\2\)", inspect.getsource(compiled_steps()._median25))
+    assert len(pairs) == 99
+    index = np.arange(1 << 25, dtype=np.uint32)
+    wires = [np.packbits((index >> i & 1).astype(bool), bitorder="little").view(np.uint64) for i in range(25)]
+    for a, b in ((int(a), int(b)) for a, b in pairs):
+        wires[a], wires[b] = wires[a] & wires[b], wires[a] | wires[b]
+    majority = np.packbits(np.bitwise_count(index) >= 13, bitorder="little").view(np.uint64)
+    np.testing.assert_array_equal(wires[12], majority)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (6, 1), (4, 4), (5, 5), (37, 61)])
+def test_the_compiled_median_is_opencvs(shape: tuple[int, int]) -> None:
+    """The compiled 5 x 5 median with its choice of pixels against cv2.medianBlur (replicated border) and the
+    same choice written out: values with many ties and zeros, tiny images included."""
+    from depth_panoptic_ros.depth.classical_compiled import take_median_where_far
+
+    rng = np.random.default_rng(sum(shape))
+    for _ in range(20):
+        whole = (rng.integers(0, 4, (shape[0] + 5, shape[1] + 9)) * rng.choice([0.5, 3.25])).astype(np.float32)
+        box = (slice(2, 2 + shape[0]), slice(7, 7 + shape[1]))  # the box inside the map: its edges replicated
+        dense = whole[box].copy()
+        near = (rng.random(shape) < 0.3).astype(np.uint8)
+        median = cv2.medianBlur(dense, 5)
+        expected = whole.copy()
+        expected[box] = np.where((near == 0) & (median > 0) & (dense > 0), median, dense)
+        padded = cv2.copyMakeBorder(dense, 2, 2, 2, 2, cv2.BORDER_REPLICATE)
+        take_median_where_far(whole, 2, 7, near, padded)
+        np.testing.assert_array_equal(whole.view(np.uint32), expected.view(np.uint32))
 
 
 def test_compiled_color_steps_are_opencvs_gray_of_the_difference() -> None:
@@ -381,7 +424,8 @@ def test_without_numba_the_opencv_passes_run_and_say_so_once() -> None:
     run = _run_with_broken_numba(
         "import sys; sys.modules['numba'] = None",
         "from depth_panoptic_ros.depth import classical_opencv\n"
-        "assert classical.fill_passes is classical_opencv.fill_passes, classical.fill_passes\n",
+        "assert classical.fill_passes is classical_opencv.fill_passes, classical.fill_passes\n"
+        "assert classical.smooth_far_from_measurements is classical_opencv.smooth_far_from_measurements\n",
     )
     assert run.stdout.strip() == "OpenCV (numba not available)"
     assert run.stderr.count("classical depth completion:") == 1, run.stderr
@@ -399,6 +443,7 @@ def test_without_a_writable_numba_cache_the_kernels_compile_in_memory() -> None:
         "from depth_panoptic_ros.evaluation.pq import joint_histogram\n"
         "assert not compiled.can_cache() and not compiled.COMPILE['cache']\n"
         "assert classical.fill_passes is classical_compiled.fill_passes\n"
+        "assert classical.smooth_far_from_measurements is classical_compiled.smooth_far_from_measurements\n"
         "ids = np.array([[0, 1, 1]], np.uint32)\n"
         "assert joint_histogram(ids, np.array([1]), ids, np.array([1])).tolist() == [[1, 0], [0, 2]]\n",
     )

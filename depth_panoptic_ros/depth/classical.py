@@ -24,13 +24,13 @@ the hold-out protocols, where the scored points lie on the lines, a median every
 
 Speed (it has to keep up with IP-Basic): all work stays inside the box the measurements can reach. The two
 passes run as compiled numba kernels (classical_compiled.py: one walk along each row, one along each column
-of the transposed box). Where numba cannot be imported (not installed, or no release yet for a new
-Python) the same passes run as OpenCV / numpy calls (classical_opencv.py), bit-identical and about twice as
-slow; the choice is made once, at import, and logged there (``PASSES`` names it). Only this module has such a
-fallback: the pipeline's other kernels (projection, instance depth, cloud) need numba. The kernels are compiled
-on the first import (~5 s) into numba's on-disk cache, the package's __pycache__ or else ~/.cache/numba, and
-loaded from it by later imports: no frame waits for them (without a writable cache directory they compile at
-every start, compiled.py).
+of the transposed box), the median and its choice of pixels as one more. Where numba cannot be imported (not
+installed, or no release yet for a new Python) the same steps run as OpenCV / numpy calls (classical_opencv.py),
+bit-identical and about twice as slow; the choice is made once, at import, and logged there (``PASSES`` names
+it). Only this module has such a fallback: the pipeline's other kernels (projection, instance depth, cloud) need
+numba. The kernels are compiled on the first import (~5 s) into numba's on-disk cache, the package's
+__pycache__ or else ~/.cache/numba, and loaded from it by later imports: no frame waits for them (without a
+writable cache directory they compile at every start, compiled.py).
 
 Measured pixels are returned bit-exactly. Tried and dropped because they lowered accuracy on the KITTI
 benchmark (bench/completion.py): removing LiDAR points that look occluded in the camera view, a median
@@ -53,10 +53,12 @@ try:
     from depth_panoptic_ros.depth import classical_compiled
 
     fill_passes = classical_compiled.fill_passes
+    smooth_far_from_measurements = classical_compiled.smooth_far_from_measurements
     PASSES = "compiled (numba)"
 # numba missing or none for this Python yet
 except ImportError as exc:
     fill_passes = classical_opencv.fill_passes
+    smooth_far_from_measurements = classical_opencv.smooth_far_from_measurements
     PASSES = "OpenCV (numba not available)"
     logging.getLogger(__name__).warning(
         "classical depth completion: %s; running its OpenCV passes, about twice as slow (pip install numba; "
@@ -130,25 +132,8 @@ def complete_depth(
     measured, dense_box = measured[box], dense[box]
     fill_passes(sparse[box], measured, None if rgb is None else rgb[box], config, dense_box)
     if config.median_px:
-        _smooth_far_from_measurements(dense_box, measured, config)
+        smooth_far_from_measurements(dense, box, measured, config)
     return dense
-
-
-def _smooth_far_from_measurements(dense: np.ndarray, measured: np.ndarray, config: CompletionConfig) -> None:
-    """In place: pixels with no measurement within median_clear_rows rows and median_clear_cols columns take the
-    median of the completion around them (median_px square), where that median and their own value are known.
-
-    Such pixels lie between scan lines, interpolated from one sample above and one below; the median weighs
-    several samples of both lines and so drops a single sample's noise or a wrong pick at a depth edge. Pixels
-    next to a measurement keep their interpolation: that measurement predicts them best."""
-    clearance = np.ones((2 * config.median_clear_rows + 1, 2 * config.median_clear_cols + 1), np.uint8)
-    near = cv2.dilate(measured, clearance, dst=_SCRATCH.array("near", measured.shape, np.uint8))
-    median = cv2.medianBlur(dense, config.median_px, dst=_SCRATCH.array("median", dense.shape, np.float32))
-    take, known = (_SCRATCH.array(name, dense.shape, bool) for name in ("take", "known"))
-    np.equal(near, 0, out=take)
-    take &= np.greater(median, 0, out=known)
-    take &= np.greater(dense, 0, out=known)
-    cv2.copyTo(median, take.view(np.uint8), dense)
 
 
 def _reachable_box(measured: np.ndarray, config: CompletionConfig) -> tuple[slice, slice] | None:

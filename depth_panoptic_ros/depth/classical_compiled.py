@@ -1,5 +1,6 @@
 """The two passes of the classical completion (classical.py) as compiled numba kernels: one walk along each row
-and one along each column of the transposed box, anchor to anchor, instead of ~85 OpenCV / numpy calls.
+and one along each column of the transposed box, anchor to anchor, instead of ~85 OpenCV / numpy calls; and its
+5 x 5 median with the choice of the pixels that take it in one pass (vectorized across the row).
 
 Why: the OpenCV passes (classical_opencv.py) make ~25 elementwise passes over the box and ~60 numpy calls on
 the gap segments, which made the completion slower than IP-Basic (BENCHMARKS.md, "Completion time"). The
@@ -26,6 +27,7 @@ from numba import types
 
 from depth_panoptic_ros.compiled import COMPILE as _COMPILE
 from depth_panoptic_ros.compiled import fma32 as _fma
+from depth_panoptic_ros.depth import classical_opencv
 from depth_panoptic_ros.scratch import Scratch
 
 if TYPE_CHECKING:
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 # The kernels' array types: inputs may be read-only (e.g. images decoded from a message buffer), any layout.
 _IN_F32, _IN_U8 = (types.Array(dtype, 2, "A", readonly=True) for dtype in (types.float32, types.uint8))
 _IN_RGB = types.Array(types.uint8, 3, "A", readonly=True)
+_IN_F32_C, _IN_U8_C = (types.Array(dtype, 2, "C", readonly=True) for dtype in (types.float32, types.uint8))
 _OUT_F32 = types.float32[:, :]
 _SURFACE = (types.float32,) * 3  # weight, tolerance and slope of the same-surface test
 _NO_IMAGE = np.zeros((0, 0, 3), np.uint8)
@@ -205,6 +208,143 @@ def fill_along_columns(
             out[r] = bottom if r - above <= reach else np.float32(0)
 
 
+# The pixels far from every measurement take the median of the 5 x 5 completion around them (classical.py). The
+# median of 25 values: N. Devillard's 99-exchange selection network ("Fast median search", 1998, after Paeth);
+# test_classical_completion checks the network written here against every 0/1 input (the 0-1 principle) and the
+# kernel against cv2.medianBlur. Any exact selection gives the same value, so the output is OpenCV's bit for bit
+# (both pick one of the 25 values; the completion has no NaN and no -0.0, where min/max could pick otherwise).
+
+
+@numba.njit(inline="always", **_COMPILE)
+def _sort2(a: float, b: float) -> tuple[float, float]:
+    return (b, a) if b < a else (a, b)
+
+
+@numba.njit(inline="always", **_COMPILE)
+def _median25(r0: np.ndarray, r1: np.ndarray, r2: np.ndarray, r3: np.ndarray, r4: np.ndarray, x: int) -> float:
+    """The median of the 5 x 5 window rows r0..r4, columns x..x + 4."""
+    p0, p1, p2, p3, p4 = r0[x], r0[x + 1], r0[x + 2], r0[x + 3], r0[x + 4]
+    p5, p6, p7, p8, p9 = r1[x], r1[x + 1], r1[x + 2], r1[x + 3], r1[x + 4]
+    p10, p11, p12, p13, p14 = r2[x], r2[x + 1], r2[x + 2], r2[x + 3], r2[x + 4]
+    p15, p16, p17, p18, p19 = r3[x], r3[x + 1], r3[x + 2], r3[x + 3], r3[x + 4]
+    p20, p21, p22, p23, p24 = r4[x], r4[x + 1], r4[x + 2], r4[x + 3], r4[x + 4]
+    p0, p1 = _sort2(p0, p1)
+    p3, p4 = _sort2(p3, p4)
+    p2, p4 = _sort2(p2, p4)
+    p2, p3 = _sort2(p2, p3)
+    p6, p7 = _sort2(p6, p7)
+    p5, p7 = _sort2(p5, p7)
+    p5, p6 = _sort2(p5, p6)
+    p9, p10 = _sort2(p9, p10)
+    p8, p10 = _sort2(p8, p10)
+    p8, p9 = _sort2(p8, p9)
+    p12, p13 = _sort2(p12, p13)
+    p11, p13 = _sort2(p11, p13)
+    p11, p12 = _sort2(p11, p12)
+    p15, p16 = _sort2(p15, p16)
+    p14, p16 = _sort2(p14, p16)
+    p14, p15 = _sort2(p14, p15)
+    p18, p19 = _sort2(p18, p19)
+    p17, p19 = _sort2(p17, p19)
+    p17, p18 = _sort2(p17, p18)
+    p21, p22 = _sort2(p21, p22)
+    p20, p22 = _sort2(p20, p22)
+    p20, p21 = _sort2(p20, p21)
+    p23, p24 = _sort2(p23, p24)
+    p2, p5 = _sort2(p2, p5)
+    p3, p6 = _sort2(p3, p6)
+    p0, p6 = _sort2(p0, p6)
+    p0, p3 = _sort2(p0, p3)
+    p4, p7 = _sort2(p4, p7)
+    p1, p7 = _sort2(p1, p7)
+    p1, p4 = _sort2(p1, p4)
+    p11, p14 = _sort2(p11, p14)
+    p8, p14 = _sort2(p8, p14)
+    p8, p11 = _sort2(p8, p11)
+    p12, p15 = _sort2(p12, p15)
+    p9, p15 = _sort2(p9, p15)
+    p9, p12 = _sort2(p9, p12)
+    p13, p16 = _sort2(p13, p16)
+    p10, p16 = _sort2(p10, p16)
+    p10, p13 = _sort2(p10, p13)
+    p20, p23 = _sort2(p20, p23)
+    p17, p23 = _sort2(p17, p23)
+    p17, p20 = _sort2(p17, p20)
+    p21, p24 = _sort2(p21, p24)
+    p18, p24 = _sort2(p18, p24)
+    p18, p21 = _sort2(p18, p21)
+    p19, p22 = _sort2(p19, p22)
+    p8, p17 = _sort2(p8, p17)
+    p9, p18 = _sort2(p9, p18)
+    p0, p18 = _sort2(p0, p18)
+    p0, p9 = _sort2(p0, p9)
+    p10, p19 = _sort2(p10, p19)
+    p1, p19 = _sort2(p1, p19)
+    p1, p10 = _sort2(p1, p10)
+    p11, p20 = _sort2(p11, p20)
+    p2, p20 = _sort2(p2, p20)
+    p2, p11 = _sort2(p2, p11)
+    p12, p21 = _sort2(p12, p21)
+    p3, p21 = _sort2(p3, p21)
+    p3, p12 = _sort2(p3, p12)
+    p13, p22 = _sort2(p13, p22)
+    p4, p22 = _sort2(p4, p22)
+    p4, p13 = _sort2(p4, p13)
+    p14, p23 = _sort2(p14, p23)
+    p5, p23 = _sort2(p5, p23)
+    p5, p14 = _sort2(p5, p14)
+    p15, p24 = _sort2(p15, p24)
+    p6, p24 = _sort2(p6, p24)
+    p6, p15 = _sort2(p6, p15)
+    p7, p16 = _sort2(p7, p16)
+    p7, p19 = _sort2(p7, p19)
+    p13, p21 = _sort2(p13, p21)
+    p15, p23 = _sort2(p15, p23)
+    p7, p13 = _sort2(p7, p13)
+    p7, p15 = _sort2(p7, p15)
+    p1, p9 = _sort2(p1, p9)
+    p3, p11 = _sort2(p3, p11)
+    p5, p17 = _sort2(p5, p17)
+    p11, p17 = _sort2(p11, p17)
+    p9, p17 = _sort2(p9, p17)
+    p4, p10 = _sort2(p4, p10)
+    p6, p12 = _sort2(p6, p12)
+    p7, p14 = _sort2(p7, p14)
+    p4, p6 = _sort2(p4, p6)
+    p4, p7 = _sort2(p4, p7)
+    p12, p14 = _sort2(p12, p14)
+    p10, p14 = _sort2(p10, p14)
+    p6, p7 = _sort2(p6, p7)
+    p10, p12 = _sort2(p10, p12)
+    p6, p10 = _sort2(p6, p10)
+    p6, p17 = _sort2(p6, p17)
+    p12, p17 = _sort2(p12, p17)
+    p7, p17 = _sort2(p7, p17)
+    p7, p10 = _sort2(p7, p10)
+    p12, p18 = _sort2(p12, p18)
+    p7, p12 = _sort2(p7, p12)
+    p10, p18 = _sort2(p10, p18)
+    p12, p20 = _sort2(p12, p20)
+    p10, p20 = _sort2(p10, p20)
+    p10, p12 = _sort2(p10, p12)
+    return p12
+
+
+@numba.njit(types.void(types.float32[:, ::1], types.int64, types.int64, _IN_U8_C, _IN_F32_C), **_COMPILE)
+def take_median_where_far(dense: np.ndarray, top: int, left: int, near: np.ndarray, padded: np.ndarray) -> None:
+    """In place, in the box of ``near``'s size at (top, left) of ``dense``: the pixels where ``near`` is 0 and both
+    their value and the median of the 5 x 5 window around them are > 0 take that median. ``padded``: the box
+    with a 2-px border replicated (what cv2.medianBlur reads beyond its edges), read for every window, so the
+    writes change no later window. All C-contiguous: with strided rows LLVM does not vectorize (8x slower)."""
+    height, width = near.shape
+    for y in range(height):
+        r0, r1, r2, r3, r4 = padded[y], padded[y + 1], padded[y + 2], padded[y + 3], padded[y + 4]
+        out, far = dense[top + y], near[y]
+        for x in range(width):  # one window per lane: LLVM vectorizes the network across x
+            median, own = _median25(r0, r1, r2, r3, r4, x), r2[x + 2]
+            out[left + x] = median if (far[x] == 0) & (median > 0) & (own > 0) else own
+
+
 def fill_passes(
     sparse: np.ndarray, measured: np.ndarray, rgb: np.ndarray | None, config: CompletionConfig, dense: np.ndarray
 ) -> None:
@@ -220,6 +360,21 @@ def fill_passes(
     fill_along_columns(inverse_t, config.across_gap_px, config.extend_px, *surface, dense_t)
     cv2.transpose(dense_t, dst=dense)
     cv2.copyTo(sparse, measured, dense)  # the measured pixels bit-exactly (1 / (1 / d) need not be d)
+
+
+def smooth_far_from_measurements(
+    dense: np.ndarray, box: tuple[slice, slice], measured: np.ndarray, config: CompletionConfig
+) -> None:
+    """classical_opencv.smooth_far_from_measurements, the 5 x 5 median and the choice of pixels in one compiled
+    pass (the 3 x 3 median stays OpenCV's). ``dense``: C-contiguous, the whole map."""
+    if config.median_px != 5:
+        classical_opencv.smooth_far_from_measurements(dense, box, measured, config)
+        return
+    near = classical_opencv.near_measurements(measured, config)
+    inside = dense[box]
+    padded = _SCRATCH.array("padded", (inside.shape[0] + 4, inside.shape[1] + 4), np.float32)
+    cv2.copyMakeBorder(inside, 2, 2, 2, 2, cv2.BORDER_REPLICATE, dst=padded)
+    take_median_where_far(dense, box[0].start, box[1].start, near, padded)
 
 
 def _same_surface_factors(config: CompletionConfig) -> tuple[np.float32, np.float32, np.float32]:

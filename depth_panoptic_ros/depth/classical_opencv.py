@@ -1,5 +1,5 @@
-"""The two passes of the classical completion (classical.py) with OpenCV and numpy calls: the path used when
-numba is not installed (classical_compiled.py holds the same passes compiled, bit-identical and faster).
+"""The two passes and the median of the classical completion (classical.py) with OpenCV and numpy calls: the path
+used when numba is not installed (classical_compiled.py holds the same steps compiled, bit-identical and faster).
 
 The pass along the rows works on the gaps between consecutive measurements of a row, a few percent of the
 pixels; the pass along the columns on strips of columns, each cut to the rows its own measurements reach, with
@@ -44,6 +44,32 @@ def fill_passes(
     inverse = _fill_along_rows(dense.shape, row, col, depth, rgb, config)
     _fill_strips_along_columns(inverse, row, col, dense, config)
     dense[row, col] = depth  # measured depth exactly, not a round trip via 1/d
+
+
+def smooth_far_from_measurements(
+    dense: np.ndarray, box: tuple[slice, slice], measured: np.ndarray, config: CompletionConfig
+) -> None:
+    """In place, inside ``box`` of ``dense`` (``measured``: the box's): pixels with no measurement within
+    median_clear_rows rows and median_clear_cols columns take the median of the completion around them (median_px
+    square, the box's border replicated), where that median and their own value are known.
+
+    Such pixels lie between scan lines, interpolated from one sample above and one below; the median weighs
+    several samples of both lines and so drops a single sample's noise or a wrong pick at a depth edge. Pixels
+    next to a measurement keep their interpolation: that measurement predicts them best."""
+    near, dense = near_measurements(measured, config), dense[box]
+    median = cv2.medianBlur(dense, config.median_px, dst=_SCRATCH.array("median", dense.shape, np.float32))
+    take, known = (_SCRATCH.array(name, dense.shape, bool) for name in ("take", "known"))
+    np.equal(near, 0, out=take)
+    take &= np.greater(median, 0, out=known)
+    take &= np.greater(dense, 0, out=known)
+    cv2.copyTo(median, take.view(np.uint8), dense)
+
+
+def near_measurements(measured: np.ndarray, config: CompletionConfig) -> np.ndarray:
+    """uint8, non-zero where a measurement lies within median_clear_rows rows and median_clear_cols columns (a
+    scratch array, valid until the next call)."""
+    clearance = np.ones((2 * config.median_clear_rows + 1, 2 * config.median_clear_cols + 1), np.uint8)
+    return cv2.dilate(measured, clearance, dst=_SCRATCH.array("near", measured.shape, np.uint8))
 
 
 def _fill_strips_along_columns(
