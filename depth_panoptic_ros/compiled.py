@@ -1,4 +1,5 @@
-"""What the compiled numba kernels of the package share: their compile options and a fused multiply-add.
+"""What the compiled numba kernels of the package share: their compile options, their signatures' layouts and a
+fused multiply-add.
 
 Why one place: every kernel reproduces the float arithmetic of the numpy / OpenCV code it replaces bit for bit,
 and where that code rounds a * b + c once (OpenCV's vector code, OpenBLAS's dgemm on CPUs with FMA) the kernel
@@ -7,10 +8,15 @@ has to say so explicitly: numba contracts nothing into an FMA without fastmath.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import numba
+import numpy as np
 from numba import types
+from numba.core.typing import Signature
 from numba.extending import intrinsic
 
 
@@ -37,6 +43,34 @@ if not _CACHE:
     )
 # On-disk cache where possible; the GIL released (the node's worker thread); no zero-divisor checks (numpy's).
 COMPILE = {"cache": _CACHE, "nogil": True, "error_model": "numpy"}
+
+
+def kernel(*signatures: Signature) -> Callable[[Callable], Callable]:
+    """numba.njit(signatures, **COMPILE) compiled twice: once with every array C-contiguous, once as given; each
+    call takes the first when all its arrays are C-contiguous, else the second.
+
+    Why: with a C-contiguous array LLVM knows the unit stride and vectorizes the loops over rows and points (5-25 %
+    per kernel on the bench scenes, BENCHMARKS.md); the signatures as given take views and broadcast arrays. The
+    choice is made in Python (~1 us): numba's own dispatch finds both equally good for a writable array. The two
+    numba dispatchers are the attributes ``contiguous`` and ``any_layout`` of the returned function."""
+
+    def compile_twice(py_func: Callable) -> Callable:
+        @functools.wraps(py_func)
+        def call(*args: Any) -> Any:
+            if all(a.flags.c_contiguous for a in args if isinstance(a, np.ndarray)):
+                return call.contiguous(*args)
+            return call.any_layout(*args)
+
+        call.contiguous = numba.njit([_contiguous(s) for s in signatures], **COMPILE)(py_func)
+        call.any_layout = numba.njit(list(signatures), **COMPILE)(py_func)
+        return call
+
+    return compile_twice
+
+
+def _contiguous(signature: Signature) -> Signature:
+    args = (a.copy(layout="C") if isinstance(a, types.Array) else a for a in signature.args)
+    return signature.return_type(*args)
 
 
 def _fused_multiply_add(dtype: types.Float):  # noqa: ANN202 (a numba intrinsic)

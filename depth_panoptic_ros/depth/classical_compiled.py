@@ -27,6 +27,7 @@ from numba import types
 
 from depth_panoptic_ros.compiled import COMPILE as _COMPILE
 from depth_panoptic_ros.compiled import fma32 as _fma
+from depth_panoptic_ros.compiled import kernel
 from depth_panoptic_ros.depth import classical_opencv
 from depth_panoptic_ros.scratch import Scratch
 
@@ -107,10 +108,7 @@ def _fill_segment(
         line[start + k] = after
 
 
-@numba.njit(
-    types.void(_IN_F32, _IN_U8, _IN_RGB, types.int64, *_SURFACE, _OUT_F32),
-    **_COMPILE,
-)
+@kernel(types.void(_IN_F32, _IN_U8, _IN_RGB, types.int64, *_SURFACE, _OUT_F32))
 def fill_along_rows(
     sparse: np.ndarray,
     measured: np.ndarray,
@@ -154,7 +152,7 @@ def fill_along_rows(
             _fill_segment(line, previous, gap, value_before, np.float32(0), 0, False, reach)
 
 
-@numba.njit(types.void(_IN_F32, types.int64, types.int64, *_SURFACE, _OUT_F32), **_COMPILE)
+@kernel(types.void(_IN_F32, types.int64, types.int64, *_SURFACE, _OUT_F32))
 def fill_along_columns(
     inverse_t: np.ndarray,
     reach: int,

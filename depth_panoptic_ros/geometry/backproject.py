@@ -62,13 +62,14 @@ def _check_ids(ids: np.ndarray, name: str, camera: CameraModel) -> np.ndarray:
 
 
 def pixel_rays(camera: CameraModel, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """(x / z of shape (H', W'), y / z of shape (H', 1)) float32 of the ray through every stride-th pixel.
+    """(x / z of shape (H', W') or, without skew, (1, W'), y / z of shape (H', 1)) float32 of the ray through every
+    stride-th pixel.
 
     A point at depth z is (ray_x * z, ray_y * z, z); kept apart from any depth map so that callers measuring only
     some pixels (instance_depth: those with valid depth) multiply only those, with the same float32 results.
     The rays of the last few cameras are kept (read-only): a stream's camera is the same frame after frame.
-    Without skew every row of ray_x is the same, and ray_x is one row seen H' times (row stride 0): the kernels
-    that read it per pixel then read one row from cache instead of a second full-size map.
+    Without skew every row of ray_x is the same and ray_x is that one row (numpy broadcasts it): the kernels that
+    read it per pixel then read one row from cache instead of a second full-size map.
     """
     intrinsics = np.ascontiguousarray(camera.intrinsics, dtype=np.float64)
     return _rays(intrinsics.tobytes(), camera.width, camera.height, stride)
@@ -80,7 +81,7 @@ def _rays(intrinsics: bytes, width: int, height: int, stride: int) -> tuple[np.n
     u = np.arange(0, width, stride, dtype=np.float32)[None, :]
     v = np.arange(0, height, stride, dtype=np.float32)[:, None]
     if inverse[0, 1] == 0:  # the skew term adds +-0 to every row: all rows equal the first, bit for bit
-        ray_x = np.broadcast_to(inverse[0, 0] * u + inverse[0, 1] * v[:1] + inverse[0, 2], (len(v), u.shape[1]))
+        ray_x = inverse[0, 0] * u + inverse[0, 1] * v[:1] + inverse[0, 2]
     else:
         ray_x = inverse[0, 0] * u + inverse[0, 1] * v + inverse[0, 2]
     rays = ray_x, inverse[1, 1] * v + inverse[1, 2]
@@ -172,7 +173,7 @@ def _kept_points(
     """
     depth = np.asarray(_check_map(depth, "depth", camera.shape), dtype=np.float32)
     ray_x, ray_y = pixel_rays(camera, _check_stride(stride))
-    grid = ray_x.size
+    grid = ray_y.shape[0] * ray_x.shape[1]
     xyz, pixel = np.empty((grid, 3), np.float32), np.empty(grid, np.int64)
     colors = np.zeros((grid, 3), np.uint8) if rgb is None else np.empty((grid, 3), np.uint8)
     image = _NO_IMAGE if rgb is None else rgb

@@ -8,16 +8,15 @@ computes numpy's float32 arithmetic in the same order: x = ray_x * z, y = ray_y 
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import types
 
-from depth_panoptic_ros.compiled import COMPILE
+from depth_panoptic_ros.compiled import kernel
 
 _IN_F32 = types.Array(types.float32, 2, "A", readonly=True)
 
 
-@numba.njit(
+@kernel(
     types.int64(
         _IN_F32,
         _IN_F32,
@@ -28,8 +27,7 @@ _IN_F32 = types.Array(types.float32, 2, "A", readonly=True)
         types.float32[:, :],
         types.int64[:],
         types.uint8[:, :],
-    ),
-    **COMPILE,
+    )
 )
 def kept_points(
     depth: np.ndarray,
@@ -44,19 +42,19 @@ def kept_points(
 ) -> int:
     """Number n of kept points: the stride-th pixels with finite depth > 0 within the range (inf: no limit);
     xyz[:n], their flat pixel index in the full image pixel[:n] and, when ``rgb`` is (H, W, 3) and not empty,
-    their colors colors[:n] written. ray_x (H', W'), ray_y (H', 1): pixel_rays(camera, stride)."""
+    their colors colors[:n] written. ray_x (H', W') or (1, W'), ray_y (H', 1): pixel_rays(camera, stride)."""
     width = depth.shape[1]
     use_rgb = rgb.shape[0] > 0
     n = 0
-    for i in range(ray_x.shape[0]):
+    for i in range(ray_y.shape[0]):
         row = i * stride
-        ray = ray_y[i, 0]
+        ray, rays_x = ray_y[i, 0], ray_x[min(i, ray_x.shape[0] - 1)]
         for j in range(ray_x.shape[1]):
             col = j * stride
             z = depth[row, col]
             if not (z > 0 and z < np.inf):
                 continue
-            x, y = ray_x[i, j] * z, ray * z
+            x, y = rays_x[j] * z, ray * z
             if not x * x + y * y + z * z <= max_range_squared:
                 continue
             xyz[n, 0], xyz[n, 1], xyz[n, 2] = x, y, z

@@ -13,11 +13,10 @@ pixels already hit are a sparse set (slot[p] points into the list of hit pixels,
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import types
 
-from depth_panoptic_ros.compiled import COMPILE, fma64
+from depth_panoptic_ros.compiled import fma64, kernel
 
 _IN_M = types.Array(types.float64, 2, "A", readonly=True)
 _SIGNATURES = [
@@ -36,7 +35,7 @@ _SIGNATURES = [
 ]
 
 
-@numba.njit(_SIGNATURES, **COMPILE)
+@kernel(*_SIGNATURES)
 def project_nearest(
     points: np.ndarray,
     M: np.ndarray,

@@ -8,24 +8,22 @@ frame; one walk that writes each point's six words and notes a non-finite coordi
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import types
 
-from depth_panoptic_ros.compiled import COMPILE
+from depth_panoptic_ros.compiled import kernel
 
 _EXPONENT = 0x7F800000  # a float32 whose exponent bits are all set is NaN or infinite
 
 
-@numba.njit(
+@kernel(
     types.boolean(
         types.Array(types.uint32, 2, "A", readonly=True),
         types.Array(types.uint8, 2, "A", readonly=True),
         types.Array(types.uint32, 1, "A", readonly=True),
         types.Array(types.uint32, 1, "A", readonly=True),
         types.uint32[:, ::1],
-    ),
-    **COMPILE,
+    )
 )
 def pack_points(
     xyz_bits: np.ndarray, rgb: np.ndarray, label: np.ndarray, instance: np.ndarray, words: np.ndarray

@@ -11,17 +11,16 @@ runs were a trick for np.maximum.at, whose result is the same over all points).
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import types
 
-from depth_panoptic_ros.compiled import COMPILE, fma32
+from depth_panoptic_ros.compiled import fma32, kernel
 
 _IN_U32 = types.Array(types.uint32, 1, "A", readonly=True)
 _ID_BITS = 2**32 - 1  # keys above it have a kind > ignored
 
 
-@numba.njit(
+@kernel(
     types.void(
         types.Array(types.float32, 2, "A", readonly=True),
         _IN_U32,
@@ -34,8 +33,7 @@ _ID_BITS = 2**32 - 1  # keys above it have a kind > ignored
         types.int64,
         types.Array(types.int64, 1, "A", readonly=True),
         types.int64[:],
-    ),
-    **COMPILE,
+    )
 )
 def cell_keys(
     xyz: np.ndarray,

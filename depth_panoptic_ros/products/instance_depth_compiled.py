@@ -20,6 +20,7 @@ import numpy as np
 from numba import types
 
 from depth_panoptic_ros.compiled import COMPILE as _COMPILE
+from depth_panoptic_ros.compiled import kernel
 
 _IN_F32_2D = types.Array(types.float32, 2, "A", readonly=True)
 _IN_I64 = types.Array(types.int64, 1, "A", readonly=True)
@@ -125,7 +126,7 @@ def _select_by_histogram(
         slot[bins[i]] = -1
 
 
-@numba.njit(
+@kernel(
     types.void(
         _IN_F32_2D,
         _IN_F32_2D,
@@ -140,8 +141,7 @@ def _select_by_histogram(
         types.float64[:, :],
         types.float32[::1],
         types.float32[:, :],
-    ),
-    **_COMPILE,
+    )
 )
 def segment_statistics(
     depth: np.ndarray,
@@ -159,7 +159,8 @@ def segment_statistics(
     ranked: np.ndarray,
 ) -> None:
     """Per segment k of the runs (start, length, segment; see SegmentRuns) over its pixels with finite depth > 0:
-    count[k], sums[k] (x, y, z in float64; x = ray_x * z, y = ray_y[row, 0] * z in float32), and
+    count[k], sums[k] (x, y, z in float64; x = ray_x * z, y = ray_y[row, 0] * z in float32; ray_x (H, W) or one
+    row for all), and
     ranked[i, k] numpy's 'linear' quantile ``quantiles[i]`` of the depths (NaN without such pixels). Segment
     ``skip`` (void; -1 for none) counts nothing. ``pixel_count``: the pixels of each segment (SegmentRuns.extents);
     ``grouped``: float32 scratch of at least depth.size values."""
@@ -176,7 +177,7 @@ def segment_statistics(
         if k == skip:
             continue
         row, col = start[r] // width, start[r] % width
-        ray = ray_y[row, 0]
+        ray, rays_x = ray_y[row, 0], ray_x[min(row, ray_x.shape[0] - 1)]
         sx, sy, sz = sums[k, 0], sums[k, 1], sums[k, 2]
         m = first[k] + count[k]
         for c in range(col, col + length[r]):
@@ -184,7 +185,7 @@ def segment_statistics(
             grouped[m] = z  # kept only when valid: the next write goes to the same place otherwise
             if z > 0 and z < np.inf:
                 m += 1
-                sx += ray_x[row, c] * z
+                sx += rays_x[c] * z
                 sy += ray * z
                 sz += z
         count[k] = m - first[k]

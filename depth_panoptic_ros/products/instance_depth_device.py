@@ -44,7 +44,7 @@ def device_segment_statistics(
     k, z = segment[pixel], z[pixel]
     ray_x, ray_y = pixel_rays(camera)
     row, col = pixel // width, pixel % width
-    if ray_x.strides[0] == 0:  # no skew: one row of rays goes up, not a full-size map
+    if ray_x.shape[0] == 1:  # no skew: one row of rays for all rows
         x = up(ray_x[0])[col] * z
     else:
         x = up(ray_x)[row, col] * z

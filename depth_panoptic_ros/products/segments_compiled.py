@@ -14,17 +14,14 @@ import numba
 import numpy as np
 from numba import types
 
-from depth_panoptic_ros.compiled import COMPILE
+from depth_panoptic_ros.compiled import kernel
 
 _IN_I64 = types.Array(types.int64, 1, "A", readonly=True)
 # The id maps the package makes or reads (network output, PNG decoding, bags); others are converted first.
 ID_TYPES = (np.int32, np.int64, np.uint16, np.uint32)
 
 
-@numba.njit(
-    [types.int64(types.Array(numba.from_dtype(t), 2, "A", readonly=True), types.int64[:]) for t in ID_TYPES],
-    **COMPILE,
-)
+@kernel(*(types.int64(types.Array(numba.from_dtype(t), 2, "A", readonly=True), types.int64[:]) for t in ID_TYPES))
 def run_starts(ids: np.ndarray, out: np.ndarray) -> int:
     """Number of runs of equal ids along the rows (a run never crosses a row end); their first pixels' flat
     indices, ascending, in out[:n] (out: at least ids.size long)."""
@@ -42,7 +39,7 @@ def run_starts(ids: np.ndarray, out: np.ndarray) -> int:
     return n
 
 
-@numba.njit(types.int64(_IN_I64, _IN_I64, _IN_I64, types.int64, types.int64, types.int64[:]), **COMPILE)
+@kernel(types.int64(_IN_I64, _IN_I64, _IN_I64, types.int64, types.int64, types.int64[:]))
 def boundary_pixels(
     start: np.ndarray, length: np.ndarray, segment: np.ndarray, height: int, width: int, out: np.ndarray
 ) -> int:
