@@ -35,7 +35,8 @@ def compiled_steps():  # noqa: ANN201 (the kernels' module; the test is skipped 
 
 
 def use_steps(steps: object, monkeypatch: pytest.MonkeyPatch) -> None:
-    """complete_depth with the two passes and the median of ``steps`` (classical_compiled or classical_opencv)."""
+    """complete_depth with the steps of ``steps`` (classical_compiled or classical_opencv)."""
+    monkeypatch.setattr(classical, "find_measurements", steps.find_measurements)
     monkeypatch.setattr(classical, "fill_passes", steps.fill_passes)
     monkeypatch.setattr(classical, "smooth_far_from_measurements", steps.smooth_far_from_measurements)
 
@@ -333,6 +334,28 @@ def test_compiled_and_opencv_passes_agree_on_random_scenes(monkeypatch: pytest.M
             assert_passes_agree(sparse, rgb, config, monkeypatch)
 
 
+@pytest.mark.parametrize("layout", ["C", "F", "view"])
+def test_the_compiled_measurements_and_their_box_are_opencvs(layout: str) -> None:
+    """Which pixels count as measured (finite and >= the smallest normal float32) and their bounding box, compiled
+    vs cv2.inRange + cv2.boundingRect, on the values at the edges of the range and in other memory layouts."""
+    steps = compiled_steps()
+    tiny, huge = np.finfo(np.float32).tiny, np.finfo(np.float32).max
+    edges = np.array([0, -0.0, np.nan, np.inf, -np.inf, -1, tiny / 2, tiny, huge, 1e-30, 5.0], np.float32)
+    rng = np.random.default_rng(3)
+    for shape in [(1, 1), (1, 9), (7, 1), (13, 17), (40, 61)]:
+        for share in (0.0, 0.02, 0.5):
+            sparse = np.where(rng.random(shape) < share, rng.choice(edges, shape), 0).astype(np.float32)
+            if layout == "F":
+                sparse = np.asfortranarray(sparse)
+            elif layout == "view":
+                sparse = np.pad(sparse, 2)[2:-2, 2:-2]
+            compiled, box = steps.find_measurements(sparse)
+            compiled = compiled.copy()
+            opencv, expected = classical_opencv.find_measurements(sparse)
+            np.testing.assert_array_equal(compiled, opencv)
+            assert tuple(box) == tuple(expected), (shape, share)
+
+
 def test_the_compiled_median_network_selects_the_median_of_every_0_1_input() -> None:
     """The comparators of classical_compiled._median25, read from its source, on all 2^25 inputs of 0s and 1s
     (bit-sliced: 64 inputs per word, min = and, max = or): by the 0-1 principle a comparator network that picks
@@ -425,7 +448,8 @@ def test_without_numba_the_opencv_passes_run_and_say_so_once() -> None:
         "import sys; sys.modules['numba'] = None",
         "from depth_panoptic_ros.depth import classical_opencv\n"
         "assert classical.fill_passes is classical_opencv.fill_passes, classical.fill_passes\n"
-        "assert classical.smooth_far_from_measurements is classical_opencv.smooth_far_from_measurements\n",
+        "assert classical.smooth_far_from_measurements is classical_opencv.smooth_far_from_measurements\n"
+        "assert classical.find_measurements is classical_opencv.find_measurements\n",
     )
     assert run.stdout.strip() == "OpenCV (numba not available)"
     assert run.stderr.count("classical depth completion:") == 1, run.stderr
@@ -444,6 +468,7 @@ def test_without_a_writable_numba_cache_the_kernels_compile_in_memory() -> None:
         "assert not compiled.can_cache() and not compiled.COMPILE['cache']\n"
         "assert classical.fill_passes is classical_compiled.fill_passes\n"
         "assert classical.smooth_far_from_measurements is classical_compiled.smooth_far_from_measurements\n"
+        "assert classical.find_measurements is classical_compiled.find_measurements\n"
         "ids = np.array([[0, 1, 1]], np.uint32)\n"
         "assert joint_histogram(ids, np.array([1]), ids, np.array([1])).tolist() == [[1, 0], [0, 2]]\n",
     )

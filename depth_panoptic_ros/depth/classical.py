@@ -42,21 +42,21 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from depth_panoptic_ros.depth import classical_opencv
 from depth_panoptic_ros.depth.ip_basic import check_sparse_depth
-from depth_panoptic_ros.scratch import Scratch
 
 try:
     from depth_panoptic_ros.depth import classical_compiled
 
+    find_measurements = classical_compiled.find_measurements
     fill_passes = classical_compiled.fill_passes
     smooth_far_from_measurements = classical_compiled.smooth_far_from_measurements
     PASSES = "compiled (numba)"
 # numba missing or none for this Python yet
 except ImportError as exc:
+    find_measurements = classical_opencv.find_measurements
     fill_passes = classical_opencv.fill_passes
     smooth_far_from_measurements = classical_opencv.smooth_far_from_measurements
     PASSES = "OpenCV (numba not available)"
@@ -68,9 +68,6 @@ except ImportError as exc:
 
 # The OpenCV passes index rows as int16; both paths refuse alike what that cannot hold.
 _MAX_ROWS = int(np.iinfo(np.int16).max)
-# What counts as measured: NaN fails both bounds, and below the smallest normal float32 1 / depth overflows.
-_POSITIVE_FINITE = (float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max))
-_SCRATCH = Scratch()  # the temporaries of every frame: reused, not faulted in anew on every frame
 
 
 @dataclass(frozen=True)
@@ -123,10 +120,9 @@ def complete_depth(
         rgb = np.asarray(rgb)
         if rgb.shape != (*sparse.shape, 3) or rgb.dtype != np.uint8:
             raise ValueError(f"rgb: expected uint8 of shape {(*sparse.shape, 3)}, got {rgb.dtype} {rgb.shape}")
-    measured = cv2.inRange(sparse, *_POSITIVE_FINITE, dst=_SCRATCH.array("measured", sparse.shape, np.uint8))
-    cv2.threshold(measured, 0, 1, cv2.THRESH_BINARY, dst=measured)  # 1 where measured: readable as bool
+    measured, bounds = find_measurements(sparse)
     dense = np.zeros(sparse.shape, np.float32)  # C order whatever the input's: OpenCV writes into it
-    box = _reachable_box(measured, config)
+    box = _reachable_box(bounds, config)
     if box is None:
         return dense
     measured, dense_box = measured[box], dense[box]
@@ -136,10 +132,11 @@ def complete_depth(
     return dense
 
 
-def _reachable_box(measured: np.ndarray, config: CompletionConfig) -> tuple[slice, slice] | None:
-    """The rows and columns the passes can fill: the measurements' bounding box grown by the reach of each pass
-    (upwards by extend_px only, so the sky above the top line costs nothing); None without measurements."""
-    left, top, width, height = cv2.boundingRect(measured)
+def _reachable_box(bounds: tuple[int, int, int, int], config: CompletionConfig) -> tuple[slice, slice] | None:
+    """The rows and columns the passes can fill: the measurements' bounding box (left, top, width, height) grown by
+    the reach of each pass (upwards by extend_px only, so the sky above the top line costs nothing); None without
+    measurements."""
+    left, top, width, height = bounds
     if width == 0:
         return None
     rows = slice(max(top - config.extend_px, 0), top + height + config.across_gap_px)

@@ -343,6 +343,40 @@ def take_median_where_far(dense: np.ndarray, top: int, left: int, near: np.ndarr
             out[left + x] = median if (far[x] == 0) & (median > 0) & (own > 0) else own
 
 
+_LOWEST, _HIGHEST = (np.float32(bound) for bound in classical_opencv.POSITIVE_FINITE)
+
+
+@kernel(types.UniTuple(types.int64, 4)(_IN_F32, types.uint8[:, :]))
+def _measure(sparse: np.ndarray, measured: np.ndarray) -> tuple[int, int, int, int]:
+    """``measured``: 1 where ``sparse`` is in [_LOWEST, _HIGHEST] (NaN is not), else 0; returns their bounding box
+    (left, top, width, height) as cv2.boundingRect gives it, (0, 0, 0, 0) without any."""
+    height, width = sparse.shape
+    columns = np.zeros(width, np.uint8)  # a measurement anywhere in the column
+    top = bottom = -1
+    for r in range(height):
+        row, out = sparse[r], measured[r]
+        found = np.uint8(0)
+        for c in range(width):
+            value = row[c]
+            hit = np.uint8((value >= _LOWEST) & (value <= _HIGHEST))
+            out[c] = hit
+            columns[c] |= hit
+            found |= hit
+        if found:
+            top = r if top < 0 else top
+            bottom = r
+    if top < 0:
+        return 0, 0, 0, 0
+    hits = np.flatnonzero(columns)
+    return hits[0], top, hits[-1] - hits[0] + 1, bottom - top + 1
+
+
+def find_measurements(sparse: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """classical_opencv.find_measurements in one compiled pass (no separate range test, threshold and box)."""
+    measured = _SCRATCH.array("measured", sparse.shape, np.uint8)
+    return measured, _measure(sparse, measured)
+
+
 def fill_passes(
     sparse: np.ndarray, measured: np.ndarray, rgb: np.ndarray | None, config: CompletionConfig, dense: np.ndarray
 ) -> None:

@@ -1,5 +1,6 @@
-"""The two passes and the median of the classical completion (classical.py) with OpenCV and numpy calls: the path
-used when numba is not installed (classical_compiled.py holds the same steps compiled, bit-identical and faster).
+"""The steps of the classical completion (classical.py: finding the measurements, the two passes, the median) with
+OpenCV and numpy calls: the path used when numba is not installed (classical_compiled.py holds the same steps
+compiled, bit-identical and faster).
 
 The pass along the rows works on the gaps between consecutive measurements of a row, a few percent of the
 pixels; the pass along the columns on strips of columns, each cut to the rows its own measurements reach, with
@@ -28,9 +29,20 @@ _WEIGHT_SCALE = 1024.0
 _STRIP_PIXELS = 1 << 18
 _INT16 = np.iinfo(np.int16)  # row indices are int16 in the pass along the columns: the fastest morphology
 _MAX_STRIP_COLS = _INT16.max - 1  # cv2.remap takes images narrower than SHRT_MAX
+# What counts as measured: NaN fails both bounds, and below the smallest normal float32 1 / depth overflows.
+POSITIVE_FINITE = (float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max))
 _NO_ANCHOR = -1e20  # what the pass along the columns reads for a missing anchor: never one surface with a real one
 _CONSTANT_IMAGES: list[tuple[np.ndarray, ...]] = []  # the largest set that _constant_images built so far
 _SCRATCH = Scratch()  # the temporaries of every pass: reused, not faulted in anew on every frame
+
+
+def find_measurements(sparse: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """(uint8 map, 1 where ``sparse`` holds a measurement: finite and at least the smallest normal float32 (below
+    it 1 / depth overflows); their bounding box (left, top, width, height), width 0 without any). The map is a
+    scratch array, valid until the next call."""
+    measured = cv2.inRange(sparse, *POSITIVE_FINITE, dst=_SCRATCH.array("measured", sparse.shape, np.uint8))
+    cv2.threshold(measured, 0, 1, cv2.THRESH_BINARY, dst=measured)  # 1 where measured: readable as bool
+    return measured, cv2.boundingRect(measured)
 
 
 def fill_passes(
