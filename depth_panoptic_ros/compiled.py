@@ -52,7 +52,8 @@ def kernel(*signatures: Signature) -> Callable[[Callable], Callable]:
     Why: with a C-contiguous array LLVM knows the unit stride and vectorizes the loops over rows and points (5-25 %
     per kernel on the bench scenes, BENCHMARKS.md); the signatures as given take views and broadcast arrays. The
     choice is made in Python (~1 us): numba's own dispatch finds both equally good for a writable array. The two
-    numba dispatchers are the attributes ``contiguous`` and ``any_layout`` of the returned function."""
+    numba dispatchers are the attributes ``contiguous`` and ``any_layout`` of the returned function; without a
+    cache directory (compiled.py's warning) they are one, for any layout."""
 
     def compile_twice(py_func: Callable) -> Callable:
         @functools.wraps(py_func)
@@ -61,8 +62,9 @@ def kernel(*signatures: Signature) -> Callable[[Callable], Callable]:
                 return call.contiguous(*args)
             return call.any_layout(*args)
 
-        call.contiguous = numba.njit([_contiguous(s) for s in signatures], **COMPILE)(py_func)
-        call.any_layout = numba.njit(list(signatures), **COMPILE)(py_func)
+        call.contiguous = call.any_layout = numba.njit(list(signatures), **COMPILE)(py_func)
+        if _CACHE:  # without a cache every start compiles every kernel: then once, for any layout (half the time)
+            call.contiguous = numba.njit([_contiguous(s) for s in signatures], **COMPILE)(py_func)
         return call
 
     return compile_twice

@@ -28,7 +28,7 @@ of the transposed box), the median and its choice of pixels as one more. Where n
 installed, or no release yet for a new Python) the same steps run as OpenCV / numpy calls (classical_opencv.py),
 bit-identical and about twice as slow; the choice is made once, at import, and logged there (``PASSES`` names
 it). Only this module has such a fallback: the pipeline's other kernels (projection, instance depth, cloud) need
-numba. The kernels are compiled on the first import (~5 s) into numba's on-disk cache, the package's
+numba. The kernels are compiled on the first import (~13 s on 2 cores) into numba's on-disk cache, the package's
 __pycache__ or else ~/.cache/numba, and loaded from it by later imports: no frame waits for them (without a
 writable cache directory they compile at every start, compiled.py).
 
