@@ -147,9 +147,9 @@ class Pipeline:
         if "instances" in outputs and products.panoptic is not None:
             with _timed(timings, "instance_depth"):
                 panoptic = products.panoptic  # on a GPU model its ids are there too: the statistics run there
+                table = self.model.class_table
                 products.instances = instance_depth(
-                    *(panoptic.runs, products.depth, frame.camera, self.model.class_table, panoptic),
-                    device_ids=panoptic.device_ids,
+                    panoptic.runs, products.depth, frame.camera, table, panoptic, device_ids=panoptic.device_ids
                 )
         # like the panoptic outputs without a model, the grid is left out of frames without a ground transform
         grid = "grid" in outputs and products.panoptic is not None and frame.ground_T_camera is not None

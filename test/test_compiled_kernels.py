@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from numba import types
 
-from depth_panoptic_ros.compiled import kernel
+from depth_panoptic_ros.compiled import can_cache, kernel
 
 
 @kernel(types.float64(types.Array(types.float64, 2, "A", readonly=True), types.float64[:]))
@@ -22,6 +22,7 @@ def _row_sums(values: np.ndarray, out: np.ndarray) -> float:
     return total
 
 
+@pytest.mark.skipif(not can_cache(), reason="without a numba cache the kernels are compiled for any layout only")
 def test_both_compilations_have_the_signature_in_their_layouts() -> None:
     contiguous, any_layout = _row_sums.contiguous.signatures[0], _row_sums.any_layout.signatures[0]
     assert [a.layout for a in contiguous] == ["C", "C"] and [a.layout for a in any_layout] == ["A", "A"]
@@ -32,7 +33,7 @@ def test_both_compilations_have_the_signature_in_their_layouts() -> None:
     ("make", "expected"),
     [
         (lambda a: a, "contiguous"),
-        (lambda a: np.require(a, requirements="C").copy(), "contiguous"),
+        (lambda a: a[1:3], "contiguous"),  # whole rows of a map: a contiguous view
         (lambda a: np.asfortranarray(a), "any_layout"),
         (lambda a: a[:, ::2], "any_layout"),
         (lambda a: np.broadcast_to(a[:1], a.shape), "any_layout"),
