@@ -1,8 +1,9 @@
 """torch.compile wired through the model, `infer --compile` and `bench model --compile`, with dynamic shapes.
 
 Dynamo's tracing is what this package controls (graph breaks, shape guards, warm-up); code generation is
-torch's. To keep these tests cheap on a CPU, the graphs run with dynamo's eager backend
-(TORCH_COMPILE_OVERRIDE_BACKENDS); a GPU machine runs the real inductor path in scripts/gpu_check.sh.
+torch's. To keep these tests affordable on a CPU the graphs run with the aot_eager backend: dynamo and
+AOTAutograd's passes over the symbolic shapes (where a symbolic ``%`` once broke inductor on the GPU, BENCHMARKS.md)
+without inductor's code generation, which takes minutes on 2 cores; scripts/gpu_check.sh runs inductor on a GPU.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from test_model import frame, tiny_model
 @pytest.fixture(autouse=True)
 def _eager_backend():
     torch._dynamo.reset()
-    with torch._dynamo.config.patch(debug_backend_override=">=0:eager"):
+    with torch._dynamo.config.patch(debug_backend_override=">=0:aot_eager"):
         yield
     torch._dynamo.reset()
 

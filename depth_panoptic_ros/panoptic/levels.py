@@ -22,5 +22,9 @@ def level_name(stride: int) -> str:
 
 
 def padded_size(height: int, width: int) -> tuple[int, int]:
-    """The size the network actually sees for an input of ``height`` x ``width`` (targets must match it)."""
-    return height + (-height) % SIZE_DIVISOR, width + (-width) % SIZE_DIVISOR
+    """The size the network actually sees for an input of ``height`` x ``width`` (targets must match it).
+
+    Rounded up by floor division, not ``%``: under torch.compile with dynamic shapes the size is symbolic, and
+    inductor cannot turn a symbolic modulo into tensor code (it fails on the coordinate grids that use it)."""
+    up = SIZE_DIVISOR - 1
+    return (height + up) // SIZE_DIVISOR * SIZE_DIVISOR, (width + up) // SIZE_DIVISOR * SIZE_DIVISOR
