@@ -172,12 +172,13 @@ def test_gpu_check_script_runs_end_to_end_without_ros(tmp_path) -> None:
 
     env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [str(REPO / "scripts" / "gpu_check.sh"), "--dry", "--device", "cpu"],
+        [str(REPO / "scripts" / "gpu_check.sh"), "--dry", "--device", "cpu", "--output", "partial.json"],
         env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
-    assert result["dry"] and not result["ros_imported"] and not result["skipped"]
+    assert json.loads((tmp_path / "partial.json").read_text()) == result  # written after the last section too
+    assert result["dry"] and not result["ros_imported"] and not result["skipped"] and not result["errors"]
     assert {(m["name"], m["precision"]) for m in result["model"]} == {("shipped", "fp32"), ("r50_paper", "fp32")}
     assert all(m["stages_ms"]["total"] > 0 for m in result["model"])
     assert result["pipeline"][0]["stages_ms"]["network"] > 0 and result["training"]["iterations_per_s"] > 0

@@ -10,6 +10,7 @@ config/train_synthetic.yaml under AMP. ``dry`` runs the same code at a tiny size
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 import time
@@ -25,37 +26,70 @@ DRY_SIZE = (96, 160)
 TRAIN_CONFIG = Path(__file__).resolve().parents[2] / "config" / "train_synthetic.yaml"
 
 
-def run_gpu_check(device: str = "cuda", dry: bool = False, budget_s: float = 300.0) -> dict:
-    """The check's results; sections past ``budget_s`` seconds are listed under "skipped" instead of run."""
+def run_gpu_check(device: str = "cuda", dry: bool = False, budget_s: float = 300.0, output: Path | None = None) -> dict:
+    """The check's results; sections past ``budget_s`` seconds are listed under "skipped" instead of run.
+
+    A section that raises is recorded under "errors" and the others still run; with ``output`` the results so far
+    are written there after every section, so a check cut short by its time limit keeps what it measured.
+    """
     import torch
 
-    from depth_panoptic_ros.bench.model import run_model_benchmark
     from depth_panoptic_ros.resources import default_model_path
 
     started = time.perf_counter()
     sizes = (DRY_SIZE,) if dry else FULL_SIZES
     precisions = ("fp32",) if dry else PRECISIONS
     models = {"shipped": (str(default_model_path()), "r18"), "r50_paper": (None, "r50")}
-    result: dict = {"device": device, "torch": torch.__version__, "dry": dry, "model": [], "skipped": []}
-    runs = [(p, False) for p in precisions] + ([] if dry else [("fp16", True)])
-    for name, (path, backbone) in models.items():
-        for size in sizes:
-            for precision, compile in runs:
-                what = f"model {name} {size[0]}x{size[1]} {precision}{' compiled' if compile else ''}"
-                if time.perf_counter() - started > budget_s:
-                    result["skipped"].append(what)
-                    continue
-                bench = run_model_benchmark(
-                    size, backbone, device, precision, repeats=1 if dry else 5, compile=compile, model_path=path
-                )
-                result["model"].append({"name": name, **bench})
-    result["pipeline"] = [_pipeline_per_frame(device, size, p, 1 if dry else 10) for size in sizes for p in precisions]
-    result["host_device_copies"] = [_host_device_copies(device, size, 1 if dry else 20) for size in sizes]
-    result["instance_depth"] = [_instance_depth_host_and_device(device, size, 1 if dry else 20) for size in sizes]
-    result["training"] = _training_speed(device, dry)
-    result["seconds"] = time.perf_counter() - started
+    result: dict = {"device": device, "torch": torch.__version__, "dry": dry, "model": [], "skipped": [], "errors": {}}
+    if torch.device(device).type == "cuda":
+        result["gpu"] = torch.cuda.get_device_name(device)
+
+    def section(what: str, key: str, measure: Callable[..., object], *args: object, **kwargs: object) -> None:
+        """Runs one measurement into result[key] (appended where that is a list)."""
+        try:
+            value = measure(*args, **kwargs)
+            if isinstance(result[key], list):
+                result[key].append(value)
+            else:
+                result[key] = value
+        except Exception as error:  # one failed section must not lose the others' figures
+            result["errors"][what] = f"{type(error).__name__}: {error}"
+        finally:
+            result["seconds"] = time.perf_counter() - started
+            if output is not None:
+                output.write_text(json.dumps(result, indent=1))
+
+    # Every eager run first, then the compiled ones (inductor takes a minute or more per graph): a budget that
+    # runs out skips compilations, not the figures of the R50 at 1024x2048. No compilation when dry.
+    compiled = (False,) if dry else (False, True)
+    runs = [(c, n, s, p) for c in compiled for n in models for s in sizes for p in precisions if not c or p == "fp16"]
+    repeats = 1 if dry else 5
+    for compile, name, size, precision in runs:
+        what = f"model {name} {size[0]}x{size[1]} {precision}{' compiled' if compile else ''}"
+        if time.perf_counter() - started > budget_s:
+            result["skipped"].append(what)
+            continue
+        path, backbone = models[name]
+        arguments = (name, size, backbone, device, precision)
+        section(what, "model", _model_benchmark, *arguments, repeats=repeats, compile=compile, model_path=path)
+    frames, copies = (1, 1) if dry else (10, 20)
+    result.update(pipeline=[], host_device_copies=[], instance_depth=[], training=None)
+    for size in sizes:
+        for precision in precisions:
+            section(f"pipeline {size} {precision}", "pipeline", _pipeline_per_frame, device, size, precision, frames)
+    for size in sizes:
+        section(f"copies {size}", "host_device_copies", _host_device_copies, device, size, copies)
+        section(f"instance depth {size}", "instance_depth", _instance_depth_host_and_device, device, size, copies)
     result["ros_imported"] = "rclpy" in sys.modules  # the core runs without ROS
+    section("training", "training", _training_speed, device, dry)
     return result
+
+
+def _model_benchmark(name: str, *args: object, **kwargs: object) -> dict:
+    """bench model's figures, under the model's name in this check."""
+    from depth_panoptic_ros.bench.model import run_model_benchmark
+
+    return {"name": name, **run_model_benchmark(*args, **kwargs)}
 
 
 def _pipeline_per_frame(device: str, size: tuple[int, int], precision: str, repeats: int) -> dict:
@@ -153,7 +187,7 @@ def _training_speed(device: str, dry: bool) -> dict:
     from depth_panoptic_ros.training.distributed import DistributedContext, resolve_device
     from depth_panoptic_ros.training.loop import train
 
-    first, iterations = (1, 2) if dry else (2, 40)
+    first, iterations = (1, 3) if dry else (2, 40)
     amp = "fp32" if dry else "bf16"
     overrides = [f"run.device={device}", f"run.amp={amp}", "run.val_every=0", "run.checkpoint_every=0"]
     overrides += ["run.image_every=0", "run.log_every=1000"]
@@ -163,10 +197,12 @@ def _training_speed(device: str, dry: bool) -> dict:
     context = DistributedContext(0, 1, 0, resolve_device(device))
     times = {}
     with tempfile.TemporaryDirectory() as out:
-        for count in (first, iterations):  # the difference removes start-up, data-loader spawn, first steps
+        # The difference of two runs removes start-up, data-loader spawn and first steps; a run before both pays
+        # the process's one-time costs (imports, compilation, kernels' autotuning), which would flatter the rate.
+        for run, count in enumerate((first, first, iterations)):
             config = load_train_config(TRAIN_CONFIG, [*overrides, f"run.max_iters={count}"])
             start = time.perf_counter()
-            train(config, Path(out) / str(count), context, progress=False)
+            train(config, Path(out) / str(run), context, progress=False)
             times[count] = time.perf_counter() - start
     return {
         "config": "config/train_synthetic.yaml",
@@ -178,7 +214,6 @@ def _training_speed(device: str, dry: bool) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
-    import json
 
     parser = argparse.ArgumentParser(prog="gpu_check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda")
@@ -189,8 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         default=300.0,
         help="seconds after which model sections are skipped (default 300: the rest fits in 8 minutes)",
     )
+    parser.add_argument("--output", type=Path, help="also write the results there, after every section")
     args = parser.parse_args(argv)
-    print(json.dumps(run_gpu_check(args.device, args.dry, args.budget), indent=1))
+    print(json.dumps(run_gpu_check(args.device, args.dry, args.budget, args.output), indent=1))
     return 0
 
 
