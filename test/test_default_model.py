@@ -17,7 +17,7 @@ def test_default_model_is_shipped_small_and_self_describing() -> None:
     assert MODEL.stat().st_size < 50 * 2**20
     header = read_header(MODEL)
     assert header["class_table"] == ClassTable.cityscapes().to_dict()
-    assert header["extra"]["release"]["config"] == "config/train_synthetic.yaml"
+    assert header["extra"]["release"]["config"] == "config/train_synthetic_gpu.yaml"
     card = (REPO / "models" / "README.md").read_text()
     pq = header["extra"]["evaluation"]["panoptic"]["All"]["pq"]
     assert f"{100 * pq:.1f}" in card  # the card quotes the recorded evaluation
