@@ -434,5 +434,13 @@ def test_init_model_starts_the_network_from_a_released_model(tmp_path) -> None:
         assert torch.equal(expected, b), name
     with pytest.raises(ValueError, match="does not fit"):
         build_model(tiny_config("model.panoptic.fpn_channels=32", f"run.init_model={path}"))
+    # a release with a learned merge head (the shipped model's case) starts a fine-tune without one
+    with_head = build_model(tiny_config("model.merge_head.kernel_size=5"))
+    save_model(path, with_head, dtype=torch.float16)
+    started = build_model(tiny_config(f"run.init_model={path}"))
+    assert started.merge_head is None
+    for name, value in with_head.panoptic.state_dict().items():
+        expected = value.half().float() if value.is_floating_point() else value
+        assert torch.equal(started.panoptic.state_dict()[name], expected), name
     with pytest.raises(ValueError, match="set one"):
         tiny_config(f"run.init_model={path}", f"run.imagenet_weights={path}")

@@ -83,6 +83,8 @@ def build_model(config: TrainConfig) -> DepthPanopticModel:
 
         start = load_model(config.run.init_model)  # CheckpointError (a ValueError) names a bad file
         state, fresh = start.state_dict(), ("merge_head.",)
+        if config.model.merge_head is None:  # a released model's head: fit to the networks this run changes
+            state = {key: value for key, value in state.items() if not key.startswith("merge_head.")}
         if start.config.completion != config.model.completion:
             state = {key: value for key, value in state.items() if not key.startswith("completion.")}
             fresh += ("completion.",)
