@@ -20,6 +20,7 @@ from torch import nn
 
 from depth_panoptic_ros import typed_config
 from depth_panoptic_ros.classes import ClassTable
+from depth_panoptic_ros.cuda_graph import GraphedForward
 from depth_panoptic_ros.depth.network import DepthCompletionConfig, DepthCompletionNet, JointRefiner
 from depth_panoptic_ros.device import autocast_dtype, torch_device
 from depth_panoptic_ros.panoptic.config import InferenceConfig, PanopticNetConfig
@@ -108,6 +109,8 @@ class DepthPanopticModel(nn.Module):
         self.register_buffer("rgb_mean", torch.tensor(norm.rgb_mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("rgb_std", torch.tensor(norm.rgb_std).view(1, 3, 1, 1), persistent=False)
         self.precision: torch.dtype | None = None
+        self.compiled = False  # compile_networks
+        self._graphed: GraphedForward | None = None  # use_cuda_graphs
         # The PipelineConfig (as a dict) whose classical completion made the training inputs: saved in the file's
         # header, so that loading can run the pipeline the networks know (pipeline.bind_to_model).
         self.pipeline_settings: dict[str, Any] | None = None
@@ -163,9 +166,21 @@ class DepthPanopticModel(nn.Module):
     def compile_networks(self) -> None:
         """torch.compile the completion and panoptic networks in place (parameter names unchanged), with dynamic
         shapes so that one compilation serves every image size. Compilation happens at the first call."""
+        if self._graphed is not None:
+            raise ValueError("compile and cuda_graph: choose one (compiled networks are not captured as graphs)")
         for net in (self.completion, self.panoptic):
             if net is not None:
                 net.compile(dynamic=True)
+        self.compiled = True
+
+    def use_cuda_graphs(self) -> None:
+        """Replays the networks' forward pass from CUDA graphs, captured at the first frame of each size
+        (cuda_graph.py): the launch-bound networks' fast setting on a GPU. ValueError off CUDA or when compiled."""
+        if self.rgb_mean.device.type != "cuda":
+            raise ValueError(f"cuda_graph needs the model on a CUDA device, it is on {self.rgb_mean.device}")
+        if self.compiled:
+            raise ValueError("cuda_graph and compile: choose one (compiled networks are not captured as graphs)")
+        self._graphed = GraphedForward(self.forward)
 
     def warm_up(self, height: int = WARM_UP_SIZE[0], width: int = WARM_UP_SIZE[1]) -> None:
         """One blank frame through the networks, so that compilation, cuDNN's algorithm search and the
@@ -198,7 +213,7 @@ class DepthPanopticModel(nn.Module):
             rgb_t = rgb_t.contiguous(memory_format=torch.channels_last)
         sparse_t, init_t = to_t(sparse)[None, None].float(), to_t(classical)[None, None].float()
         with torch.autocast(device.type, dtype=self.precision, enabled=self.precision is not None):
-            dense, outputs = self(rgb_t, sparse_t, init_t, segment)
+            dense, outputs = (self._graphed or self)(rgb_t, sparse_t, init_t, segment)
         depth = dense[0, 0].float().cpu().numpy() if return_depth else None
         if outputs is None:
             return depth, None
@@ -274,9 +289,10 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def load_model(
-    path: str | Path, device: str = "cpu", precision: str = "fp32", compile: bool = False
+    path: str | Path, device: str = "cpu", precision: str = "fp32", compile: bool = False, cuda_graph: bool = False
 ) -> DepthPanopticModel:
-    """Rebuilds the model from the file alone; raises CheckpointError naming the file on any problem."""
+    """Rebuilds the model from the file alone; raises CheckpointError naming the file on any problem.
+    compile: DepthPanopticModel.compile_networks; cuda_graph: use_cuda_graphs (ValueError off CUDA)."""
     dtype = autocast_dtype(precision)
     dev = torch_device(device)
     header = read_header(path)
@@ -293,4 +309,6 @@ def load_model(
     model.pipeline_settings = header["pipeline"]
     if compile:
         model.compile_networks()
+    if cuda_graph:
+        model.use_cuda_graphs()
     return model

@@ -272,9 +272,10 @@ def load_pipeline(
     precision: str = "fp32",
     merge: str | None = None,
     compile: bool = False,
+    cuda_graph: bool = False,
 ) -> Pipeline:
     """The pipeline of a config file and a model: None = the shipped default model when installed, '' = none.
-    device, precision and compile as ``load_model``.
+    device, precision, compile and cuda_graph as ``load_model``.
 
     The model's recorded pipeline settings apply unless the config file states others (the pipeline's
     changed_settings lists those it changes, see bind_to_model). merge: the panoptic merge to run (fcn | degeus |
@@ -294,7 +295,7 @@ def load_pipeline(
         return Pipeline(bind_to_model(explicit, None)[0])
     from depth_panoptic_ros.model import load_model
 
-    model = load_model(path, device=device, precision=precision, compile=compile)
+    model = load_model(path, device=device, precision=precision, compile=compile, cuda_graph=cuda_graph)
     if merge is not None:
         model.use_merge(merge)
     config, changed = bind_to_model(explicit, model.pipeline_settings)

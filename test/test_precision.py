@@ -190,8 +190,9 @@ def test_gpu_check_script_runs_end_to_end_without_ros(tmp_path) -> None:
 
 
 def test_gpu_check_runs_eager_figures_first_then_compiled_ones_while_the_budget_lasts(monkeypatch) -> None:
-    """The plan of the full check (measurements replaced by records of the calls): every eager figure, then the
-    compiled runs in the order of issue 15.5's goals, none of them once the budget is spent."""
+    """The plan of the full check on a GPU (measurements replaced by records of the calls): every eager figure, the
+    CUDA graph runs, then the compiled runs in the order of issue 15.5's goals, none of them once the budget is
+    spent."""
     from depth_panoptic_ros.bench import gpu_check
 
     calls = []
@@ -202,16 +203,21 @@ def test_gpu_check_runs_eager_figures_first_then_compiled_ones_while_the_budget_
     for name in ("_model_benchmark", "_pipeline_per_frame", "_host_device_copies", "_instance_depth_host_and_device"):
         monkeypatch.setattr(gpu_check, name, record(name))
     monkeypatch.setattr(gpu_check, "_training_speed", record("_training_speed"))
-    result = gpu_check.run_gpu_check("cpu", budget_s=1e9)
-    compiled = [c for c in calls if c[2].get("compile") or (c[0] == "_pipeline_per_frame" and c[1][-1])]
-    assert len(calls) == 12 + 6 + 2 + 2 + 1 + 6 and calls[-6:] == compiled and not result["errors"]
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "a GPU")
+    result = gpu_check.run_gpu_check("cuda", budget_s=1e9)
+    compiled = [c for c in calls if c[2].get("compile") or (c[0] == "_pipeline_per_frame" and c[1][-2])]
+    graphs = [c for c in calls if c[2].get("cuda_graph") or (c[0] == "_pipeline_per_frame" and c[1][-1])]
+    assert len(calls) == 12 + 6 + 2 + 2 + 1 + 12 + 6 and calls[-6:] == compiled and not result["errors"]
+    assert calls[-18:-6] == graphs and {(c[1][0], c[1][4]) for c in graphs[:8]} == {
+        (name, precision) for name in ("shipped", "r50_paper") for precision in ("fp32", "fp16")
+    }
     first = compiled[0]  # the shipped model's whole pipeline at KITTI size, compiled, in fp16
     assert first[0] == "_pipeline_per_frame" and first[1][1:3] == ((375, 1242), "fp16")
     assert compiled[1][1][:2] == ("r50_paper", (1024, 2048)) and compiled[1][1][4] == "fp16"
     calls.clear()
-    result = gpu_check.run_gpu_check("cpu", budget_s=-1)
+    result = gpu_check.run_gpu_check("cuda", budget_s=-1)
     assert (
-        len(calls) == 23
+        len(calls) == 35
         and len(result["skipped"]) == 6
         and result["skipped"][0] == "pipeline (375, 1242) fp16 compiled"
     )

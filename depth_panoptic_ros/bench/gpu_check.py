@@ -3,8 +3,9 @@
 Needs PyTorch and CUDA, not ROS (the core never imports rclpy). Sections: ``bench model`` for the shipped model
 and the paper-width R50 at KITTI size and 1024x2048 in every precision; the full pipeline (classical completion,
 networks, products) per frame; the host-device copies of a frame; the instance depth statistics on the host and
-on the device; training iterations per second of config/train_synthetic.yaml under AMP; then compiled fp16 runs
-of the pipeline and the networks while the time budget lasts. ``dry`` runs the same code at a tiny size in fp32
+on the device; training iterations per second of config/train_synthetic.yaml under AMP; the networks and the
+pipeline replayed from CUDA graphs (fp32, fp16); then compiled fp16 runs of the pipeline and the networks while the
+time budget lasts. ``dry`` runs the same code at a tiny size in fp32
 without compilation (inductor takes minutes on a CPU) on any device, so that the script itself is tested where no
 GPU is.
 """
@@ -67,15 +68,16 @@ def run_gpu_check(device: str = "cuda", dry: bool = False, budget_s: float = 330
     repeats, frames, copies = (1, 1, 1) if dry else (5, 10, 20)
     result.update(pipeline=[], host_device_copies=[], instance_depth=[], training=None)
 
-    def model(name: str, size: tuple[int, int], precision: str, compile: bool = False) -> None:
+    def model(name: str, size: tuple[int, int], precision: str, compile: bool = False, graph: bool = False) -> None:
         path, backbone = models[name]
-        what = f"model {name} {size[0]}x{size[1]} {precision}{' compiled' if compile else ''}"
+        what = f"model {name} {size[0]}x{size[1]} {precision}{_mode(compile, graph)}"
         arguments = (name, size, backbone, device, precision)
-        section(what, "model", _model_benchmark, *arguments, repeats=repeats, compile=compile, model_path=path)
+        options = {"compile": compile, "cuda_graph": graph, "model_path": path}
+        section(what, "model", _model_benchmark, *arguments, repeats=repeats, **options)
 
-    def pipeline(size: tuple[int, int], precision: str, compile: bool = False) -> None:
-        what = f"pipeline {size[0]}x{size[1]} {precision}{' compiled' if compile else ''}"
-        section(what, "pipeline", _pipeline_per_frame, device, size, precision, frames, compile)
+    def pipeline(size: tuple[int, int], precision: str, compile: bool = False, graph: bool = False) -> None:
+        what = f"pipeline {size[0]}x{size[1]} {precision}{_mode(compile, graph)}"
+        section(what, "pipeline", _pipeline_per_frame, device, size, precision, frames, compile, graph)
 
     for name, size, precision in itertools.product(models, sizes, precisions):
         model(name, size, precision)
@@ -86,6 +88,11 @@ def run_gpu_check(device: str = "cuda", dry: bool = False, budget_s: float = 330
         section(f"instance depth {size}", "instance_depth", _instance_depth_host_and_device, device, size, copies)
     result["ros_imported"] = "rclpy" in sys.modules  # the core runs without ROS
     section("training", "training", _training_speed, device, dry)
+    if torch.device(device).type == "cuda":  # CUDA graphs: seconds each, no compilation
+        for name, size, precision in itertools.product(models, sizes, ("fp32",) if dry else ("fp32", "fp16")):
+            model(name, size, precision, graph=True)
+        for size, precision in itertools.product(sizes, ("fp32",) if dry else ("fp32", "fp16")):
+            pipeline(size, precision, graph=True)
     kitti, large = FULL_SIZES
     compiled = [
         (pipeline, (kitti, "fp16")),
@@ -103,6 +110,10 @@ def run_gpu_check(device: str = "cuda", dry: bool = False, budget_s: float = 330
     return result
 
 
+def _mode(compile: bool, graph: bool) -> str:
+    return " compiled" if compile else " CUDA graph" if graph else ""
+
+
 def _model_benchmark(name: str, *args: object, **kwargs: object) -> dict:
     """bench model's figures, under the model's name in this check."""
     from depth_panoptic_ros.bench.model import run_model_benchmark
@@ -111,7 +122,7 @@ def _model_benchmark(name: str, *args: object, **kwargs: object) -> dict:
 
 
 def _pipeline_per_frame(
-    device: str, size: tuple[int, int], precision: str, repeats: int, compile: bool = False
+    device: str, size: tuple[int, int], precision: str, repeats: int, compile: bool = False, graph: bool = False
 ) -> dict:
     """Median stage times of the whole per-frame pipeline with the shipped model on bench/geometry's scene."""
     from depth_panoptic_ros.bench.geometry import T_CAM_LIDAR, lidar_sweep, scene
@@ -120,13 +131,15 @@ def _pipeline_per_frame(
 
     camera, rgb, _ = scene(*size)
     frame = SensorFrame(rgb=rgb, camera=camera, points=lidar_sweep(), T_cam_lidar=T_CAM_LIDAR)
-    pipeline = load_pipeline(None, None, device, precision, compile=compile)
-    pipeline.run(frame)  # warm-up (and compilation)
+    pipeline = load_pipeline(None, None, device, precision, compile=compile, cuda_graph=graph)
+    start = time.perf_counter()
+    pipeline.run(frame)  # warm-up (and compilation, or the graph's capture)
+    first_ms = (time.perf_counter() - start) * 1e3
     runs = [pipeline.run(frame).timings_ms for _ in range(repeats)]
     stages = {stage: float(np.median([r[stage] for r in runs])) for stage in runs[0]}
     total = float(np.median([sum(r.values()) for r in runs]))
-    return {"size": f"{size[0]}x{size[1]}", "precision": precision, "compile": compile, "stages_ms": stages,
-            "total_ms": total}  # fmt: skip
+    return {"size": f"{size[0]}x{size[1]}", "precision": precision, "compile": compile, "cuda_graph": graph,
+            "first_frame_ms": first_ms, "stages_ms": stages, "total_ms": total}  # fmt: skip
 
 
 def _host_device_copies(device: str, size: tuple[int, int], repeats: int) -> dict:

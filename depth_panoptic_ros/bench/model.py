@@ -90,15 +90,17 @@ def run_model_benchmark(
     repeats: int = 3,
     compile: bool = False,
     model_path: str | Path | None = None,
+    cuda_graph: bool = False,
 ) -> dict:
     """Median per-stage times of ``repeats`` frames after one warm-up frame. model_path: a model file (its
     architecture and weights; backbone and fusion are then the file's), else an untrained model of ``backbone``
-    and ``fusion`` at the published widths. Compiled networks are timed end to end only: a compiled graph fuses
-    the stages, and stage hooks would break it apart."""
+    and ``fusion`` at the published widths. Compiled or graph-captured networks (cuda_graph) are timed end to end
+    only: a compiled graph fuses the stages, stage hooks would break it apart, and a captured one cannot
+    synchronize inside."""
     torch.manual_seed(0)
     dev = torch_device(device)
     if model_path is not None:
-        model = load_model(model_path, device, precision, compile)
+        model = load_model(model_path, device, precision, compile, cuda_graph)
     else:
         config = ModelConfig(panoptic=PanopticNetConfig(backbone=backbone, fusion=fusion))
         model = DepthPanopticModel(config, ClassTable.cityscapes()).eval().to(dev)
@@ -107,9 +109,12 @@ def run_model_benchmark(
         model.precision = autocast_dtype(precision)
         if compile:
             model.compile_networks()
+        if cuda_graph:
+            model.use_cuda_graphs()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    clock = _StageClock(model, dev, hooks=not compile)
+    end_to_end = compile or cuda_graph
+    clock = _StageClock(model, dev, hooks=not end_to_end)
 
     height, width = size
     rng = np.random.default_rng(0)
@@ -127,7 +132,7 @@ def run_model_benchmark(
         model.predict(rgb, sparse, classical)
         total = (clock.now() - start) * 1e3
         runs.append({**clock.totals, "post_processing": post_ms[-1], "total": total})
-    keys = [*(STAGES if not compile else ()), "post_processing", "total"]
+    keys = [*(STAGES if not end_to_end else ()), "post_processing", "total"]
     stages = {key: float(np.median([r.get(key, 0.0) for r in runs])) for key in keys}
     peak = (
         torch.cuda.max_memory_allocated(dev) / 2**20
@@ -144,6 +149,7 @@ def run_model_benchmark(
         "fusion": model.config.panoptic.fusion,
         "precision": precision,
         "compile": compile,
+        "cuda_graph": cuda_graph,
         "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6,
         "peak_memory_mb": peak,
         "peak_memory_kind": "CUDA max allocated" if dev.type == "cuda" else "process max RSS",
@@ -155,7 +161,8 @@ def run_model_benchmark(
 def format_table(result: dict) -> str:
     head = (
         f"{result['machine']} ({result['device']}, {result['torch_threads']} threads) — {result['backbone']}, "
-        f"fusion {result['fusion']}, {result['precision']}{', compiled' if result['compile'] else ''}, "
+        f"fusion {result['fusion']}, {result['precision']}{', compiled' if result['compile'] else ''}"
+        f"{', CUDA graph' if result['cuda_graph'] else ''}, "
         f"{result['size']}, {result['parameters_m']:.1f} M params, "
         f"peak {result['peak_memory_mb']:.0f} MB ({result['peak_memory_kind']})"
     )

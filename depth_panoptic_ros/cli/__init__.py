@@ -71,7 +71,7 @@ def _device(text: str) -> str:
 
 
 def add_device_arguments(parser: argparse.ArgumentParser, compile: bool = False) -> None:
-    """--device and --precision (and --compile), shared by every command that runs the networks."""
+    """--device and --precision (and --compile, --cuda-graph), shared by every command that runs the networks."""
     parser.add_argument("--device", type=_device, default="cpu", help=f"{DEVICE_HELP} (default cpu)")
     parser.add_argument(
         "--precision",
@@ -81,6 +81,11 @@ def add_device_arguments(parser: argparse.ArgumentParser, compile: bool = False)
     )
     if compile:
         parser.add_argument("--compile", action="store_true", help="torch.compile the networks (slow first frame)")
+        parser.add_argument(
+            "--cuda-graph",
+            action="store_true",
+            help="replay the networks from CUDA graphs captured at the first frame of each size (CUDA only)",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:

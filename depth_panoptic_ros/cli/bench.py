@@ -125,10 +125,22 @@ def _pq(args: argparse.Namespace) -> int:
 
 def _model(args: argparse.Namespace) -> int:
     from depth_panoptic_ros.bench.model import format_table, run_model_benchmark
+    from depth_panoptic_ros.cli import CliError
 
-    result = run_model_benchmark(
-        args.size, args.backbone, args.device, args.precision, args.fusion, args.repeats, args.compile, args.model
-    )
+    try:
+        result = run_model_benchmark(
+            args.size,
+            args.backbone,
+            args.device,
+            args.precision,
+            args.fusion,
+            args.repeats,
+            args.compile,
+            args.model,
+            cuda_graph=args.cuda_graph,
+        )
+    except ValueError as exc:  # e.g. --cuda-graph off CUDA, or with --compile
+        raise CliError(str(exc)) from exc
     print(json.dumps(result, indent=1) if args.json else format_table(result))
     return 0
 

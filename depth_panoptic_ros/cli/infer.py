@@ -42,7 +42,13 @@ def run(args: argparse.Namespace) -> int:
         points = None if args.lidar is None else read_points(args.lidar)
         model = "" if args.no_panoptic else args.model
         pipeline = load_pipeline(
-            args.config, model, args.device, args.precision, merge=args.merge, compile=args.compile
+            args.config,
+            model,
+            args.device,
+            args.precision,
+            merge=args.merge,
+            compile=args.compile,
+            cuda_graph=args.cuda_graph,
         )
         warn(pipeline.settings_warning)
         if right is not None and calib.right_camera is None:

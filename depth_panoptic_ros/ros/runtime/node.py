@@ -146,7 +146,9 @@ def load_node_pipeline(params: NodeParameters, logger: RcutilsLogger) -> tuple[P
         from depth_panoptic_ros.model import load_model
 
         path = resolve_path(params.model_path)
-        model = load_model(path, device=params.device, precision=params.precision, compile=params.compile)
+        model = load_model(
+            path, device=params.device, precision=params.precision, compile=params.compile, cuda_graph=params.cuda_graph
+        )
         if params.compile:  # compile now, at start, so that the first frame does not wait for it
             started = time.perf_counter()
             model.warm_up()
@@ -159,7 +161,7 @@ def load_node_pipeline(params: NodeParameters, logger: RcutilsLogger) -> tuple[P
         except ValueError as exc:
             logger.error(f"merge {params.merge!r}: {exc}; running the model's stored merge {model.merge!r}")
     loaded = pipeline(model)
-    compiled = ", compiled" if params.compile else ""
+    compiled = ", compiled" if params.compile else ", CUDA graphs" if params.cuda_graph else ""
     description = (
         f"loaded {path} ({params.device}, {params.precision}{compiled}, merge {model.merge}); "
         f"depth: {loaded.depth_source}"

@@ -53,6 +53,7 @@ class NodeParameters:
     device: str = "cpu"
     precision: str = "fp32"
     compile: bool = False
+    cuda_graph: bool = False
     merge: str = ""
     pipeline_config: str = ""
     use_lidar: bool = True
@@ -106,6 +107,10 @@ DOCS: dict[str, Doc] = {
     "device": Doc(f"torch device of the model: {DEVICE_HELP}"),
     "precision": Doc("inference precision of the model (bf16/fp16 run under torch.autocast)", choices=PRECISIONS),
     "compile": Doc("torch.compile the networks; compiled and warmed up at start, before the first frame"),
+    "cuda_graph": Doc(
+        "replay the networks from CUDA graphs, captured at the first frame of each image size (CUDA devices only; "
+        "not with compile): on a GPU the fast setting without compilation"
+    ),
     "merge": Doc(
         "panoptic merge: fcn (Panoptic FCN), degeus (de Geus et al.), learned (the model's merge head); empty = "
         "the model's stored choice. learned on a model without a merge head is logged and the stored one runs",
