@@ -373,10 +373,11 @@ def test_the_compiled_median_network_selects_the_median_of_every_0_1_input() -> 
     np.testing.assert_array_equal(wires[12], majority)
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (6, 1), (4, 4), (5, 5), (37, 61)])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (6, 1), (4, 4), (5, 5), (37, 61), (9, 200)])
 def test_the_compiled_median_is_opencvs(shape: tuple[int, int]) -> None:
     """The compiled 5 x 5 median with its choice of pixels against cv2.medianBlur (replicated border) and the
-    same choice written out: values with many ties and zeros, tiny images included."""
+    same choice written out: values with many ties and zeros, tiny images included, the pixels next to a
+    measurement scattered or in runs along the rows (so that whole chunks of a row take no median)."""
     from depth_panoptic_ros.depth.classical_compiled import take_median_where_far
 
     rng = np.random.default_rng(sum(shape))
@@ -384,7 +385,10 @@ def test_the_compiled_median_is_opencvs(shape: tuple[int, int]) -> None:
         whole = (rng.integers(0, 4, (shape[0] + 5, shape[1] + 9)) * rng.choice([0.5, 3.25])).astype(np.float32)
         box = (slice(2, 2 + shape[0]), slice(7, 7 + shape[1]))  # the box inside the map: its edges replicated
         dense = whole[box].copy()
-        near = (rng.random(shape) < 0.3).astype(np.uint8)
+        near = (rng.random(shape) < rng.choice([0.3, 0.8])).astype(np.uint8)
+        if rng.random() < 0.5:  # runs of 1-40 pixels along the rows
+            near = np.repeat(near, rng.integers(1, 41, shape[1]), axis=1)[:, : shape[1]]
+            near = np.pad(near, ((0, 0), (0, shape[1] - near.shape[1])), constant_values=1)
         median = cv2.medianBlur(dense, 5)
         expected = whole.copy()
         expected[box] = np.where((near == 0) & (median > 0) & (dense > 0), median, dense)

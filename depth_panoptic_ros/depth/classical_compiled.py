@@ -328,19 +328,53 @@ def _median25(r0: np.ndarray, r1: np.ndarray, r2: np.ndarray, r3: np.ndarray, r4
     return p12
 
 
+# The median is computed on spans of whole chunks of this many pixels of a row, and not on chunks where no pixel
+# can take it (next to a measurement, or unknown): a quarter of the box at 1024x2048, 40 % at 375x1242 on the
+# bench scene. Finding them costs little: in most chunks the first pixels decide.
+_MEDIAN_CHUNK = 16
+
+
+@numba.njit(inline="always", **_COMPILE)
+def _take_medians(
+    out: np.ndarray,
+    far: np.ndarray,
+    r0: np.ndarray,
+    r1: np.ndarray,
+    r2: np.ndarray,
+    r3: np.ndarray,
+    r4: np.ndarray,
+    count: int,
+) -> None:
+    """take_median_where_far on the first ``count`` pixels of one row (the arrays cut to start at the span)."""
+    for x in range(count):  # one window per lane: LLVM vectorizes the network across x
+        median, own = _median25(r0, r1, r2, r3, r4, x), r2[x + 2]
+        out[x] = median if (far[x] == 0) & (median > 0) & (own > 0) else own
+
+
 @numba.njit(types.void(types.float32[:, ::1], types.int64, types.int64, _IN_U8_C, _IN_F32_C), **_COMPILE)
 def take_median_where_far(dense: np.ndarray, top: int, left: int, near: np.ndarray, padded: np.ndarray) -> None:
     """In place, in the box of ``near``'s size at (top, left) of ``dense``: the pixels where ``near`` is 0 and both
-    their value and the median of the 5 x 5 window around them are > 0 take that median. ``padded``: the box
-    with a 2-px border replicated (what cv2.medianBlur reads beyond its edges), read for every window, so the
-    writes change no later window. All C-contiguous: with strided rows LLVM does not vectorize (8x slower)."""
+    their value and the median of the 5 x 5 window around them are > 0 take that median. ``padded``: that box of
+    ``dense`` with a 2-px border replicated (what cv2.medianBlur reads beyond its edges), read for every window,
+    so the writes change no later window and pixels that keep their value need none. All C-contiguous: with
+    strided rows LLVM does not vectorize (8x slower)."""
     height, width = near.shape
     for y in range(height):
         r0, r1, r2, r3, r4 = padded[y], padded[y + 1], padded[y + 2], padded[y + 3], padded[y + 4]
-        out, far = dense[top + y], near[y]
-        for x in range(width):  # one window per lane: LLVM vectorizes the network across x
-            median, own = _median25(r0, r1, r2, r3, r4, x), r2[x + 2]
-            out[left + x] = median if (far[x] == 0) & (median > 0) & (own > 0) else own
+        out, far = dense[top + y, left:], near[y]
+        begin = -1  # the first chunk of the current span of wanted chunks
+        for start in range(0, width + _MEDIAN_CHUNK, _MEDIAN_CHUNK):  # the last chunk is empty: it ends the span
+            wanted = False
+            for x in range(start, min(start + _MEDIAN_CHUNK, width)):
+                if (far[x] == 0) & (r2[x + 2] > 0):
+                    wanted = True
+                    break
+            if wanted and begin < 0:
+                begin = start
+            elif not wanted and begin >= 0:
+                span, count = slice(begin, None), min(start, width) - begin
+                _take_medians(out[span], far[span], r0[span], r1[span], r2[span], r3[span], r4[span], count)
+                begin = -1
 
 
 _LOWEST, _HIGHEST = (np.float32(bound) for bound in classical_opencv.POSITIVE_FINITE)
