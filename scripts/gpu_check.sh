@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The device check of a CUDA machine with PyTorch (ROS not needed): prints one JSON block with bench model
 # (shipped model and paper-width R50, 375x1242 and 1024x2048, fp32/bf16/fp16, one compiled precision), the full
-# pipeline per frame, the host-device copies, the instance depth statistics on host and device, and AMP training
-# speed. Run from anywhere:
+# pipeline per frame, the host-device copies, the instance depth statistics on host and device, AMP training
+# speed, and the networks and pipeline replayed from CUDA graphs. Run from anywhere:
 #   scripts/gpu_check.sh                 # on the GPU, <= 8 minutes
 #   scripts/gpu_check.sh --dry --device cpu   # tiny sizes: checks the script itself on any machine
 #   scripts/gpu_check.sh --output check.json  # also written after every section: a run cut short keeps its figures
