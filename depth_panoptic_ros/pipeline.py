@@ -121,16 +121,27 @@ class Pipeline:
 
     def run(self, frame: SensorFrame, outputs: Collection[str] = OUTPUTS) -> Products:
         """Raises ValueError for a frame that cannot be processed (sizes, missing extrinsic, …)."""
-        unknown = set(outputs) - OUTPUTS
-        if unknown:
-            raise ValueError(f"unknown outputs {sorted(unknown)}; known: {sorted(OUTPUTS)}")
+        _check_outputs(outputs)
+        return self.finish(frame, self.measure(frame), outputs)
+
+    def measure(self, frame: SensorFrame) -> Products:
+        """The stages that feed the networks: the measured depth and its classical completion (CPU kernels that
+        release the GIL), so that a next frame's can run in a thread while this one is on the GPU (Lookahead).
+        ValueError for a frame that cannot be processed."""
         _check_frame(frame)
-        cfg, timings = self.config, {}
+        timings: dict[str, float] = {}
         with _timed(timings, "sparse_depth"):
             sparse = self._measured_depth(frame)
         with _timed(timings, "completion"):
-            dense = complete_depth(sparse, frame.rgb, cfg.completion)
-        products = Products(sparse_depth=sparse, depth=dense, classical_depth=dense, timings_ms=timings)
+            dense = complete_depth(sparse, frame.rgb, self.config.completion)
+        return Products(sparse_depth=sparse, depth=dense, classical_depth=dense, timings_ms=timings)
+
+    def finish(self, frame: SensorFrame, products: Products, outputs: Collection[str] = OUTPUTS) -> Products:
+        """The rest of ``run`` after ``measure(frame)`` gave ``products``: networks, instance depth, cloud, grid
+        (filled into ``products``)."""
+        _check_outputs(outputs)
+        cfg, timings = self.config, products.timings_ms
+        sparse, dense = products.sparse_depth, products.classical_depth
 
         # The networks run only for what consumes them: segmentation for the outputs that show labels, the
         # learned completion when it is served (learned_depth) or asked for itself (evaluation); only then is
@@ -187,6 +198,12 @@ class Pipeline:
             stereo = stereo_depth(frame.rgb, frame.right_rgb, frame.camera, frame.right_camera, cfg.stereo)
             sparse = merge_depth(sparse, stereo)
         return sparse
+
+
+def _check_outputs(outputs: Collection[str]) -> None:
+    unknown = set(outputs) - OUTPUTS
+    if unknown:
+        raise ValueError(f"unknown outputs {sorted(unknown)}; known: {sorted(OUTPUTS)}")
 
 
 def _check_frame(frame: SensorFrame) -> None:

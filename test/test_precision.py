@@ -187,6 +187,8 @@ def test_gpu_check_script_runs_end_to_end_without_ros(tmp_path) -> None:
     assert copies["ids_down_bytes"] == copies["learned_depth_down_bytes"] == 96 * 160 * 4 and copies["up_ms"] >= 0
     instances = result["instance_depth"][0]
     assert instances["tables_agree"] and instances["segments"] > 10 and instances["device_ms"] > 0
+    stream = result["lookahead"][0]
+    assert stream["frames"] == 1 and len(stream["sequential_ms"]) == len(stream["lookahead_ms"]) == 2
 
 
 def test_gpu_check_runs_eager_figures_first_then_compiled_ones_while_the_budget_lasts(monkeypatch) -> None:
@@ -200,15 +202,20 @@ def test_gpu_check_runs_eager_figures_first_then_compiled_ones_while_the_budget_
     def record(kind):
         return lambda *args, **kwargs: calls.append((kind, args, kwargs)) or {}
 
-    for name in ("_model_benchmark", "_pipeline_per_frame", "_host_device_copies", "_instance_depth_host_and_device"):
+    recorded = ("_model_benchmark", "_pipeline_per_frame", "_host_device_copies", "_instance_depth_host_and_device")
+    for name in (*recorded, "_pipeline_lookahead"):
         monkeypatch.setattr(gpu_check, name, record(name))
     monkeypatch.setattr(gpu_check, "_training_speed", record("_training_speed"))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "a GPU")
     result = gpu_check.run_gpu_check("cuda", budget_s=1e9)
     compiled = [c for c in calls if c[2].get("compile") or (c[0] == "_pipeline_per_frame" and c[1][-2])]
     graphs = [c for c in calls if c[2].get("cuda_graph") or (c[0] == "_pipeline_per_frame" and c[1][-1])]
-    assert len(calls) == 12 + 6 + 2 + 2 + 1 + 12 + 6 and calls[-6:] == compiled and not result["errors"]
-    assert calls[-18:-6] == graphs and {(c[1][0], c[1][4]) for c in graphs[:8]} == {
+    assert len(calls) == 12 + 6 + 2 + 2 + 1 + 12 + 2 + 6 and calls[-6:] == compiled and not result["errors"]
+    streams = calls[-8:-6]  # the fastest setting: fp16 from CUDA graphs, each size
+    assert [(c[0], c[1][1:3], c[1][-1]) for c in streams] == [
+        ("_pipeline_lookahead", (size, "fp16"), True) for size in gpu_check.FULL_SIZES
+    ]
+    assert calls[-20:-8] == graphs and {(c[1][0], c[1][4]) for c in graphs[:8]} == {
         (name, precision) for name in ("shipped", "r50_paper") for precision in ("fp32", "fp16")
     }
     first = compiled[0]  # the shipped model's whole pipeline at KITTI size, compiled, in fp16
@@ -217,7 +224,7 @@ def test_gpu_check_runs_eager_figures_first_then_compiled_ones_while_the_budget_
     calls.clear()
     result = gpu_check.run_gpu_check("cuda", budget_s=-1)
     assert (
-        len(calls) == 35
+        len(calls) == 37
         and len(result["skipped"]) == 6
         and result["skipped"][0] == "pipeline (375, 1242) fp16 compiled"
     )

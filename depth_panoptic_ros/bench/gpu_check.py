@@ -4,10 +4,11 @@ Needs PyTorch and CUDA, not ROS (the core never imports rclpy). Sections: ``benc
 and the paper-width R50 at KITTI size and 1024x2048 in every precision; the full pipeline (classical completion,
 networks, products) per frame; the host-device copies of a frame; the instance depth statistics on the host and
 on the device; training iterations per second of config/train_synthetic.yaml under AMP; the networks and the
-pipeline replayed from CUDA graphs (fp32, fp16); then compiled fp16 runs of the pipeline and the networks while the
-time budget lasts. ``dry`` runs the same code at a tiny size in fp32
-without compilation (inductor takes minutes on a CPU) on any device, so that the script itself is tested where no
-GPU is.
+pipeline replayed from CUDA graphs (fp32, fp16); a stream of frames one after the other against one ahead (the
+next frame's CPU stages in a thread during this frame's networks: measured here before the node is built on it);
+then compiled fp16 runs of the
+pipeline and the networks while the time budget lasts. ``dry`` runs the same code at a tiny size in fp32 without
+compilation (inductor takes minutes on a CPU) on any device, so that the script itself is tested where no GPU is.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from depth_panoptic_ros.device import PRECISIONS
+from depth_panoptic_ros.frame import SensorFrame
+from depth_panoptic_ros.pipeline import Pipeline, Products
 
 FULL_SIZES = ((375, 1242), (1024, 2048))
 DRY_SIZE = (96, 160)
@@ -66,7 +70,7 @@ def run_gpu_check(device: str = "cuda", dry: bool = False, budget_s: float = 330
     # its first frame), in the order of what issue 15.5's goals need: the shipped model's whole pipeline at KITTI
     # size, the paper R50 at 1024x2048, then the rest; those that would start past ``budget_s`` are skipped.
     repeats, frames, copies = (1, 1, 1) if dry else (5, 10, 20)
-    result.update(pipeline=[], host_device_copies=[], instance_depth=[], training=None)
+    result.update(pipeline=[], host_device_copies=[], instance_depth=[], training=None, lookahead=[])
 
     def model(name: str, size: tuple[int, int], precision: str, compile: bool = False, graph: bool = False) -> None:
         path, backbone = models[name]
@@ -88,11 +92,15 @@ def run_gpu_check(device: str = "cuda", dry: bool = False, budget_s: float = 330
         section(f"instance depth {size}", "instance_depth", _instance_depth_host_and_device, device, size, copies)
     result["ros_imported"] = "rclpy" in sys.modules  # the core runs without ROS
     section("training", "training", _training_speed, device, dry)
-    if torch.device(device).type == "cuda":  # CUDA graphs: seconds each, no compilation
+    cuda = torch.device(device).type == "cuda"
+    if cuda:  # CUDA graphs: seconds each, no compilation
         for name, size, precision in itertools.product(models, sizes, ("fp32",) if dry else ("fp32", "fp16")):
             model(name, size, precision, graph=True)
         for size, precision in itertools.product(sizes, ("fp32",) if dry else ("fp32", "fp16")):
             pipeline(size, precision, graph=True)
+    for size in sizes:  # the fastest setting measured so far: fp16 replayed from graphs
+        stream = (device, size, "fp32" if dry else "fp16", frames, cuda)
+        section(f"lookahead {size[0]}x{size[1]}", "lookahead", _pipeline_lookahead, *stream)
     kitti, large = FULL_SIZES
     compiled = [
         (pipeline, (kitti, "fp16")),
@@ -126,7 +134,6 @@ def _pipeline_per_frame(
 ) -> dict:
     """Median stage times of the whole per-frame pipeline with the shipped model on bench/geometry's scene."""
     from depth_panoptic_ros.bench.geometry import T_CAM_LIDAR, lidar_sweep, scene
-    from depth_panoptic_ros.frame import SensorFrame
     from depth_panoptic_ros.pipeline import load_pipeline
 
     camera, rgb, _ = scene(*size)
@@ -140,6 +147,51 @@ def _pipeline_per_frame(
     total = float(np.median([sum(r.values()) for r in runs]))
     return {"size": f"{size[0]}x{size[1]}", "precision": precision, "compile": compile, "cuda_graph": graph,
             "first_frame_ms": first_ms, "stages_ms": stages, "total_ms": total}  # fmt: skip
+
+
+def one_ahead(pipeline: Pipeline, frames: Iterable[SensorFrame]) -> Iterator[Products]:
+    """``pipeline.run`` of each frame, in order, with the next frame's measurement (Pipeline.measure: CPU kernels
+    that release the GIL) running in a thread while the frame before it is finished (networks, products)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="measure") as pool:
+        pending: tuple[SensorFrame, Future[Products]] | None = None
+        for frame in frames:
+            measuring = pool.submit(pipeline.measure, frame)
+            if pending is not None:
+                yield pipeline.finish(pending[0], pending[1].result())
+            pending = (frame, measuring)
+        if pending is not None:
+            yield pipeline.finish(pending[0], pending[1].result())
+
+
+def _pipeline_lookahead(device: str, size: tuple[int, int], precision: str, frames: int, graph: bool) -> dict:
+    """Milliseconds per frame of a stream of ``frames`` frames of bench/geometry's scene through the whole
+    pipeline with the shipped model, one after the other (Pipeline.run) and one ahead (one_ahead), two rounds each,
+    alternately."""
+    from depth_panoptic_ros.bench.geometry import T_CAM_LIDAR, lidar_sweep, scene
+    from depth_panoptic_ros.pipeline import load_pipeline
+
+    camera, rgb, _ = scene(*size)
+    frame = SensorFrame(rgb=rgb, camera=camera, points=lidar_sweep(), T_cam_lidar=T_CAM_LIDAR)
+    pipeline = load_pipeline(None, None, device, precision, cuda_graph=graph)
+    pipeline.run(frame)  # warm-up (and the graph's capture)
+
+    def one_after_the_other() -> None:
+        for _ in range(frames):
+            pipeline.run(frame)
+
+    def one_frame_ahead() -> None:
+        for _ in one_ahead(pipeline, [frame] * frames):
+            pass
+
+    rounds: dict[str, list[float]] = {"sequential_ms": [], "lookahead_ms": []}
+    for _ in range(2):
+        for key, stream in (("sequential_ms", one_after_the_other), ("lookahead_ms", one_frame_ahead)):
+            _synchronize(device)
+            start = time.perf_counter()
+            stream()
+            _synchronize(device)
+            rounds[key].append((time.perf_counter() - start) * 1e3 / frames)
+    return {"size": f"{size[0]}x{size[1]}", "precision": precision, "cuda_graph": graph, "frames": frames, **rounds}
 
 
 def _host_device_copies(device: str, size: tuple[int, int], repeats: int) -> dict:
