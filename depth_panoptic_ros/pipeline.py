@@ -126,7 +126,7 @@ class Pipeline:
 
     def measure(self, frame: SensorFrame) -> Products:
         """The stages that feed the networks: the measured depth and its classical completion (CPU kernels that
-        release the GIL), so that a next frame's can run in a thread while this one is on the GPU (Lookahead).
+        release the GIL), so that a next frame's can run in a thread while this one is on the GPU (gpu_check.one_ahead).
         ValueError for a frame that cannot be processed."""
         _check_frame(frame)
         timings: dict[str, float] = {}
