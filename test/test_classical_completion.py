@@ -356,21 +356,30 @@ def test_the_compiled_measurements_and_their_box_are_opencvs(layout: str) -> Non
             assert tuple(box) == tuple(expected), (shape, share)
 
 
-def test_the_compiled_median_network_selects_the_median_of_every_0_1_input() -> None:
-    """The comparators of classical_compiled._median25, read from its source, on all 2^25 inputs of 0s and 1s
-    (bit-sliced: 64 inputs per word, min = and, max = or): by the 0-1 principle a comparator network that picks
-    the median of every 0/1 input picks the median of every input."""
-    import inspect
-    import re
+def test_the_compiled_median_network_selects_the_median_of_every_0_1_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The median network of classical_compiled (the 20 values two windows share reduced to their ranks 7-12, then
+    one window's own row merged in), its Python source run on all 2^25 inputs of 0s and 1s (bit-sliced: 64 inputs
+    per word, min = and, max = or): by the 0-1 principle a comparator network that picks the median of every 0/1
+    input picks the median of every input. The shared ranks alone on all 2^20 inputs."""
+    steps = compiled_steps()
+    monkeypatch.setattr(steps, "_sort2", lambda a, b: (a & b, a | b))
+    monkeypatch.setattr(steps, "_lo", lambda a, b: a & b)
+    monkeypatch.setattr(steps, "_hi", lambda a, b: a | b)
 
-    pairs = re.findall(r"p(\d+), p(\d+) = _sort2\(p\1, p\2\)", inspect.getsource(compiled_steps()._median25))
-    assert len(pairs) == 99
-    index = np.arange(1 << 25, dtype=np.uint32)
-    wires = [np.packbits((index >> i & 1).astype(bool), bitorder="little").view(np.uint64) for i in range(25)]
-    for a, b in ((int(a), int(b)) for a, b in pairs):
-        wires[a], wires[b] = wires[a] & wires[b], wires[a] | wires[b]
-    majority = np.packbits(np.bitwise_count(index) >= 13, bitorder="little").view(np.uint64)
-    np.testing.assert_array_equal(wires[12], majority)
+    def bits(n: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        index = np.arange(1 << n, dtype=np.uint32)
+        return index, [np.packbits((index >> i & 1).astype(bool), bitorder="little").view(np.uint64) for i in range(n)]
+
+    def at_least(index: np.ndarray, ones: int) -> np.ndarray:
+        return np.packbits(np.bitwise_count(index) >= ones, bitorder="little").view(np.uint64)
+
+    index, wires = bits(20)
+    ranks = steps._shared_ranks.py_func(*(wires[5 * r : 5 * r + 5] for r in range(4)), 0)
+    for rank, value in zip(range(7, 13), ranks, strict=True):  # rank k of 20 is 1 where >= 20 - k inputs are
+        np.testing.assert_array_equal(value, at_least(index, 20 - rank))
+    index, wires = bits(25)
+    shared = steps._shared_ranks.py_func(*(wires[5 * r : 5 * r + 5] for r in range(1, 5)), 0)
+    np.testing.assert_array_equal(steps._median_with_row.py_func(shared, wires[:5], 0), at_least(index, 13))
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 7), (6, 1), (4, 4), (5, 5), (37, 61), (9, 200)])

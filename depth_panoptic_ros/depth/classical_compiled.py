@@ -206,11 +206,16 @@ def fill_along_columns(
             out[r] = bottom if r - above <= reach else np.float32(0)
 
 
-# The pixels far from every measurement take the median of the 5 x 5 completion around them (classical.py). The
-# median of 25 values: N. Devillard's 99-exchange selection network ("Fast median search", 1998, after Paeth);
-# test_classical_completion checks the network written here against every 0/1 input (the 0-1 principle) and the
-# kernel against cv2.medianBlur. Any exact selection gives the same value, so the output is OpenCV's bit for bit
-# (both pick one of the 25 values; the completion has no NaN and no -0.0, where min/max could pick otherwise).
+# The pixels far from every measurement take the median of the 5 x 5 completion around them (classical.py),
+# computed for two vertically neighboring windows at once: they share four of their five rows. The 20 shared
+# values are reduced to their ranks 7-12 (no other can be either window's median: each window adds 5 values),
+# then each window's own row, sorted, is merged in to the median of those 11 (rank 5). The shared part: each row
+# sorted (9 exchanges), Batcher's odd-even merges of the rows padded to 8 (5 + 5, then 10 + 10), pruned to the
+# comparators that reach ranks 7-12: 160 min / max; with each own row's 18 + 10, ~108 per pixel against ~198 for
+# N. Devillard's 99-exchange network for one window (used here before). test_classical_completion checks the
+# network against every 0/1 input (the 0-1 principle) and the kernel against cv2.medianBlur. Any exact selection
+# gives the same value, so the output is OpenCV's bit for bit (both pick one of the 25 values; the completion has
+# no NaN and no -0.0, where min / max could pick otherwise).
 
 
 @numba.njit(inline="always", **_COMPILE)
@@ -219,136 +224,165 @@ def _sort2(a: float, b: float) -> tuple[float, float]:
 
 
 @numba.njit(inline="always", **_COMPILE)
-def _median25(r0: np.ndarray, r1: np.ndarray, r2: np.ndarray, r3: np.ndarray, r4: np.ndarray, x: int) -> float:
-    """The median of the 5 x 5 window rows r0..r4, columns x..x + 4."""
-    p0, p1, p2, p3, p4 = r0[x], r0[x + 1], r0[x + 2], r0[x + 3], r0[x + 4]
-    p5, p6, p7, p8, p9 = r1[x], r1[x + 1], r1[x + 2], r1[x + 3], r1[x + 4]
-    p10, p11, p12, p13, p14 = r2[x], r2[x + 1], r2[x + 2], r2[x + 3], r2[x + 4]
-    p15, p16, p17, p18, p19 = r3[x], r3[x + 1], r3[x + 2], r3[x + 3], r3[x + 4]
-    p20, p21, p22, p23, p24 = r4[x], r4[x + 1], r4[x + 2], r4[x + 3], r4[x + 4]
+def _lo(a: float, b: float) -> float:
+    """_sort2's first value alone (where the network needs no other)."""
+    return b if b < a else a
+
+
+@numba.njit(inline="always", **_COMPILE)
+def _hi(a: float, b: float) -> float:
+    """_sort2's second value alone."""
+    return a if b < a else b
+
+
+@numba.njit(inline="always", **_COMPILE)
+def _shared_ranks(
+    r1: np.ndarray, r2: np.ndarray, r3: np.ndarray, r4: np.ndarray, x: int
+) -> tuple[float, float, float, float, float, float]:
+    """The ranks 7-12, in order, of the 20 values of rows r1..r4, columns x..x + 4 (generated, see above)."""
+    p0, p1, p2, p3, p4 = r1[x], r1[x + 1], r1[x + 2], r1[x + 3], r1[x + 4]
+    p5, p6, p7, p8, p9 = r2[x], r2[x + 1], r2[x + 2], r2[x + 3], r2[x + 4]
+    p10, p11, p12, p13, p14 = r3[x], r3[x + 1], r3[x + 2], r3[x + 3], r3[x + 4]
+    p15, p16, p17, p18, p19 = r4[x], r4[x + 1], r4[x + 2], r4[x + 3], r4[x + 4]
     p0, p1 = _sort2(p0, p1)
     p3, p4 = _sort2(p3, p4)
     p2, p4 = _sort2(p2, p4)
     p2, p3 = _sort2(p2, p3)
-    p6, p7 = _sort2(p6, p7)
-    p5, p7 = _sort2(p5, p7)
+    p0, p3 = _sort2(p0, p3)
+    p0, p2 = _sort2(p0, p2)
+    p1, p4 = _sort2(p1, p4)
+    p1, p3 = _sort2(p1, p3)
+    p1, p2 = _sort2(p1, p2)
     p5, p6 = _sort2(p5, p6)
-    p9, p10 = _sort2(p9, p10)
-    p8, p10 = _sort2(p8, p10)
     p8, p9 = _sort2(p8, p9)
+    p7, p9 = _sort2(p7, p9)
+    p7, p8 = _sort2(p7, p8)
+    p5, p8 = _sort2(p5, p8)
+    p5, p7 = _sort2(p5, p7)
+    p6, p9 = _sort2(p6, p9)
+    p6, p8 = _sort2(p6, p8)
+    p6, p7 = _sort2(p6, p7)
+    p10, p11 = _sort2(p10, p11)
+    p13, p14 = _sort2(p13, p14)
+    p12, p14 = _sort2(p12, p14)
     p12, p13 = _sort2(p12, p13)
+    p10, p13 = _sort2(p10, p13)
+    p10, p12 = _sort2(p10, p12)
+    p11, p14 = _sort2(p11, p14)
     p11, p13 = _sort2(p11, p13)
     p11, p12 = _sort2(p11, p12)
     p15, p16 = _sort2(p15, p16)
-    p14, p16 = _sort2(p14, p16)
-    p14, p15 = _sort2(p14, p15)
     p18, p19 = _sort2(p18, p19)
     p17, p19 = _sort2(p17, p19)
     p17, p18 = _sort2(p17, p18)
-    p21, p22 = _sort2(p21, p22)
-    p20, p22 = _sort2(p20, p22)
-    p20, p21 = _sort2(p20, p21)
-    p23, p24 = _sort2(p23, p24)
-    p2, p5 = _sort2(p2, p5)
+    p15, p18 = _sort2(p15, p18)
+    p15, p17 = _sort2(p15, p17)
+    p16, p19 = _sort2(p16, p19)
+    p16, p18 = _sort2(p16, p18)
+    p16, p17 = _sort2(p16, p17)
+    p0, p5 = _sort2(p0, p5)
+    p4, p9 = _sort2(p4, p9)
+    p4, p5 = _sort2(p4, p5)
+    p2, p7 = _sort2(p2, p7)
+    p2, p4 = _sort2(p2, p4)
+    p7, p5 = _sort2(p7, p5)
+    p1, p6 = _sort2(p1, p6)
+    p3, p8 = _sort2(p3, p8)
     p3, p6 = _sort2(p3, p6)
-    p0, p6 = _sort2(p0, p6)
-    p0, p3 = _sort2(p0, p3)
-    p4, p7 = _sort2(p4, p7)
-    p1, p7 = _sort2(p1, p7)
-    p1, p4 = _sort2(p1, p4)
-    p11, p14 = _sort2(p11, p14)
-    p8, p14 = _sort2(p8, p14)
-    p8, p11 = _sort2(p8, p11)
-    p12, p15 = _sort2(p12, p15)
-    p9, p15 = _sort2(p9, p15)
-    p9, p12 = _sort2(p9, p12)
-    p13, p16 = _sort2(p13, p16)
-    p10, p16 = _sort2(p10, p16)
-    p10, p13 = _sort2(p10, p13)
-    p20, p23 = _sort2(p20, p23)
-    p17, p23 = _sort2(p17, p23)
-    p17, p20 = _sort2(p17, p20)
-    p21, p24 = _sort2(p21, p24)
-    p18, p24 = _sort2(p18, p24)
-    p18, p21 = _sort2(p18, p21)
-    p19, p22 = _sort2(p19, p22)
-    p8, p17 = _sort2(p8, p17)
-    p9, p18 = _sort2(p9, p18)
-    p0, p18 = _sort2(p0, p18)
-    p0, p9 = _sort2(p0, p9)
-    p10, p19 = _sort2(p10, p19)
-    p1, p19 = _sort2(p1, p19)
-    p1, p10 = _sort2(p1, p10)
-    p11, p20 = _sort2(p11, p20)
-    p2, p20 = _sort2(p2, p20)
-    p2, p11 = _sort2(p2, p11)
-    p12, p21 = _sort2(p12, p21)
-    p3, p21 = _sort2(p3, p21)
-    p3, p12 = _sort2(p3, p12)
-    p13, p22 = _sort2(p13, p22)
-    p4, p22 = _sort2(p4, p22)
-    p4, p13 = _sort2(p4, p13)
-    p14, p23 = _sort2(p14, p23)
-    p5, p23 = _sort2(p5, p23)
-    p5, p14 = _sort2(p5, p14)
-    p15, p24 = _sort2(p15, p24)
-    p6, p24 = _sort2(p6, p24)
-    p6, p15 = _sort2(p6, p15)
-    p7, p16 = _sort2(p7, p16)
-    p7, p19 = _sort2(p7, p19)
-    p13, p21 = _sort2(p13, p21)
-    p15, p23 = _sort2(p15, p23)
-    p7, p13 = _sort2(p7, p13)
-    p7, p15 = _sort2(p7, p15)
-    p1, p9 = _sort2(p1, p9)
-    p3, p11 = _sort2(p3, p11)
-    p5, p17 = _sort2(p5, p17)
-    p11, p17 = _sort2(p11, p17)
-    p9, p17 = _sort2(p9, p17)
-    p4, p10 = _sort2(p4, p10)
-    p6, p12 = _sort2(p6, p12)
-    p7, p14 = _sort2(p7, p14)
-    p4, p6 = _sort2(p4, p6)
-    p4, p7 = _sort2(p4, p7)
-    p12, p14 = _sort2(p12, p14)
-    p10, p14 = _sort2(p10, p14)
+    p1, p2 = _sort2(p1, p2)
+    p3, p4 = _sort2(p3, p4)
     p6, p7 = _sort2(p6, p7)
-    p10, p12 = _sort2(p10, p12)
-    p6, p10 = _sort2(p6, p10)
-    p6, p17 = _sort2(p6, p17)
+    p8, p5 = _sort2(p8, p5)
+    p10, p15 = _sort2(p10, p15)
+    p14, p19 = _sort2(p14, p19)
+    p14, p15 = _sort2(p14, p15)
     p12, p17 = _sort2(p12, p17)
-    p7, p17 = _sort2(p7, p17)
-    p7, p10 = _sort2(p7, p10)
-    p12, p18 = _sort2(p12, p18)
+    p12, p14 = _sort2(p12, p14)
+    p17, p15 = _sort2(p17, p15)
+    p11, p16 = _sort2(p11, p16)
+    p13, p18 = _sort2(p13, p18)
+    p13, p16 = _sort2(p13, p16)
+    p11, p12 = _sort2(p11, p12)
+    p13, p14 = _sort2(p13, p14)
+    p16, p17 = _sort2(p16, p17)
+    p18, p15 = _sort2(p18, p15)
+    p10 = _hi(p0, p10)
+    p5 = _lo(p5, p15)
+    p5, p10 = _sort2(p5, p10)
+    p4, p14 = _sort2(p4, p14)
+    p5 = _hi(p4, p5)
+    p14 = _lo(p14, p10)
+    p12 = _hi(p2, p12)
+    p7 = _lo(p7, p17)
     p7, p12 = _sort2(p7, p12)
-    p10, p18 = _sort2(p10, p18)
-    p12, p20 = _sort2(p12, p20)
-    p10, p20 = _sort2(p10, p20)
-    p10, p12 = _sort2(p10, p12)
-    return p12
+    p5 = _hi(p7, p5)
+    p12, p14 = _sort2(p12, p14)
+    p11 = _hi(p1, p11)
+    p9 = _lo(p9, p19)
+    p9, p11 = _sort2(p9, p11)
+    p6, p16 = _sort2(p6, p16)
+    p9 = _hi(p6, p9)
+    p16 = _lo(p16, p11)
+    p13 = _hi(p3, p13)
+    p8 = _lo(p8, p18)
+    p8, p13 = _sort2(p8, p13)
+    p8, p9 = _sort2(p8, p9)
+    p13 = _lo(p13, p16)
+    p8, p5 = _sort2(p8, p5)
+    p9, p12 = _sort2(p9, p12)
+    p13, p14 = _sort2(p13, p14)
+    return p8, p5, p9, p12, p13, p14
 
 
-# The median is computed on spans of whole chunks of this many pixels of a row, and not on chunks where no pixel
-# can take it (next to a measurement, or unknown): a quarter of the box at 1024x2048, 40 % at 375x1242 on the
-# bench scene. Finding them costs little: in most chunks the first pixels decide.
+@numba.njit(inline="always", **_COMPILE)
+def _median_with_row(shared: tuple[float, float, float, float, float, float], row: np.ndarray, x: int) -> float:
+    """The median of the window of the 20 shared values (their ranks 7-12 ``shared``) and ``row``'s x..x + 4: the
+    rank 5 of the 11, as the largest of min(shared[i], own[5 - i]) (own sorted, own[5] = +infinity)."""
+    q0, q1, q2, q3, q4 = row[x], row[x + 1], row[x + 2], row[x + 3], row[x + 4]
+    q0, q1 = _sort2(q0, q1)
+    q3, q4 = _sort2(q3, q4)
+    q2, q4 = _sort2(q2, q4)
+    q2, q3 = _sort2(q2, q3)
+    q0, q3 = _sort2(q0, q3)
+    q0, q2 = _sort2(q0, q2)
+    q1, q4 = _sort2(q1, q4)
+    q1, q3 = _sort2(q1, q3)
+    q1, q2 = _sort2(q1, q2)
+    s0, s1, s2, s3, s4, s5 = shared
+    low = _hi(_hi(s0, _lo(s1, q4)), _lo(s2, q3))
+    return _hi(low, _hi(_hi(_lo(s3, q2), _lo(s4, q1)), _lo(s5, q0)))
+
+
+# The median is computed on spans of whole chunks of this many pixels of a pair of rows, and not on chunks where no
+# pixel can take it (next to a measurement, or unknown): a quarter of the box at 1024x2048, 40 % at 375x1242 on
+# the bench scene. Finding them costs little: in most chunks the first pixels decide.
 _MEDIAN_CHUNK = 16
 
 
 @numba.njit(inline="always", **_COMPILE)
+def _wants_median(far: np.ndarray, own: np.ndarray, x: int) -> bool:
+    """Whether pixel x of a row (``own``: that row of the padded box) can take the median."""
+    return (far[x] == 0) & (own[x + 2] > 0)
+
+
+@numba.njit(inline="always", **_COMPILE)
 def _take_medians(
-    out: np.ndarray,
-    far: np.ndarray,
-    r0: np.ndarray,
-    r1: np.ndarray,
-    r2: np.ndarray,
-    r3: np.ndarray,
-    r4: np.ndarray,
+    out0: np.ndarray,
+    out1: np.ndarray,
+    far0: np.ndarray,
+    far1: np.ndarray,
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     count: int,
 ) -> None:
-    """take_median_where_far on the first ``count`` pixels of one row (the arrays cut to start at the span)."""
-    for x in range(count):  # one window per lane: LLVM vectorizes the network across x
-        median, own = _median25(r0, r1, r2, r3, r4, x), r2[x + 2]
-        out[x] = median if (far[x] == 0) & (median > 0) & (own > 0) else own
+    """take_median_where_far on the first ``count`` pixels of two rows (the arrays cut to start at the span);
+    ``rows``: the six padded rows their windows cover."""
+    r0, r1, r2, r3, r4, r5 = rows
+    for x in range(count):  # one window pair per lane: LLVM vectorizes the network across x
+        shared = _shared_ranks(r1, r2, r3, r4, x)
+        median0, median1 = _median_with_row(shared, r0, x), _median_with_row(shared, r5, x)
+        own0, own1 = r2[x + 2], r3[x + 2]
+        out0[x] = median0 if (far0[x] == 0) & (median0 > 0) & (own0 > 0) else own0
+        out1[x] = median1 if (far1[x] == 0) & (median1 > 0) & (own1 > 0) else own1
 
 
 @numba.njit(types.void(types.float32[:, ::1], types.int64, types.int64, _IN_U8_C, _IN_F32_C), **_COMPILE)
@@ -357,23 +391,28 @@ def take_median_where_far(dense: np.ndarray, top: int, left: int, near: np.ndarr
     their value and the median of the 5 x 5 window around them are > 0 take that median. ``padded``: that box of
     ``dense`` with a 2-px border replicated (what cv2.medianBlur reads beyond its edges), read for every window,
     so the writes change no later window and pixels that keep their value need none. All C-contiguous: with
-    strided rows LLVM does not vectorize (8x slower)."""
+    strided rows LLVM does not vectorize (8x slower). Two rows at a time; a last odd row pairs with itself, the
+    second result thrown away."""
     height, width = near.shape
-    for y in range(height):
-        r0, r1, r2, r3, r4 = padded[y], padded[y + 1], padded[y + 2], padded[y + 3], padded[y + 4]
-        out, far = dense[top + y, left:], near[y]
+    spare = np.empty(width, np.float32)  # the thrown-away row
+    for y in range(0, height, 2):
+        second = min(y + 1, height - 1)
+        rows = (padded[y], padded[y + 1], padded[y + 2], padded[y + 3], padded[y + 4], padded[second + 4])
+        out0, out1 = dense[top + y, left:], dense[top + second, left:] if second > y else spare
+        far0, far1 = near[y], near[second]
         begin = -1  # the first chunk of the current span of wanted chunks
         for start in range(0, width + _MEDIAN_CHUNK, _MEDIAN_CHUNK):  # the last chunk is empty: it ends the span
             wanted = False
             for x in range(start, min(start + _MEDIAN_CHUNK, width)):
-                if (far[x] == 0) & (r2[x + 2] > 0):
+                if _wants_median(far0, rows[2], x) | _wants_median(far1, rows[3], x):
                     wanted = True
                     break
             if wanted and begin < 0:
                 begin = start
             elif not wanted and begin >= 0:
                 span, count = slice(begin, None), min(start, width) - begin
-                _take_medians(out[span], far[span], r0[span], r1[span], r2[span], r3[span], r4[span], count)
+                cut = (rows[0][span], rows[1][span], rows[2][span], rows[3][span], rows[4][span], rows[5][span])
+                _take_medians(out0[span], out1[span], far0[span], far1[span], cut, count)
                 begin = -1
 
 
