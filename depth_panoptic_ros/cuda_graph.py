@@ -1,8 +1,9 @@
 """The networks' forward pass replayed from CUDA graphs: captured once per input shape, then one launch a frame.
 
 On a GPU the networks are launch-bound: hundreds of small kernels whose host-side launches take longer than their
-GPU work. Replaying a captured graph took the shipped model from 26.8 to 16.0 ms per KITTI-size frame (fp32,
-13.6 ms fp16) and the paper-width R50 at 1024x2048 from 71 to 48 ms (fp16) on an H200 (BENCHMARKS.md, "On a GPU")
+GPU work. Replaying a captured graph took the shipped model from 26.8 ms eager to 12.6 ms per KITTI-size frame
+(fp32; 11.7 ms bf16) and the paper-width R50 at 1024x2048 from 71 to 45 ms (fp16, bf16) on an H200 (BENCHMARKS.md,
+"On a GPU")
 — what torch.compile's "reduce-overhead" mode does, without its minutes of compilation.
 
 The price: each shape keeps its own static inputs, outputs and memory pool (the shipped model: ~+10 MB at KITTI
