@@ -3,13 +3,13 @@
 On a GPU the networks are launch-bound: hundreds of small kernels whose host-side launches take longer than their
 GPU work. Replaying a captured graph took the shipped model from 26.8 ms eager to 12.6 ms per KITTI-size frame
 (fp32; 11.7 ms bf16) and the paper-width R50 at 1024x2048 from 71 to 45 ms (fp16, bf16) on an H200 (BENCHMARKS.md,
-"On a GPU")
-— what torch.compile's "reduce-overhead" mode does, without its minutes of compilation.
+"On a GPU"): what torch.compile's "reduce-overhead" mode does, without its minutes of compilation.
 
-The price: each shape keeps its own static inputs, outputs and memory pool (the shipped model: ~+10 MB at KITTI
-size), and a replay overwrites the previous frame's outputs, so a caller must consume them (post-processing,
-copies to the host) before its next call, as DepthPanopticModel.predict does. Sizes beyond ``max_shapes`` evict
-the oldest graph (a bag of several cameras, a node whose camera changes resolution).
+The price: each shape keeps its own static inputs, outputs and memory pool (the shipped model's peak at KITTI size
+on the H200: 327 MB in fp32 from a graph, 350 MB eager), and a replay overwrites the previous frame's outputs, so
+a caller must consume them (post-processing, copies to the host) before its next call, as
+DepthPanopticModel.predict does. Sizes beyond ``max_shapes`` evict the oldest graph (a bag of several cameras, a
+node whose camera changes resolution).
 """
 
 from __future__ import annotations

@@ -129,15 +129,21 @@ def _model_benchmark(name: str, *args: object, **kwargs: object) -> dict:
     return {"name": name, **run_model_benchmark(*args, **kwargs)}
 
 
+def _scene_frame(size: tuple[int, int]) -> SensorFrame:
+    """bench/geometry's scene and LiDAR sweep as one camera + LiDAR frame of ``size``."""
+    from depth_panoptic_ros.bench.geometry import T_CAM_LIDAR, lidar_sweep, scene
+
+    camera, rgb, _ = scene(*size)
+    return SensorFrame(rgb=rgb, camera=camera, points=lidar_sweep(), T_cam_lidar=T_CAM_LIDAR)
+
+
 def _pipeline_per_frame(
     device: str, size: tuple[int, int], precision: str, repeats: int, compile: bool = False, graph: bool = False
 ) -> dict:
     """Median stage times of the whole per-frame pipeline with the shipped model on bench/geometry's scene."""
-    from depth_panoptic_ros.bench.geometry import T_CAM_LIDAR, lidar_sweep, scene
     from depth_panoptic_ros.pipeline import load_pipeline
 
-    camera, rgb, _ = scene(*size)
-    frame = SensorFrame(rgb=rgb, camera=camera, points=lidar_sweep(), T_cam_lidar=T_CAM_LIDAR)
+    frame = _scene_frame(size)
     pipeline = load_pipeline(None, None, device, precision, compile=compile, cuda_graph=graph)
     start = time.perf_counter()
     pipeline.run(frame)  # warm-up (and compilation, or the graph's capture)
@@ -167,11 +173,9 @@ def _pipeline_lookahead(device: str, size: tuple[int, int], precision: str, fram
     """Milliseconds per frame of a stream of ``frames`` frames of bench/geometry's scene through the whole
     pipeline with the shipped model, one after the other (Pipeline.run) and one ahead (one_ahead), two rounds each,
     alternately."""
-    from depth_panoptic_ros.bench.geometry import T_CAM_LIDAR, lidar_sweep, scene
     from depth_panoptic_ros.pipeline import load_pipeline
 
-    camera, rgb, _ = scene(*size)
-    frame = SensorFrame(rgb=rgb, camera=camera, points=lidar_sweep(), T_cam_lidar=T_CAM_LIDAR)
+    frame = _scene_frame(size)
     pipeline = load_pipeline(None, None, device, precision, cuda_graph=graph)
     pipeline.run(frame)  # warm-up (and the graph's capture)
 

@@ -380,9 +380,8 @@ def _take_medians(
     for x in range(count):  # one window pair per lane: LLVM vectorizes the network across x
         shared = _shared_ranks(r1, r2, r3, r4, x)
         median0, median1 = _median_with_row(shared, r0, x), _median_with_row(shared, r5, x)
-        own0, own1 = r2[x + 2], r3[x + 2]
-        out0[x] = median0 if (far0[x] == 0) & (median0 > 0) & (own0 > 0) else own0
-        out1[x] = median1 if (far1[x] == 0) & (median1 > 0) & (own1 > 0) else own1
+        out0[x] = median0 if _wants_median(far0, r2, x) & (median0 > 0) else r2[x + 2]
+        out1[x] = median1 if _wants_median(far1, r3, x) & (median1 > 0) else r3[x + 2]
 
 
 @numba.njit(types.void(types.float32[:, ::1], types.int64, types.int64, _IN_U8_C, _IN_F32_C), **_COMPILE)
