@@ -80,6 +80,7 @@ def _select_ranks(values: np.ndarray, lo: int, end: int, ranks: np.ndarray, foun
 
 # Segments with at least this many valid depths select through a histogram of the top 16 bits of the values.
 _HISTOGRAM_MIN = 1 << 16
+_COUNTERS = 4  # tables the histogram counts into in turn (int32: a segment has < 2^31 pixels)
 
 
 @numba.njit(
@@ -96,9 +97,19 @@ def _select_by_histogram(
     few bins out for a quickselect each: two streaming passes instead of several partitions of the whole
     segment. ``slot``: 2^16 int64 scratch, all -1 on entry and on return. Values are finite and > 0."""
     bits = values.view(np.uint32)
-    cumulative = np.zeros(1 << 16, np.int64)
-    for i in range(lo, end):
-        cumulative[bits[i] >> 16] += 1
+    # Counted into _COUNTERS tables in turn: neighboring depths mostly fall into one bin, and a single table would
+    # make every increment wait for the one before it (store to load): the bench scene's two large segments at
+    # 1024x2048 select in ~2.0 instead of ~2.3 ms.
+    counts = np.zeros((_COUNTERS, 1 << 16), np.int32)
+    stop = end - (end - lo) % _COUNTERS
+    for i in range(lo, stop, _COUNTERS):
+        for t in range(_COUNTERS):
+            counts[t, bits[i + t] >> 16] += 1
+    for i in range(stop, end):
+        counts[0, bits[i] >> 16] += 1
+    cumulative = counts[0].astype(np.int64)
+    for t in range(1, _COUNTERS):
+        cumulative += counts[t]
     for b in range(1, 1 << 16):
         cumulative[b] += cumulative[b - 1]
     nr = len(ranks)
