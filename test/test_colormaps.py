@@ -25,8 +25,12 @@ from depth_panoptic_ros.products.palette import (
     colorize_panoptic,
     draw_boundaries,
     overlay,
+    overlay_panoptic,
+    overlay_segments,
+    paint_segments,
     segment_boundaries,
 )
+from depth_panoptic_ros.products.segments import SegmentRuns
 
 CITYSCAPES = ClassTable.cityscapes()
 ROAD, SKY, CAR = 7, 23, 26
@@ -88,6 +92,39 @@ def test_overlay_blends_by_alpha_and_outlines_segments() -> None:
     assert (out[:, 2] == (1, 2, 3)).all()
     assert (np.delete(out, 2, axis=1) == 150).all()
     assert segment_boundaries(ids).sum() == 4
+
+
+@pytest.mark.parametrize("alpha", [0.5, 0.6, 0.4, 0.25, 0.123, 0.0, 1.0])
+@pytest.mark.parametrize("stripes", ["rows", "columns"])
+def test_overlay_of_segments_rounds_as_cv2_on_every_pixel_and_color_pair(alpha: float, stripes: str) -> None:
+    """Every (pixel, color) byte pair, blended by the kernel (in runs of 299 pixels: whole blocks and a rest, or of
+    one pixel) and by cv2.addWeighted over the painted image (its vector code and its scalar tail)."""
+    level = np.arange(256, dtype=np.uint8)
+    colors = np.stack([level, level[::-1], np.roll(level, 85)], axis=1)
+    rgb = np.broadcast_to(np.resize(level, 299)[None, :, None], (256, 299, 3))
+    ids = np.broadcast_to(np.arange(256)[:, None], (256, 299))
+    if stripes == "columns":
+        rgb, ids = rgb.transpose(1, 0, 2), ids.T
+    runs = SegmentRuns.of(ids)
+    expected = overlay(rgb, paint_segments(runs, colors), alpha)
+    np.testing.assert_array_equal(overlay_segments(rgb, runs, colors, alpha), expected)
+
+
+def test_panoptic_overlay_is_the_overlay_of_the_color_image() -> None:
+    rng = np.random.default_rng(5)
+    ids = np.where(rng.random((37, 53)) < 0.5, CAR * 1000 + rng.integers(0, 9, (37, 53)), ROAD * 1000)
+    rgb = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    for alpha in (0.5, 0.4):
+        expected = overlay(rgb, colorize_panoptic(ids, CITYSCAPES), alpha, ids, (1, 2, 3))
+        np.testing.assert_array_equal(overlay_panoptic(rgb, ids, CITYSCAPES, alpha, (1, 2, 3)), expected)
+    np.testing.assert_array_equal(
+        overlay_panoptic(rgb[:, ::-1], ids, CITYSCAPES),
+        overlay(rgb[:, ::-1], colorize_panoptic(ids, CITYSCAPES), panoptic_ids=ids),
+    )
+    with pytest.raises(ValueError, match=r"panoptic_ids: expected size \(37, 53\)"):
+        overlay_panoptic(rgb, ids[1:], CITYSCAPES)
+    with pytest.raises(ValueError, match=r"alpha: expected a value in \[0, 1\]"):
+        overlay_panoptic(rgb, ids, CITYSCAPES, -0.1)
 
 
 def test_boundaries_are_drawn_exactly_on_the_outline_pixels() -> None:
