@@ -12,6 +12,7 @@ import pytest
 from depth_panoptic_ros.classes import ClassTable
 from depth_panoptic_ros.geometry.camera import CameraModel
 from depth_panoptic_ros.products.canvas import FONT, contact_sheet, pack_rgb, put_text, unpack_rgb
+from depth_panoptic_ros.products.canvas_compiled import _UNCOVERED, blend_outlined
 from depth_panoptic_ros.products.depth_colormap import (
     STUFF_BRIGHTNESS,
     colorize_depth,
@@ -330,6 +331,42 @@ def test_labels_match_the_nine_stamp_drawing_to_a_few_levels(size: tuple[int, in
     assert difference.max() <= 8
     assert (difference > 2).any(axis=2).sum() < 0.05 * drawn.sum()
     assert ((ours != background).any(axis=2)[2:-2, 2:-2] != drawn).sum() < 0.01 * drawn.sum()
+
+
+def test_label_kernel_composites_as_its_definition_in_float32() -> None:
+    """blend_outlined against its docstring's formula in numpy float32, the stamps' product in their order, on
+    random masks (any coverage level), a box inside a larger image and colors of every channel."""
+    rng = np.random.default_rng(8)
+    for _ in range(20):
+        h, w = rng.integers(1, 30, 2)
+        coverage = np.zeros((h + 6, w + 6), np.uint8)
+        coverage[2:-2, 2:-2] = np.where(rng.random((h + 2, w + 2)) < 0.3, 255, rng.integers(0, 256, (h + 2, w + 2)))
+        image = rng.integers(0, 256, (h + 4, w + 9, 3), dtype=np.uint8)
+        color, outline = (rng.integers(0, 256, 3).astype(np.float32) for _ in range(2))
+        box = (slice(1, 1 + h), slice(5, 5 + w))
+        uncovered = _UNCOVERED[coverage]
+        kept = np.ones((h, w), np.float32)
+        for dr, dc in [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc]:
+            kept *= uncovered[2 + dr : 2 + dr + h, 3 + dc : 3 + dc + w]
+        a = (np.float32(1) - uncovered[2 : 2 + h, 3 : 3 + w])[..., None]
+        kept = kept[..., None]
+        under = image[box].astype(np.float32) * kept + outline * (np.float32(1) - kept)
+        expected = image.copy()
+        expected[box] = np.rint(under * (np.float32(1) - a) + color * a)
+
+        region = image[box]
+        blend_outlined(region.reshape(h, -1), coverage, 2, 3, color, outline)
+        np.testing.assert_array_equal(image, expected)
+
+
+def test_labels_are_drawn_into_images_whose_pixels_are_not_contiguous() -> None:
+    """A channel-reversed view (BGR of an RGB image): the label's box is blended in a copy and written back."""
+    image = np.random.default_rng(2).integers(0, 256, (60, 200, 3), dtype=np.uint8)
+    reference = image.copy()
+    put_text(reference, "car 12.5 m", (100, 30), 1.0, (10, 200, 30))
+    view = image[:, :, ::-1]
+    put_text(view, "car 12.5 m", (100, 30), 1.0, (30, 200, 10))
+    np.testing.assert_array_equal(image, reference)
 
 
 def test_contact_sheet_tiles_titled_images() -> None:
