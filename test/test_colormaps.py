@@ -12,6 +12,7 @@ import pytest
 from depth_panoptic_ros.classes import ClassTable
 from depth_panoptic_ros.geometry.camera import CameraModel
 from depth_panoptic_ros.products.canvas import FONT, contact_sheet, pack_rgb, put_text, unpack_rgb
+from depth_panoptic_ros.products.canvas_compiled import _UNCOVERED, blend_outlined
 from depth_panoptic_ros.products.depth_colormap import (
     STUFF_BRIGHTNESS,
     colorize_depth,
@@ -25,8 +26,12 @@ from depth_panoptic_ros.products.palette import (
     colorize_panoptic,
     draw_boundaries,
     overlay,
+    overlay_panoptic,
+    overlay_segments,
+    paint_segments,
     segment_boundaries,
 )
+from depth_panoptic_ros.products.segments import SegmentRuns
 
 CITYSCAPES = ClassTable.cityscapes()
 ROAD, SKY, CAR = 7, 23, 26
@@ -88,6 +93,39 @@ def test_overlay_blends_by_alpha_and_outlines_segments() -> None:
     assert (out[:, 2] == (1, 2, 3)).all()
     assert (np.delete(out, 2, axis=1) == 150).all()
     assert segment_boundaries(ids).sum() == 4
+
+
+@pytest.mark.parametrize("alpha", [0.5, 0.6, 0.4, 0.25, 0.123, 0.0, 1.0])
+@pytest.mark.parametrize("stripes", ["rows", "columns"])
+def test_overlay_of_segments_rounds_as_cv2_on_every_pixel_and_color_pair(alpha: float, stripes: str) -> None:
+    """Every (pixel, color) byte pair, blended by the kernel (in runs of 299 pixels: whole blocks and a rest, or of
+    one pixel) and by cv2.addWeighted over the painted image (its vector code and its scalar tail)."""
+    level = np.arange(256, dtype=np.uint8)
+    colors = np.stack([level, level[::-1], np.roll(level, 85)], axis=1)
+    rgb = np.broadcast_to(np.resize(level, 299)[None, :, None], (256, 299, 3))
+    ids = np.broadcast_to(np.arange(256)[:, None], (256, 299))
+    if stripes == "columns":
+        rgb, ids = rgb.transpose(1, 0, 2), ids.T
+    runs = SegmentRuns.of(ids)
+    expected = overlay(rgb, paint_segments(runs, colors), alpha)
+    np.testing.assert_array_equal(overlay_segments(rgb, runs, colors, alpha), expected)
+
+
+def test_panoptic_overlay_is_the_overlay_of_the_color_image() -> None:
+    rng = np.random.default_rng(5)
+    ids = np.where(rng.random((37, 53)) < 0.5, CAR * 1000 + rng.integers(0, 9, (37, 53)), ROAD * 1000)
+    rgb = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    for alpha in (0.5, 0.4):
+        expected = overlay(rgb, colorize_panoptic(ids, CITYSCAPES), alpha, ids, (1, 2, 3))
+        np.testing.assert_array_equal(overlay_panoptic(rgb, ids, CITYSCAPES, alpha, (1, 2, 3)), expected)
+    np.testing.assert_array_equal(
+        overlay_panoptic(rgb[:, ::-1], ids, CITYSCAPES),
+        overlay(rgb[:, ::-1], colorize_panoptic(ids, CITYSCAPES), panoptic_ids=ids),
+    )
+    with pytest.raises(ValueError, match=r"panoptic_ids: expected size \(37, 53\)"):
+        overlay_panoptic(rgb, ids[1:], CITYSCAPES)
+    with pytest.raises(ValueError, match=r"alpha: expected a value in \[0, 1\]"):
+        overlay_panoptic(rgb, ids, CITYSCAPES, -0.1)
 
 
 def test_boundaries_are_drawn_exactly_on_the_outline_pixels() -> None:
@@ -293,6 +331,42 @@ def test_labels_match_the_nine_stamp_drawing_to_a_few_levels(size: tuple[int, in
     assert difference.max() <= 8
     assert (difference > 2).any(axis=2).sum() < 0.05 * drawn.sum()
     assert ((ours != background).any(axis=2)[2:-2, 2:-2] != drawn).sum() < 0.01 * drawn.sum()
+
+
+def test_label_kernel_composites_as_its_definition_in_float32() -> None:
+    """blend_outlined against its docstring's formula in numpy float32, the stamps' product in their order, on
+    random masks (any coverage level), a box inside a larger image and colors of every channel."""
+    rng = np.random.default_rng(8)
+    for _ in range(20):
+        h, w = rng.integers(1, 30, 2)
+        coverage = np.zeros((h + 6, w + 6), np.uint8)
+        coverage[2:-2, 2:-2] = np.where(rng.random((h + 2, w + 2)) < 0.3, 255, rng.integers(0, 256, (h + 2, w + 2)))
+        image = rng.integers(0, 256, (h + 4, w + 9, 3), dtype=np.uint8)
+        color, outline = (rng.integers(0, 256, 3).astype(np.float32) for _ in range(2))
+        box = (slice(1, 1 + h), slice(5, 5 + w))
+        uncovered = _UNCOVERED[coverage]
+        kept = np.ones((h, w), np.float32)
+        for dr, dc in [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc]:
+            kept *= uncovered[2 + dr : 2 + dr + h, 3 + dc : 3 + dc + w]
+        a = (np.float32(1) - uncovered[2 : 2 + h, 3 : 3 + w])[..., None]
+        kept = kept[..., None]
+        under = image[box].astype(np.float32) * kept + outline * (np.float32(1) - kept)
+        expected = image.copy()
+        expected[box] = np.rint(under * (np.float32(1) - a) + color * a)
+
+        region = image[box]
+        blend_outlined(region.reshape(h, -1), coverage, 2, 3, color, outline)
+        np.testing.assert_array_equal(image, expected)
+
+
+def test_labels_are_drawn_into_images_whose_pixels_are_not_contiguous() -> None:
+    """A channel-reversed view (BGR of an RGB image): the label's box is blended in a copy and written back."""
+    image = np.random.default_rng(2).integers(0, 256, (60, 200, 3), dtype=np.uint8)
+    reference = image.copy()
+    put_text(reference, "car 12.5 m", (100, 30), 1.0, (10, 200, 30))
+    view = image[:, :, ::-1]
+    put_text(view, "car 12.5 m", (100, 30), 1.0, (30, 200, 10))
+    np.testing.assert_array_equal(image, reference)
 
 
 def test_contact_sheet_tiles_titled_images() -> None:

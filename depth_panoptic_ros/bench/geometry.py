@@ -107,7 +107,7 @@ def _stages(
     from depth_panoptic_ros.products.bev_grid import BevProjector, GridConfig
     from depth_panoptic_ros.products.depth_colormap import colorize_depth, depth_colormap_panoptic
     from depth_panoptic_ros.products.instance_depth import instance_depth
-    from depth_panoptic_ros.products.palette import colorize_panoptic, overlay
+    from depth_panoptic_ros.products.palette import overlay_panoptic
     from depth_panoptic_ros.products.segments import SegmentRuns
 
     table, cloud = ClassTable.cityscapes(), CloudConfig()
@@ -129,10 +129,6 @@ def _stages(
             )
         )
 
-    def panoptic_color() -> None:
-        fresh = replace(runs)
-        overlay(rgb, colorize_panoptic(fresh, table), panoptic_ids=fresh)
-
     flat_cloud = build_cloud(dense, camera, rgb=rgb, panoptic_ids=ids, label_divisor=table.label_divisor, stride=2)
     projector = BevProjector(GridConfig(), table)
 
@@ -142,7 +138,7 @@ def _stages(
         "instance_depth": lambda: instance_depth(SegmentRuns.of(ids), dense, camera, table),
         "cloud": cloud_and_pack,
         "bev_grid": lambda: projector(flat_cloud, GROUND_T_CAM),
-        "panoptic_color": panoptic_color,
+        "panoptic_color": lambda: overlay_panoptic(rgb, replace(runs), table),
         "depth_color": lambda: depth_colormap_panoptic(replace(runs), instances, table, rgb=rgb),
         "depth_colormap_infer_only": lambda: colorize_depth(dense),
     }

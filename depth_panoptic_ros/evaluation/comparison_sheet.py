@@ -14,7 +14,7 @@ import numpy as np
 from depth_panoptic_ros.frame import SensorFrame
 from depth_panoptic_ros.pipeline import Pipeline
 from depth_panoptic_ros.products.canvas import contact_sheet
-from depth_panoptic_ros.products.palette import colorize_panoptic, overlay
+from depth_panoptic_ros.products.palette import overlay_panoptic
 
 
 def comparison_sheet(
@@ -30,7 +30,7 @@ def comparison_sheet(
         cells.append((frame_title, _scaled(frame.rgb, scale)))
         for name, pipeline in pipelines:
             ids = pipeline.run(frame, outputs={"panoptic"}).panoptic.ids
-            image = overlay(frame.rgb, colorize_panoptic(ids, pipeline.class_table), panoptic_ids=ids)
+            image = overlay_panoptic(frame.rgb, ids, pipeline.class_table)
             cells.append((f"{name}: {frame_title}", _scaled(image, scale)))
     return contact_sheet(cells, columns=len(pipelines) + 1)
 

@@ -23,7 +23,7 @@ from depth_panoptic_ros.evaluation.kitti_objects import (
     near_face_depth,
 )
 from depth_panoptic_ros.products.canvas import put_text
-from depth_panoptic_ros.products.palette import colorize_panoptic, overlay
+from depth_panoptic_ros.products.palette import overlay_panoptic
 
 FOUND, MISSED, GRAY = (0, 220, 0), (230, 30, 30), (150, 150, 150)
 HIT, FALSE = (0, 220, 255), (255, 0, 255)
@@ -40,7 +40,7 @@ def draw_object_evaluation(
     difficulty: str = "moderate",
 ) -> np.ndarray:
     """(H, W, 3) uint8 RGB: the panoptic overlay of ``rgb`` with the boxes of ``result`` at ``difficulty``."""
-    image = np.ascontiguousarray(overlay(rgb, colorize_panoptic(panoptic_ids, class_table), 0.4, panoptic_ids))
+    image = overlay_panoptic(rgb, panoptic_ids, class_table, 0.4)
     near_face = near_face_depth(labels, P)
     for (_, level), group in result.groups.items():
         if level != difficulty:

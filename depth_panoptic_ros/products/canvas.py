@@ -78,14 +78,20 @@ def put_text(
     first_row, first_col = top - 2 + ink_y - 1, left - 2 + ink_x - 1
     rows = slice(max(first_row, 0), min(first_row + ink_h + 2, image.shape[0]))
     cols = slice(max(first_col, 0), min(first_col + ink_w + 2, image.shape[1]))
+    box = image[rows, cols]
+    # The kernel takes the box as rows of bytes: a view where a row's pixels are contiguous (every image the
+    # package makes), else a copy, written back.
+    row_bytes = box.reshape(len(box), -1)
     blend_outlined(
-        image[rows, cols],
+        row_bytes,
         coverage,
         rows.start - (top - 2),
         cols.start - (left - 2),
         np.asarray(color, np.float32),
         np.asarray(OUTLINE, np.float32),
     )
+    if not np.may_share_memory(row_bytes, box):
+        box[:] = row_bytes.reshape(box.shape)
 
 
 def contact_sheet(images: Sequence[tuple[str, np.ndarray]], columns: int, title_height: int = 28) -> np.ndarray:

@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 
 from depth_panoptic_ros.classes import ClassTable
-from depth_panoptic_ros.products.canvas import WHITE, check_rgb, pack_rgb, put_text, text_size, unpack_rgb
+from depth_panoptic_ros.products.canvas import WHITE, pack_rgb, put_text, text_size, unpack_rgb
 from depth_panoptic_ros.products.instance_depth import InstanceDepthTable
-from depth_panoptic_ros.products.palette import draw_boundaries, overlay, paint_segments
+from depth_panoptic_ros.products.palette import draw_boundaries, overlay_segments, paint_segments
 from depth_panoptic_ros.products.segments import SegmentRuns
 
 LEGEND_TICKS = 5
@@ -105,9 +105,11 @@ def depth_colormap_panoptic(
     depth_colored = table.is_thing & (table.valid_count > 0)
     colors = np.rint(class_table.colors[table.class_index] * STUFF_BRIGHTNESS).astype(np.uint8)
     colors[depth_colored] = _near_to_far_colors(table.depth_median[depth_colored], near, far)
-    image = paint_segments(runs, np.vstack([np.zeros((void, 3), np.uint8), colors]))
-    if rgb is not None:
-        image = overlay(check_rgb("rgb", rgb, runs.shape), image, 1.0 - IMAGE_ALPHA)
+    colors = np.vstack([np.zeros((void, 3), np.uint8), colors])
+    if rgb is None:
+        image = paint_segments(runs, colors)
+    else:
+        image = overlay_segments(rgb, runs, colors, 1.0 - IMAGE_ALPHA)
     draw_boundaries(image, runs, WHITE)
 
     h, w = runs.shape

@@ -25,7 +25,7 @@ def write_products(out: Path, frame: SensorFrame, products: Products, class_tabl
     from depth_panoptic_ros.data.ply import write_ply
     from depth_panoptic_ros.products.bev_grid import occupancy_image, top_down
     from depth_panoptic_ros.products.depth_colormap import colorize_depth, depth_colormap_panoptic
-    from depth_panoptic_ros.products.palette import colorize_panoptic, overlay
+    from depth_panoptic_ros.products.palette import colorize_panoptic, overlay_panoptic
 
     out.mkdir(parents=True, exist_ok=True)
     files = {"depth.npy": None, "depth.png": colorize_depth(products.depth)}
@@ -39,7 +39,7 @@ def write_products(out: Path, frame: SensorFrame, products: Products, class_tabl
             raise ValueError(f"panoptic ids up to {ids.max()} do not fit a 16-bit PNG")
         cv2.imwrite(str(out / "panoptic.png"), ids.astype(np.uint16))
         files["panoptic.png"] = None
-        files["panoptic_color.png"] = overlay(frame.rgb, colorize_panoptic(ids, class_table), panoptic_ids=ids)
+        files["panoptic_color.png"] = overlay_panoptic(frame.rgb, ids, class_table)
     if products.grid is not None:
         files["bev.png"] = colorize_panoptic(top_down(products.grid.ids), class_table)
         files["occupancy.png"] = occupancy_image(top_down(products.grid.occupancy))

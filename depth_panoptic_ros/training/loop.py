@@ -202,7 +202,7 @@ def _log_images(
 ) -> None:
     """The first image of the batch: its depth (color map) and its panoptic prediction over the image."""
     from depth_panoptic_ros.products.depth_colormap import colorize_depth
-    from depth_panoptic_ros.products.palette import colorize_panoptic, overlay
+    from depth_panoptic_ros.products.palette import overlay_panoptic
 
     depth = dense[0, 0].detach().float().cpu().numpy()
     writer.add_image("depth/model", colorize_depth(depth), step, dataformats="HWC")
@@ -210,7 +210,7 @@ def _log_images(
         rgb = batch.rgb[0].permute(1, 2, 0).cpu().numpy()
         grid_depth = core.mask_grid_depth(dense[:1].detach().float(), outputs.features)[0]
         ids = core.inference(outputs.image(0), core.class_table, depth.shape, grid_depth).ids
-        image = overlay(rgb, colorize_panoptic(ids, core.class_table), panoptic_ids=ids)
+        image = overlay_panoptic(rgb, ids, core.class_table)
         writer.add_image("panoptic/predicted", image, step, dataformats="HWC")
 
 

@@ -28,7 +28,7 @@ from depth_panoptic_ros.msg import InstanceDepthArray
 from depth_panoptic_ros.pipeline import Products
 from depth_panoptic_ros.products.bev_grid import BevGrid
 from depth_panoptic_ros.products.depth_colormap import depth_colormap_panoptic
-from depth_panoptic_ros.products.palette import colorize_panoptic, overlay
+from depth_panoptic_ros.products.palette import overlay_panoptic
 from depth_panoptic_ros.ros.codecs.camera_info import camera_info_from_model
 from depth_panoptic_ros.ros.codecs.cloud_codec import cloud_to_msg
 from depth_panoptic_ros.ros.codecs.image_codec import depth_to_msg, image_to_msg
@@ -114,7 +114,7 @@ def build_output_messages(
         out[PANOPTIC_IDS] = image_to_msg(ids.astype("int32", copy=False), "32SC1", header)
     if PANOPTIC_COLOR in wanted:
         runs = products.panoptic.runs  # shared with the instance depth table
-        color = overlay(frame.rgb, colorize_panoptic(runs, class_table), panoptic_ids=runs)
+        color = overlay_panoptic(frame.rgb, runs, class_table)
         out[PANOPTIC_COLOR] = image_to_msg(color, "rgb8", header)
     table = products.instances
     if table is None:
