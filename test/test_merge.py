@@ -183,11 +183,64 @@ def test_bad_input_is_named() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"strategy": "panoptic_deeplab"}, {"mask_threshold": 1.5}, {"overlap_threshold": -0.1}, {"degeus_alpha": 2.0}],
+    [
+        {"strategy": "panoptic_deeplab"},
+        {"mask_threshold": 1.5},
+        {"overlap_threshold": -0.1},
+        {"degeus_alpha": 2.0},
+        {"drop_thing_fragments": "yes"},
+    ],
 )
 def test_config_rejects_bad_values(kwargs: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         MergeConfig(**kwargs)
+
+
+@pytest.mark.parametrize("merge", [merge_fcn, merge_degeus])
+def test_thing_fragments_go_to_stuff(merge) -> None:
+    """A car mask of a 3x2 blob, a 1-px piece touching it at a corner (the same part, 8-connected) and a 2-px piece
+    apart: the piece apart becomes road, as if no thing had claimed it; kept with drop_thing_fragments off."""
+    car = torch.zeros(4, 6)
+    car[0:3, 0:2] = 0.9
+    car[3, 2] = 0.9  # touches (2, 1) at a corner
+    car[0, 4:6] = 0.9  # apart
+    masks = torch.stack([car, torch.full((4, 6), 0.8)])
+    classes, scores = torch.tensor([CAR, ROAD]), torch.tensor([0.9, 0.9])
+    legend = {"c": 26001, ".": 7000}
+    kept = merge(masks, classes, scores, TABLE, MergeConfig(drop_thing_fragments=False))
+    np.testing.assert_array_equal(kept.ids, _grid(["cc..cc", "cc....", "cc....", "..c..."], legend))
+    dropped = merge(masks, classes, scores, TABLE, MergeConfig())
+    np.testing.assert_array_equal(dropped.ids, _grid(["cc....", "cc....", "cc....", "..c..."], legend))
+    assert _segments(dropped) == pytest.approx({26001: 0.9, 7000: 0.9})
+
+
+@pytest.mark.parametrize("merge", [merge_fcn, merge_degeus])
+def test_thing_parts_of_equal_size_keep_the_first_in_raster_order(merge) -> None:
+    person = torch.zeros(3, 7)
+    person[2, 0:2] = 0.9  # starts later in raster order
+    person[0, 5:7] = 0.9  # starts first
+    masks, classes, scores = person[None], torch.tensor([PERSON]), torch.tensor([0.8])
+    np.testing.assert_array_equal(
+        merge(masks, classes, scores, TABLE, MergeConfig()).ids, [[0] * 5 + [24001] * 2, [0] * 7, [0] * 7]
+    )
+
+
+def test_thing_fragments_match_opencv_components() -> None:
+    """thing_fragments on random maps of blobs and speckle (diagonal contacts, ties, one-row and one-column maps)
+    against OpenCV's 8-connected component labelling."""
+    import cv2
+
+    from depth_panoptic_ros.panoptic.fragments import thing_fragments
+
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        h, w = rng.integers(1, 40, 2)
+        coarse = rng.integers(-1, 4, (max(h // 3, 1), max(w // 3, 1))).astype(np.float32)
+        owner = cv2.resize(coarse, (int(w), int(h)), interpolation=cv2.INTER_NEAREST).astype(np.int64)
+        speckle = rng.random((h, w)) < 0.1
+        owner[speckle] = rng.integers(-1, 4, speckle.sum())
+        got = thing_fragments(torch.from_numpy(owner)).numpy()
+        np.testing.assert_array_equal(got, _fragments(owner))
 
 
 # --- independent transcriptions: one mask at a time, numpy, as the papers describe them -----------------------
@@ -196,11 +249,29 @@ def test_config_rejects_bad_values(kwargs: dict) -> None:
 Reference = tuple[np.ndarray, dict[int, float]]
 
 
-def _reference_fcn(masks: np.ndarray, classes: np.ndarray, scores: np.ndarray, table: ClassTable) -> Reference:
-    """Panoptic FCN's combine_thing_and_stuff, mask by mask."""
+def _fragments(owner: np.ndarray) -> np.ndarray:
+    """Pixels of each instance (owner >= 0) outside its largest 8-connected part, found with OpenCV's component
+    labelling; of equal sizes the part whose first pixel comes first in raster order stays (OpenCV's label order
+    is not that order)."""
+    import cv2
+
+    fragment = np.zeros(owner.shape, bool)
+    for i in np.unique(owner[owner >= 0]):
+        n, labels, stats, _ = cv2.connectedComponentsWithStats((owner == i).astype(np.uint8), connectivity=8)
+        first = [np.flatnonzero(labels == label)[0] for label in range(1, n)]
+        best = 1 + min(range(n - 1), key=lambda k: (-stats[k + 1, cv2.CC_STAT_AREA], first[k]))
+        fragment |= (labels > 0) & (labels != best)
+    return fragment
+
+
+def _reference_fcn(
+    masks: np.ndarray, classes: np.ndarray, scores: np.ndarray, table: ClassTable, drop: bool
+) -> Reference:
+    """Panoptic FCN's combine_thing_and_stuff, mask by mask; with ``drop``, thing fragments freed for stuff."""
     out = np.zeros(masks.shape[1:], np.int32)
     segments: dict[int, float] = {}
     taken = np.zeros(masks.shape[1:], bool)
+    owner = np.full(masks.shape[1:], -1)
     count: dict[int, int] = {}
     order = np.argsort(-scores, kind="stable")
     for i in order[table.is_thing[classes[order]]]:
@@ -213,6 +284,10 @@ def _reference_fcn(masks: np.ndarray, classes: np.ndarray, scores: np.ndarray, t
         out[mask] = table.ids[classes[i]] * 1000 + count[classes[i]]
         segments[int(table.ids[classes[i]]) * 1000 + count[classes[i]]] = float(scores[i])
         taken |= mask
+        owner[mask] = i
+    if drop:
+        fragment = _fragments(owner)
+        out[fragment], taken[fragment] = 0, False
     stuff = order[~table.is_thing[classes[order]]]
     best = np.argmax(masks[stuff], axis=0)
     for k, i in enumerate(stuff):
@@ -223,9 +298,12 @@ def _reference_fcn(masks: np.ndarray, classes: np.ndarray, scores: np.ndarray, t
     return out, segments
 
 
-def _reference_degeus(masks: np.ndarray, classes: np.ndarray, scores: np.ndarray, table: ClassTable) -> Reference:
-    """de Geus et al.: the highest score x probability wins each pixel; stuff >= alpha on the rest; then small
-    stuff and emptied instances removed and instances numbered in score order."""
+def _reference_degeus(
+    masks: np.ndarray, classes: np.ndarray, scores: np.ndarray, table: ClassTable, drop: bool
+) -> Reference:
+    """de Geus et al.: the highest score x probability wins each pixel (with ``drop``, thing fragments freed);
+    stuff >= alpha on the rest; then small stuff and emptied instances removed and instances numbered in score
+    order."""
     shape = masks.shape[1:]
     order = np.argsort(-scores, kind="stable")
     best, owner = np.full(shape, -np.inf), np.full(shape, -1)
@@ -233,6 +311,8 @@ def _reference_degeus(masks: np.ndarray, classes: np.ndarray, scores: np.ndarray
         value = np.where(masks[i] > 0.5, masks[i] * scores[i], -np.inf)
         better = value > best
         best[better], owner[better] = value[better], i
+    if drop:
+        owner[_fragments(owner)] = -1
     stuff_best, stuff_owner = np.full(shape, -np.inf), np.full(shape, -1)
     for i in order[~table.is_thing[classes[order]]]:
         better = masks[i] > stuff_best
@@ -273,17 +353,21 @@ def _random_scene(seed: int, table: ClassTable, h: int = 48, w: int = 64) -> tup
     return np.clip(np.concatenate([masks, stuff_masks]), 0, 1), classes, scores
 
 
+@pytest.mark.parametrize("drop", [False, True])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_matches_mask_by_mask_transcriptions(seed: int) -> None:
+def test_matches_mask_by_mask_transcriptions(seed: int, drop: bool) -> None:
     table = ClassTable.cityscapes()
     masks, classes, scores = _random_scene(seed, table)
     masks, scores = masks.astype(np.float32), scores.astype(np.float32)
-    args = (torch.from_numpy(masks), torch.from_numpy(classes), torch.from_numpy(scores), table, MergeConfig())
+    config = MergeConfig(drop_thing_fragments=drop)
+    args = (torch.from_numpy(masks), torch.from_numpy(classes), torch.from_numpy(scores), table, config)
     for merge, reference in ((merge_fcn, _reference_fcn), (merge_degeus, _reference_degeus)):
         result = merge(*args)
-        expected_ids, expected_segments = reference(masks, classes, scores, table)
+        expected_ids, expected_segments = reference(masks, classes, scores, table, drop)
         np.testing.assert_array_equal(result.ids, expected_ids)
         assert _segments(result) == expected_segments
+        if drop:  # the random boxes over noise leave fragments: the rule is exercised, not vacuous
+            assert (result.ids != merge(*args[:-1], MergeConfig(drop_thing_fragments=False)).ids).any()
 
 
 def test_coco_ground_truth_round_trips(coco_sample) -> None:
@@ -296,7 +380,8 @@ def test_coco_ground_truth_round_trips(coco_sample) -> None:
     categories = json.loads((coco_sample / "panoptic_coco_categories.json").read_text())
     table = ClassTable(tuple(ClassInfo(c["id"], c["name"], bool(c["isthing"]), tuple(c["color"])) for c in categories))
     annotations = json.loads((coco_sample / "panoptic_examples.json").read_text())["annotations"]
-    config = MergeConfig(stuff_min_area_fraction=0.0, degeus_stuff_min_fraction=0.0)
+    # ground truth instances may come in parts (an occluder across them): kept whole here
+    config = MergeConfig(stuff_min_area_fraction=0.0, degeus_stuff_min_fraction=0.0, drop_thing_fragments=False)
     for annotation in annotations:
         bgr = cv2.imread(str(coco_sample / "panoptic_examples" / annotation["file_name"]), cv2.IMREAD_COLOR)
         png_ids = bgr.astype(np.int64) @ np.array([256**2, 256, 1])  # id = R + 256 G + 256^2 B

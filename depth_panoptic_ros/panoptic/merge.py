@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from depth_panoptic_ros.classes import ClassTable
+from depth_panoptic_ros.panoptic.fragments import thing_fragments
 from depth_panoptic_ros.panoptic.result import PanopticResult
 
 STRATEGIES = ("fcn", "degeus", "learned")
@@ -32,7 +33,8 @@ STRATEGIES = ("fcn", "degeus", "learned")
 class MergeConfig:
     """Published defaults: Panoptic FCN's Cityscapes fork (mask 0.5, overlap 0.5, stuff >= 2048 px of a
     1024x2048 image, kept as a fraction so it scales with the output size) and de Geus et al. (alpha 0.25,
-    stuff >= 1/512 of the image)."""
+    stuff >= 1/512 of the image). drop_thing_fragments (not in the papers): each instance keeps only its largest
+    connected part, its other pixels go to stuff as if no thing had claimed them (panoptic/fragments.py)."""
 
     strategy: str = "fcn"
     mask_threshold: float = 0.5
@@ -40,10 +42,13 @@ class MergeConfig:
     stuff_min_area_fraction: float = 2048 / (1024 * 2048)
     degeus_alpha: float = 0.25
     degeus_stuff_min_fraction: float = 1 / 512
+    drop_thing_fragments: bool = True
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
             raise ValueError(f"merge strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if not isinstance(self.drop_thing_fragments, bool):
+            raise ValueError(f"merge drop_thing_fragments must be true or false, got {self.drop_thing_fragments!r}")
         for name in (
             "mask_threshold",
             "overlap_threshold",
@@ -72,6 +77,10 @@ def merge_fcn(
         claim &= (area > 0) & (area - claim.sum() <= config.overlap_threshold * area)
         owner.masked_fill_(claim, index)
         free ^= claim
+    if config.drop_thing_fragments:
+        fragment = thing_fragments(owner)
+        owner.masked_fill_(fragment, -1)
+        free |= fragment
     stuff = order[~is_thing[order]]
     _, stuff_owner = _best_mask(masks[stuff], stuff)
     owner = torch.where(free, stuff_owner, owner)
@@ -88,9 +97,12 @@ def merge_degeus(
     below = weighted <= config.mask_threshold
     weighted.mul_(scores[things][:, None, None]).masked_fill_(below, -torch.inf)
     thing_best, thing_owner = _best_mask(weighted, things)
+    claimed = thing_best > -torch.inf
+    if config.drop_thing_fragments:
+        claimed &= ~thing_fragments(torch.where(claimed, thing_owner, -1))
     stuff_best, stuff_owner = _best_mask(masks[stuff], stuff)
     stuff_owner = torch.where(stuff_best >= config.degeus_alpha, stuff_owner, -1)
-    owner = torch.where(thing_best > -torch.inf, thing_owner, stuff_owner)
+    owner = torch.where(claimed, thing_owner, stuff_owner)
     return _to_result(owner, order, classes, scores, is_thing, class_table, config.degeus_stuff_min_fraction)
 
 
