@@ -129,6 +129,18 @@ class DepthPanopticModel(nn.Module):
         config = self.inference.config
         self.inference.config = replace(config, merge=replace(config.merge, strategy=strategy))
 
+    @property
+    def min_thing_score(self) -> float:
+        """The score below which thing candidates are dropped (the stored one unless use_min_thing_score changed
+        it)."""
+        return self.inference.config.min_thing_score
+
+    def use_min_thing_score(self, score: float) -> None:
+        """Run-time choice of the thing score cut, the deployment's precision / recall trade-off (on real KITTI
+        frames the shipped model's false things score lower than its true ones: BENCHMARKS.md, "Thing score");
+        ValueError outside [0, 1]."""
+        self.inference.config = replace(self.inference.config, min_thing_score=score)
+
     def mask_grid_depth(self, dense: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) meters -> (B, h, w) normalized depth on the feature grid: the merge head's depth input."""
         padded = _pad_like(self.normalize_depth(dense), features)

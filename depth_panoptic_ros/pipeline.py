@@ -290,14 +290,16 @@ def load_pipeline(
     merge: str | None = None,
     compile: bool = False,
     cuda_graph: bool = False,
+    min_thing_score: float | None = None,
 ) -> Pipeline:
     """The pipeline of a config file and a model: None = the shipped default model when installed, '' = none.
     device, precision, compile and cuda_graph as ``load_model``.
 
     The model's recorded pipeline settings apply unless the config file states others (the pipeline's
     changed_settings lists those it changes, see bind_to_model). merge: the panoptic merge to run (fcn | degeus |
-    learned), None = the model's stored choice; ValueError when there is no model to merge with or the model
-    cannot run it (learned without a merge head)."""
+    learned), None = the model's stored choice; min_thing_score: the thing score cut (use_min_thing_score), None =
+    the model's stored one; ValueError when there is no model to merge with or the model cannot run it (learned
+    without a merge head, a cut outside [0, 1])."""
     from depth_panoptic_ros.resources import default_model_path, resolve_path
 
     explicit = load_pipeline_settings(config_path)
@@ -307,13 +309,15 @@ def load_pipeline(
     else:
         path = resolve_path(model_path) if model_path else None
     if path is None:
-        if merge is not None:
-            raise ValueError(f"merge {merge!r} needs a model, and none is loaded")
+        if merge is not None or min_thing_score is not None:
+            raise ValueError("a merge or a thing score cut needs a model, and none is loaded")
         return Pipeline(bind_to_model(explicit, None)[0])
     from depth_panoptic_ros.model import load_model
 
     model = load_model(path, device=device, precision=precision, compile=compile, cuda_graph=cuda_graph)
     if merge is not None:
         model.use_merge(merge)
+    if min_thing_score is not None:
+        model.use_min_thing_score(min_thing_score)
     config, changed = bind_to_model(explicit, model.pipeline_settings)
     return Pipeline(config, model, changed)

@@ -11,8 +11,12 @@ import importlib
 import signal
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from depth_panoptic_ros.device import DEVICE_HELP, PRECISIONS
+
+if TYPE_CHECKING:
+    from depth_panoptic_ros.pipeline import Pipeline
 
 SUBCOMMANDS = (
     "infer",
@@ -50,13 +54,38 @@ def warn(message: str | None) -> None:
         print(f"warning: {message}", file=sys.stderr)
 
 
-def add_merge_argument(parser: argparse.ArgumentParser) -> None:
-    """--merge, shared by every command that runs the panoptic network (checked by DepthPanopticModel.use_merge)."""
+def add_panoptic_arguments(parser: argparse.ArgumentParser) -> None:
+    """--merge and --min-thing-score, shared by every command that runs the panoptic network (checked by
+    DepthPanopticModel.use_merge and use_min_thing_score)."""
     parser.add_argument(
         "--merge",
         metavar="{fcn,degeus,learned}",
         help="panoptic merge: fcn (Panoptic FCN), degeus (de Geus et al.), learned (the model's merge head); "
         "default: the model's stored choice",
+    )
+    parser.add_argument(
+        "--min-thing-score",
+        type=float,
+        metavar="S",
+        help="drop thing candidates scoring below S in [0, 1]: higher trades recall for precision; default: the "
+        "model's stored value",
+    )
+
+
+def load_pipeline_of(args: argparse.Namespace, model: str | None) -> Pipeline:
+    """The pipeline of a command's --config, --device, --precision, --merge and --min-thing-score (and --compile,
+    --cuda-graph where it has them) for ``model`` (a path, None = the shipped one, '' = none)."""
+    from depth_panoptic_ros.pipeline import load_pipeline
+
+    return load_pipeline(
+        args.config,
+        model,
+        args.device,
+        args.precision,
+        merge=args.merge,
+        min_thing_score=args.min_thing_score,
+        compile=getattr(args, "compile", False),
+        cuda_graph=getattr(args, "cuda_graph", False),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from depth_panoptic_ros.cli import CliError, add_device_arguments, add_merge_argument, warn
+from depth_panoptic_ros.cli import CliError, add_device_arguments, add_panoptic_arguments, load_pipeline_of, warn
 
 _TOPIC_OPTIONS = ("image", "camera_info", "lidar", "right_image", "right_camera_info")
 
@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     proc.add_argument("--model", help="model .safetensors (default: the shipped model; '' = classical depth only)")
     add_device_arguments(proc)
-    add_merge_argument(proc)
+    add_panoptic_arguments(proc)
     for name in _TOPIC_OPTIONS:
         proc.add_argument(f"--{name.replace('_', '-')}-topic", dest=name, metavar="TOPIC")
     proc.add_argument(
@@ -68,7 +68,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_process(args: argparse.Namespace) -> int:
-    from depth_panoptic_ros.pipeline import load_pipeline
     from depth_panoptic_ros.products.files import write_products
     from depth_panoptic_ros.ros.bags.bag_process import process_bag
 
@@ -82,7 +81,7 @@ def run_process(args: argparse.Namespace) -> int:
             write_products(args.export / f"{index:06d}", frame, products, pipeline.class_table)
 
     try:
-        pipeline = load_pipeline(args.config, args.model, args.device, args.precision, merge=args.merge)
+        pipeline = load_pipeline_of(args, args.model)
         warn(pipeline.settings_warning)
         summary = process_bag(
             args.input, args.output, pipeline, topics=topics, calibration=args.calib, slop_s=args.slop,

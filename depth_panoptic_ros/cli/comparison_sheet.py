@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from depth_panoptic_ros.cli import CliError, add_device_arguments, add_merge_argument, warn
+from depth_panoptic_ros.cli import CliError, add_device_arguments, add_panoptic_arguments, load_pipeline_of, warn
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_device_arguments(p)
     p.add_argument("--out", required=True, type=Path, help="output PNG")
-    add_merge_argument(p)
+    add_panoptic_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -36,7 +36,6 @@ def run(args: argparse.Namespace) -> int:
     from depth_panoptic_ros.data.images import write_rgb
     from depth_panoptic_ros.data.kitti_raw import raw_frame_ids, read_raw_frame
     from depth_panoptic_ros.evaluation.comparison_sheet import comparison_sheet
-    from depth_panoptic_ros.pipeline import load_pipeline
 
     names = args.name or [Path(m).stem for m in args.model]
     if len(names) != len(args.model):
@@ -49,10 +48,7 @@ def run(args: argparse.Namespace) -> int:
         unknown = sorted(set(frame_ids) - set(available))
         if unknown:
             raise ValueError(f"{args.data}: no frame {', '.join(unknown)}")
-        pipelines = [
-            (name, load_pipeline(args.config, model, args.device, args.precision, merge=args.merge))
-            for name, model in zip(names, args.model, strict=True)
-        ]
+        pipelines = [(name, load_pipeline_of(args, model)) for name, model in zip(names, args.model, strict=True)]
         for name, pipeline in pipelines:
             if pipeline.settings_warning:
                 warn(f"{name}: {pipeline.settings_warning}")

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from depth_panoptic_ros.cli import CliError, add_device_arguments, add_merge_argument, warn
+from depth_panoptic_ros.cli import CliError, add_device_arguments, add_panoptic_arguments, warn
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--frames", type=int, help="evaluate the first N frames only")
     add_device_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the result as JSON (fractions, mm, counts)")
-    add_merge_argument(parser)
+    add_panoptic_arguments(parser)
     parser.add_argument(
         "overrides", nargs="*", metavar="key=value", help="config overrides, e.g. data.synthetic.val_frames=20"
     )
@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(checkpoint, device=args.device, precision=args.precision)
         if args.merge is not None:
             model.use_merge(args.merge)
+        if args.min_thing_score is not None:
+            model.use_min_thing_score(args.min_thing_score)
         samples = config.data.open(args.split)
         count = len(samples) if args.frames is None else min(args.frames, len(samples))
         # the training config's pipeline runs as given (as in training's validation); a change is still reported

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from depth_panoptic_ros.cli import CliError, add_device_arguments, add_merge_argument, warn
+from depth_panoptic_ros.cli import CliError, add_device_arguments, add_panoptic_arguments, load_pipeline_of, warn
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlays", type=Path, help="folder for one overlay PNG per frame (labels and predictions)")
     p.add_argument("--overlay-level", default="moderate", choices=("easy", "moderate", "hard"))
     p.add_argument("--json", action="store_true", help="print totals and per-frame rows as JSON")
-    add_merge_argument(p)
+    add_panoptic_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -39,7 +39,6 @@ def run(args: argparse.Namespace) -> int:
     from depth_panoptic_ros.data.kitti_objects import object_frame_ids
     from depth_panoptic_ros.evaluation.kitti_objects import evaluate_kitti_objects, format_report, summarize
     from depth_panoptic_ros.evaluation.kitti_overlay import draw_object_evaluation
-    from depth_panoptic_ros.pipeline import load_pipeline
 
     if args.model == "":
         raise CliError("--model '' (no model) has nothing to evaluate")
@@ -48,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         unknown = sorted(set(args.frames or ()) - set(available))
         if unknown:
             raise ValueError(f"{args.data}: no complete frame {', '.join(unknown)}")
-        pipeline = load_pipeline(args.config, args.model, args.device, args.precision, merge=args.merge)
+        pipeline = load_pipeline_of(args, args.model)
         warn(pipeline.settings_warning)
         if args.overlays is not None:
             args.overlays.mkdir(parents=True, exist_ok=True)

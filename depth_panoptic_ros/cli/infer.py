@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from depth_panoptic_ros.cli import CliError, add_device_arguments, add_merge_argument, warn
+from depth_panoptic_ros.cli import CliError, add_device_arguments, add_panoptic_arguments, load_pipeline_of, warn
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_device_arguments(p, compile=True)
     p.add_argument("--no-panoptic", action="store_true", help="depth path only: no network")
-    add_merge_argument(p)
+    add_panoptic_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -32,7 +32,6 @@ def run(args: argparse.Namespace) -> int:
     from depth_panoptic_ros.data.images import read_rgb
     from depth_panoptic_ros.data.kitti import read_points
     from depth_panoptic_ros.frame import SensorFrame
-    from depth_panoptic_ros.pipeline import load_pipeline
     from depth_panoptic_ros.products.files import write_products
 
     try:
@@ -41,15 +40,7 @@ def run(args: argparse.Namespace) -> int:
         calib = load_any_calibration(args.calib, image_size=(rgb.shape[1], rgb.shape[0]))
         points = None if args.lidar is None else read_points(args.lidar)
         model = "" if args.no_panoptic else args.model
-        pipeline = load_pipeline(
-            args.config,
-            model,
-            args.device,
-            args.precision,
-            merge=args.merge,
-            compile=args.compile,
-            cuda_graph=args.cuda_graph,
-        )
+        pipeline = load_pipeline_of(args, model)
         warn(pipeline.settings_warning)
         if right is not None and calib.right_camera is None:
             raise ValueError(f"{args.calib}: --right needs a right camera (KITTI P3 or a `right:` block in YAML)")

@@ -160,10 +160,13 @@ def load_node_pipeline(params: NodeParameters, logger: RcutilsLogger) -> tuple[P
             model.use_merge(params.merge)
         except ValueError as exc:
             logger.error(f"merge {params.merge!r}: {exc}; running the model's stored merge {model.merge!r}")
+    if params.min_thing_score != -1.0:  # checked by NodeParameters
+        model.use_min_thing_score(params.min_thing_score)
     loaded = pipeline(model)
     compiled = ", compiled" if params.compile else ", CUDA graphs" if params.cuda_graph else ""
     description = (
-        f"loaded {path} ({params.device}, {params.precision}{compiled}, merge {model.merge}); "
+        f"loaded {path} ({params.device}, {params.precision}{compiled}, merge {model.merge}, thing score >= "
+        f"{model.min_thing_score}); "
         f"depth: {loaded.depth_source}"
     )
     if loaded.settings_warning:
