@@ -6,8 +6,8 @@ and vegetation, up to the image's width away). Every consumer reads an instance'
 (boxes, centroids and depth statistics, the 3D cloud's instances), so such pieces turn a car into a box across
 the street. Without its fragments (the merges then give those pixels to stuff as if no thing had claimed them),
 the shipped model found 13 of 17-18 moderate KITTI vehicles instead of 5-8, and synthetic PQ_th rose by 1.4-1.6
-points with every merge (BENCHMARKS.md, "Thing fragments"). Stuff keeps all its parts: sky between branches is
-still sky.
+points with every merge (BENCHMARKS.md, "Thing fragments"). The cost: an object that an occluder cuts in two
+keeps only its larger piece. Stuff keeps all its parts: sky between branches is still sky.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Why: labelling the parts of every thing segment with cv2.connectedComponents would take one full-size mask and
 pass per segment; the runs of equal ids already are the map's pieces, and two runs belong to one part when they
 lie in neighboring rows, hold the same segment and touch (8-connectivity: overlap, or meet at a corner). A
-union-find over the few thousand runs (path halving) finds the parts in ~0.1 ms at 1024x2048.
+union-find over the runs (path halving) finds the parts in ~0.2 ms for the 14 k runs of a real 1024x2048 map.
 """
 
 from __future__ import annotations
