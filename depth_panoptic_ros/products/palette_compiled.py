@@ -54,10 +54,12 @@ def blend_runs(
 ) -> None:
     """out = rgb keep + colors[segment] alpha, rounded, byte by byte of the flat RGB images ``rgb`` and ``out``.
     start, length, segment: SegmentRuns (flat pixel index, pixels, index into ``colors`` (N, 3))."""
-    pattern = np.empty(_BLOCK, np.float32)
-    for r in range(len(start)):
+    patterns = np.empty((len(colors), _BLOCK), np.float32)  # per segment, not per run: real maps have ~10 k runs
+    for k in range(len(colors)):
         for q in range(_BLOCK):
-            pattern[q] = np.float32(colors[segment[r], q % 3]) * alpha
+            patterns[k, q] = np.float32(colors[k, q % 3]) * alpha
+    for r in range(len(start)):
+        pattern = patterns[segment[r]]
         first, n = 3 * start[r], 3 * length[r]
         whole = n - n % _BLOCK
         for i in range(first, first + whole, _BLOCK):
