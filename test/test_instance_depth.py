@@ -338,7 +338,8 @@ def _interleaved_segments(rng: np.random.Generator) -> np.ndarray:
 
 
 def _large_road(rng: np.random.Generator) -> np.ndarray:
-    """A road of more than 2^16 valid depths (the kernel then selects through a histogram of the top 16 bits)."""
+    """A road of more than 2^16 valid depths (the kernel then selects through a histogram of the top 16 bits) and a
+    car of fewer than _HISTOGRAM_MIN (selected in place)."""
     ids = np.full((320, 360), ROAD * 1000, np.int32)
     ids[100:160, 40:200] = CAR * 1000 + 1
     ids[rng.random(ids.shape) < 0.05] = 0
@@ -367,7 +368,10 @@ def test_compiled_statistics_equal_a_sorting_transcription_bit_for_bit(segments,
     table = instance_depth(ids, depth, cam, CITYSCAPES)
     expected = _transcribed_statistics(ids, depth, cam)
     if segments is _large_road:
-        assert table.valid_count[table.panoptic_id == ROAD * 1000][0] >= 1 << 16
+        from depth_panoptic_ros.products.instance_depth_compiled import _HISTOGRAM_MIN
+
+        assert table.valid_count[table.panoptic_id == ROAD * 1000][0] >= max(1 << 16, _HISTOGRAM_MIN)
+        assert table.valid_count[table.panoptic_id == CAR * 1000 + 1][0] < _HISTOGRAM_MIN
     assert np.array_equal(table.valid_count, expected["count"])
     with np.errstate(invalid="ignore", divide="ignore"):
         centroid = (expected["sums"] / expected["count"][:, None]).astype(np.float32)

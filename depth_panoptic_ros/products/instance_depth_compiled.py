@@ -8,7 +8,7 @@ the runs, cumsums, repeat, take) and selected the quantiles with one np.partitio
 one value after the other in raster order within the segment (what np.add.reduceat of the grouped values
 does), each float32 product ray * z as numpy rounds it, and numpy's 'linear' quantile with the position
 computed from the same absolute offsets. Order statistics do not depend on how they are selected, so the
-in-place quickselect (and, in segments of 2^16 valid depths or more, a histogram of the values' top 16 bits
+in-place quickselect (and, in segments of 2^14 valid depths or more, a histogram of the values' top 16 bits
 that narrows each rank to one bin first) gives np.partition's values. Compiled on import with explicit
 signatures into numba's on-disk cache; the GIL released.
 """
@@ -78,8 +78,10 @@ def _select_ranks(values: np.ndarray, lo: int, end: int, ranks: np.ndarray, foun
         found[j] = values[rank]
 
 
-# Segments with at least this many valid depths select through a histogram of the top 16 bits of the values.
-_HISTOGRAM_MIN = 1 << 16
+# Segments with at least this many valid depths select through a histogram of the top 16 bits of the values: on
+# real KITTI maps (segments of 20-180 k valid depths) 2^14 took 0.1-0.4 ms less per frame than 2^16, and 2^12
+# or 2^13 no less (the histogram's fixed cost then outweighs the quickselects it replaces).
+_HISTOGRAM_MIN = 1 << 14
 _COUNTERS = 4  # tables the histogram counts into in turn (int32: a segment has < 2^31 pixels)
 
 
