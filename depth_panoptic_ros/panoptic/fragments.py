@@ -26,7 +26,8 @@ def thing_fragments(owner: torch.Tensor) -> torch.Tensor:
     map's runs (fragments_compiled.py)."""
     runs = SegmentRuns.of(owner.to(torch.int32).cpu().numpy() + 1)  # 0: no thing
     keep = np.empty(len(runs.start), bool)
+    if not largest_parts(runs.start, runs.length, runs.segment, runs.shape[1], runs.segments > 0, keep):
+        return torch.zeros(owner.shape, dtype=torch.bool, device=owner.device)  # nothing to copy back
     fragment = np.zeros(runs.shape, bool)
-    if largest_parts(runs.start, runs.length, runs.segment, runs.shape[1], runs.segments > 0, keep):
-        mark_dropped(runs.start, runs.length, keep, fragment.reshape(-1))
+    mark_dropped(runs.start, runs.length, keep, fragment.reshape(-1))
     return torch.from_numpy(fragment).to(owner.device)

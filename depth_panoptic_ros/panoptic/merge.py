@@ -78,9 +78,7 @@ def merge_fcn(
         owner.masked_fill_(claim, index)
         free ^= claim
     if config.drop_thing_fragments:
-        fragment = thing_fragments(owner)
-        owner.masked_fill_(fragment, -1)
-        free |= fragment
+        free |= thing_fragments(owner)  # free pixels take stuff below, whatever owner holds there
     stuff = order[~is_thing[order]]
     _, stuff_owner = _best_mask(masks[stuff], stuff)
     owner = torch.where(free, stuff_owner, owner)

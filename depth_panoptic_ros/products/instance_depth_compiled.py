@@ -79,7 +79,7 @@ def _select_ranks(values: np.ndarray, lo: int, end: int, ranks: np.ndarray, foun
 
 
 # Segments with at least this many valid depths select through a histogram of the top 16 bits of the values: on
-# real KITTI maps (segments of 20-180 k valid depths) 2^14 took 0.1-0.4 ms less per frame than 2^16, and 2^12
+# real KITTI maps (segments of 20-180 k valid depths) 2^14 took 0.1-0.5 ms less per frame than 2^16, and 2^12
 # or 2^13 no less (the histogram's fixed cost then outweighs the quickselects it replaces).
 _HISTOGRAM_MIN = 1 << 14
 _COUNTERS = 4  # tables the histogram counts into in turn (int32: a segment has < 2^31 pixels)

@@ -4,7 +4,7 @@ blended over the camera image in one pass over the runs.
 Why: painting a full-size color image (np.repeat of packed words, then cv2.cvtColor) and blending it with
 cv2.addWeighted wrote and read a second 6 MB image per product: ~1.3 ms of the panoptic and of the depth color
 image at 1024x2048 (BENCHMARKS.md, "Geometry and products per frame"). Along a run the color is constant, so
-the kernel blends the camera bytes with a per-run pattern of the three weighted channels, 16 pixels at a time:
+the kernel blends the camera bytes with its segment's pattern of the three weighted channels, 16 pixels at a time:
 whole float32 vectors, ~0.5 ms. It rounds as addWeighted's vector code does on a CPU with FMA, bit for bit
 (tested on every (pixel, color) pair against cv2): rint(fma(pixel, 1 - alpha, color * alpha)) in float32.
 """
