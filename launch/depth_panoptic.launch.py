@@ -1,16 +1,21 @@
 """depth_panoptic_node with its parameter file; every topic, the namespace, the parameter file, the mode, the
-model, the merge, the grid frame, use_sim_time and large_data are launch arguments, and rviz:=true opens
-config/depth_panoptic.rviz.
+model, the merge, min_thing_score, the grid frame, use_sim_time, autostart and large_data are launch arguments,
+and rviz:=true opens config/depth_panoptic.rviz.
 
   ros2 launch depth_panoptic_ros depth_panoptic.launch.py \
       image_topic:=/camera/image_rect_color camera_info_topic:=/camera/camera_info lidar_topic:=/velodyne_points
 
-Launch arguments given here win over the parameter file (config_file). No model (classical depth only):
-model_path:=none, or model_path:="''". large_data:=true gives the node the package's Fast DDS profile for
-full-size images and clouds; the driver or bag player must run with the same (FASTDDS_DEFAULT_PROFILES_FILE).
+The arguments that set node parameters (PARAMETER_ARGUMENTS) override the parameter file (config_file) only when
+given: their default is empty, meaning "as the parameter file says" (the package's config/depth_panoptic.yaml
+holds mono, the shipped model, merge "", min_thing_score -1, base_link and autostart true; use_sim_time is the
+node's false unless the file sets it). `name:="''"` sets a string parameter to "" over the file's value, e.g.
+merge:="''" (the model's stored choice). No model (classical depth only): model_path:=none, or model_path:="''".
+RViz gets use_sim_time as given, false when it is not. large_data:=true gives the node the package's Fast DDS
+profile for full-size images and clouds; the driver or bag player must run with the same
+(FASTDDS_DEFAULT_PROFILES_FILE).
 
-The node is a lifecycle node that manages itself: autostart:=true (default) configures and activates it at
-start, autostart:=false leaves it unconfigured for `ros2 lifecycle set /depth_panoptic_node configure` (or a
+The node is a lifecycle node that manages itself: autostart:=true (the package's file) configures and activates it
+at start, autostart:=false leaves it unconfigured for `ros2 lifecycle set /depth_panoptic_node configure` (or a
 lifecycle manager such as nav2's). It is started with launch_ros's plain Node action on purpose: `ros2 lifecycle`
 and lifecycle managers talk to its services whatever action started it, and the LifecycleNode action would only
 add launch-side transition events while requiring an explicit namespace.
@@ -23,7 +28,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from depth_panoptic_ros.ros.runtime.launch_arguments import NodeLaunch, large_data_env, launch_bool, model_path
+from depth_panoptic_ros.ros.runtime.launch_arguments import (
+    NodeLaunch,
+    given_parameters,
+    large_data_env,
+    launch_bool,
+    launch_float,
+    launch_string,
+    model_path,
+)
 
 PACKAGE = "depth_panoptic_ros"
 NODE_NAME = "depth_panoptic_node"
@@ -53,24 +66,45 @@ TOPIC_ARGUMENTS = {
     "timing_topic": "~/timing",
 }
 
+# launch argument -> how its text reads, for those that set the node parameter of the same name; empty by default:
+# the parameter file's value (given_parameters)
+PARAMETER_ARGUMENTS = {
+    "mode": launch_string,
+    "model_path": model_path,
+    "merge": launch_string,
+    "min_thing_score": launch_float,
+    "grid_frame": launch_string,
+    "use_sim_time": launch_bool,
+    "autostart": launch_bool,
+}
+_FILE = "; empty: the parameter file's"
+
 # launch argument -> (default, description); config_file's default is the package's config/depth_panoptic.yaml
 ARGUMENTS = {
     "namespace": ("", "namespace of the node (and of its relative topic names)"),
     "config_file": (None, "parameter file of the node"),
-    "mode": ("mono", "mono (image + camera_info + lidar) or stereo (left/ and right/ image + camera_info)"),
+    "mode": ("", f"mono (image + camera_info + lidar) or stereo (left/ and right/ image + camera_info){_FILE}"),
     "model_path": (
-        f"package://{PACKAGE}/models/default.safetensors",
-        "model .safetensors (absolute or package:// path); none (or \"''\") = classical depth only",
+        "",
+        f"model .safetensors (absolute or package:// path); none (or \"''\") = classical depth only{_FILE}",
     ),
-    "merge": ("", "panoptic merge: fcn, degeus or learned; '' = the model's stored choice"),
-    "grid_frame": ("base_link", "ground frame of the bird's-eye grid (panoptic/occupancy, panoptic/bev)"),
-    "use_sim_time": ("false", "use /clock (true when replaying a bag with `ros2 bag play --clock`)"),
+    "merge": ("", f"panoptic merge: fcn, degeus or learned; \"''\" = the model's stored choice{_FILE}"),
+    "min_thing_score": ("", f"drop things scoring below it, in [0, 1]; -1 = the model's stored value{_FILE}"),
+    "grid_frame": ("", f"ground frame of the bird's-eye grid (panoptic/occupancy, panoptic/bev){_FILE}"),
+    "use_sim_time": (
+        "",
+        "use /clock (true when replaying a bag with `ros2 bag play --clock`); empty: the parameter file's for the "
+        "node, false for RViz",
+    ),
     "large_data": ("false", "Fast DDS profile for full-size sensor messages (config/fastdds_large_data.xml)"),
     "rviz": ("false", "also start RViz with config/depth_panoptic.rviz"),
-    "autostart": ("true", "the node configures and activates itself; false: unconfigured until `ros2 lifecycle set`"),
+    "autostart": (
+        "",
+        f"true: the node configures and activates itself; false: unconfigured until `ros2 lifecycle set`{_FILE}",
+    ),
     **{name: (topic, f"topic the node's {topic} is remapped to") for name, topic in TOPIC_ARGUMENTS.items()},
 }
-BOOLEAN_ARGUMENTS = ("use_sim_time", "large_data", "rviz", "autostart")
+BOOLEAN_ARGUMENTS = ("large_data", "rviz")  # the booleans that set no node parameter: never empty
 
 
 def default_values(share: str) -> dict[str, str]:
@@ -81,8 +115,10 @@ def default_values(share: str) -> dict[str, str]:
 
 def launch_plan(values: Mapping[str, str], share: str) -> list[NodeLaunch]:
     """The processes this file starts for resolved argument ``values`` (every name of ARGUMENTS) and the
-    package's share directory: the node, and RViz with rviz:=true."""
+    package's share directory: the node, and RViz with rviz:=true. The node's parameters are its parameter file,
+    then (later wins) the PARAMETER_ARGUMENTS that were given; ValueError for a bad boolean or number."""
     flags = {name: launch_bool(name, values[name]) for name in BOOLEAN_ARGUMENTS}
+    parameters = given_parameters(values, PARAMETER_ARGUMENTS)
     namespace = values["namespace"]
     env = large_data_env(flags["large_data"], share)
     node = NodeLaunch(
@@ -90,14 +126,7 @@ def launch_plan(values: Mapping[str, str], share: str) -> list[NodeLaunch]:
         name=NODE_NAME,
         namespace=namespace,
         parameter_files=[values["config_file"]],
-        parameters={
-            "mode": values["mode"],
-            "model_path": model_path(values["model_path"]),
-            "merge": values["merge"],
-            "grid_frame": values["grid_frame"],
-            "use_sim_time": flags["use_sim_time"],
-            "autostart": flags["autostart"],
-        },
+        parameters=parameters,
         remappings=[(topic, values[name]) for name, topic in TOPIC_ARGUMENTS.items() if values[name] != topic],
         env=env,
     )
@@ -109,7 +138,7 @@ def launch_plan(values: Mapping[str, str], share: str) -> list[NodeLaunch]:
                 name="rviz2",
                 namespace=namespace,
                 arguments=["-d", f"{share}/config/depth_panoptic.rviz"],
-                parameters={"use_sim_time": flags["use_sim_time"]},
+                parameters={"use_sim_time": parameters.get("use_sim_time", False)},
                 env=env,
             )
         )
@@ -130,7 +159,8 @@ def _launch_setup(context, *args, **kwargs) -> list:
             executable=p.executable,
             name=p.name,
             namespace=p.namespace or None,
-            parameters=[*p.parameter_files, p.parameters],
+            # a dict only when it sets something (its values are str, bool or float, never substitutions)
+            parameters=[*p.parameter_files, *([p.parameters] if p.parameters else [])],
             remappings=p.remappings,
             arguments=p.arguments,
             additional_env=p.env,

@@ -4,18 +4,23 @@
 defined.) The launch files resolve their arguments in an OpaqueFunction and hand the strings to these functions, so that
 the command lines they start can be computed, and tested, for every argument value on machines without the ROS
 launch tooling. Spellings follow `ros2 launch`: booleans as launch's IfCondition reads them, an empty string as
-`''` (how `name:="''"` arrives), and `none` for "no model".
+`''` (how `name:="''"` arrives), and `none` for "no model". A launch argument that sets a node parameter is empty
+by default, meaning "not given": the parameter file's value stands (given_parameters).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 LARGE_DATA_PROFILE = "config/fastdds_large_data.xml"
 PROFILES_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 _TRUE, _FALSE = ("true", "1"), ("false", "0")  # launch.conditions.evaluate_condition_expression's words
-_NO_MODEL = ("", "''", '""', "none")
+_EMPTY = ("''", '""')  # `name:="''"` as the shell hands it on: an explicit empty string
+
+ParameterValue = bool | float | str
 
 
 def launch_bool(name: str, value: str) -> bool:
@@ -26,9 +31,35 @@ def launch_bool(name: str, value: str) -> bool:
     raise ValueError(f"launch argument {name}:={value!r}: expected true or false")
 
 
-def model_path(value: str) -> str:
+def launch_float(name: str, value: str) -> float:
+    """A number launch argument; ValueError naming it otherwise."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise ValueError(f"launch argument {name}:={value!r}: expected a number")
+    return number
+
+
+def launch_string(name: str, value: str) -> str:
+    """A string launch argument: '' for `name:="''"` (or `""`), otherwise the value as given."""
+    return "" if value.strip() in _EMPTY else value
+
+
+def model_path(name: str, value: str) -> str:
     """The node's model_path: '' for every spelling of "no model" (`model_path:="''"`, `model_path:=none`)."""
-    return "" if value.strip().lower() in _NO_MODEL else value
+    return "" if value.strip().lower() == "none" else launch_string(name, value)
+
+
+def given_parameters(
+    values: Mapping[str, str], parsers: Mapping[str, Callable[[str, str], ParameterValue]]
+) -> dict[str, ParameterValue]:
+    """The node parameters that launch arguments set: ``parsers`` maps each such argument (named as the parameter)
+    to how its text reads (launch_bool, launch_float, launch_string, model_path). Only the arguments that were given
+    are in it: an empty one (the default; `ros2 launch` rejects `name:=` on its command line) leaves the parameter
+    to the parameter file, while `name:="''"` is an explicit empty string."""
+    return {name: parse(name, values[name]) for name, parse in parsers.items() if values[name].strip()}
 
 
 def large_data_env(enabled: bool, share: str | Path) -> dict[str, str]:
@@ -37,10 +68,13 @@ def large_data_env(enabled: bool, share: str | Path) -> dict[str, str]:
     return {PROFILES_ENV: str(Path(share) / LARGE_DATA_PROFILE)} if enabled else {}
 
 
-def yaml_scalar(value: bool | str) -> str:
-    """A parameter value as `-p name:=VALUE` needs it: YAML true/false, strings single-quoted."""
+def yaml_scalar(value: ParameterValue) -> str:
+    """A parameter value as `-p name:=VALUE` needs it: YAML true/false, floats with their point (0.4, -1.0: a
+    double, not an integer), strings single-quoted."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
     return "'" + value.replace("'", "''") + "'"
 
 
@@ -52,7 +86,7 @@ class NodeLaunch:
     name: str
     namespace: str = ""
     parameter_files: list[str] = field(default_factory=list)
-    parameters: dict[str, bool | str] = field(default_factory=dict)
+    parameters: dict[str, ParameterValue] = field(default_factory=dict)
     remappings: list[tuple[str, str]] = field(default_factory=list)
     arguments: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
