@@ -3,10 +3,11 @@
   ros2 launch depth_panoptic_ros replay.launch.py bag:=~/bags/drive1 image_topic:=/camera/image_raw ...
   # or, in a second terminal: ros2 bag play --clock ~/bags/drive1
 
-use_sim_time (default true here) is passed to the node and decides `--clock`: the bag's /clock makes TF lookups
-and the node's latency use the recorded time. A looping bag (loop:=true) makes time jump back, which the node
-handles by restarting its synchronizer. large_data:=true gives the node and the player the package's Fast DDS
-profile. All other arguments are those of depth_panoptic.launch.py.
+use_sim_time (default true here) is passed to the node and decides `--clock`: the bag's /clock makes TF lookups and
+the node's latency use the recorded time. Being always given to depth_panoptic.launch.py, it overrides the
+parameter file's use_sim_time (whose own default, empty, would leave it to the file). A looping bag (loop:=true)
+makes time jump back, which the node handles by restarting its synchronizer. large_data:=true gives the node and
+the player the package's Fast DDS profile. All other arguments are those of depth_panoptic.launch.py.
 
 The arguments are resolved in an OpaqueFunction and turned into the player's command line by replay_plan(), a
 plain function that the package's tests run for every argument value.
