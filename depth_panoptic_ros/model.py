@@ -31,6 +31,7 @@ from depth_panoptic_ros.panoptic.merge_head import MergeHead, MergeHeadConfig
 from depth_panoptic_ros.panoptic.network import DepthAwarePanopticFCN
 from depth_panoptic_ros.panoptic.outputs import PanopticOutputs
 from depth_panoptic_ros.panoptic.result import PanopticResult
+from depth_panoptic_ros.panoptic.thing_geometry import ThingGeometryCheck
 
 FORMAT = "depth_panoptic_ros/1"
 WARM_UP_SIZE = (375, 1242)  # a KITTI frame; compiled graphs have dynamic shapes, so any size does
@@ -208,12 +209,13 @@ class DepthPanopticModel(nn.Module):
         classical: np.ndarray,
         segment: bool = True,
         return_depth: bool = True,
+        check: ThingGeometryCheck | None = None,
     ) -> tuple[np.ndarray | None, PanopticResult | None]:
         """One frame of numpy arrays (H x W x 3 uint8 RGB, H x W meters) -> dense depth and panoptic result.
 
         Without ``return_depth`` the learned depth stays on the device (None is returned): when the classical
         depth is served, only the panoptic network reads it, and on a GPU its copy to the host (4 bytes a pixel)
-        would serve nothing."""
+        would serve nothing. ``check``: the thing geometry check of the frame (panoptic/thing_geometry.py)."""
         device = self.rgb_mean.device
         height, width = rgb.shape[:2]
 
@@ -230,7 +232,7 @@ class DepthPanopticModel(nn.Module):
         if outputs is None:
             return depth, None
         grid_depth = self.mask_grid_depth(dense.float(), outputs.features)[0] if self.merge == "learned" else None
-        return depth, self.inference(outputs, self.class_table, (height, width), grid_depth)
+        return depth, self.inference(outputs, self.class_table, (height, width), grid_depth, check)
 
 
 def _pad_like(depth: torch.Tensor, features: torch.Tensor) -> torch.Tensor:

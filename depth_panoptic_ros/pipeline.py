@@ -19,9 +19,12 @@ from depth_panoptic_ros.classes import ClassTable
 from depth_panoptic_ros.depth.classical import CompletionConfig, complete_depth
 from depth_panoptic_ros.frame import SensorFrame
 from depth_panoptic_ros.geometry.backproject import PanopticCloud, build_cloud
+from depth_panoptic_ros.geometry.ground import GroundPlane, fit_ground_plane, grid_depth, grid_heights
 from depth_panoptic_ros.geometry.lidar import project_points
 from depth_panoptic_ros.geometry.stereo import StereoConfig, merge_depth, stereo_depth
+from depth_panoptic_ros.panoptic.levels import FEATURE_STRIDE
 from depth_panoptic_ros.panoptic.result import PanopticResult
+from depth_panoptic_ros.panoptic.thing_geometry import ThingGeometryCheck, ThingGeometryConfig
 from depth_panoptic_ros.products.bev_grid import BevGrid, BevProjector, GridConfig
 from depth_panoptic_ros.products.instance_depth import InstanceDepthTable, instance_depth
 
@@ -50,7 +53,7 @@ class PipelineConfig:
     and grid built from it). Off by default: the shipped model's learned completion is worse than the classical
     one on real KITTI LiDAR (RMSE +20 %, MAE x2.4 on 16 of 16 held-out object frames, models/README.md); turn it
     on for a model whose card shows it helps. The panoptic network sees the learned depth either way (it was
-    trained on it)."""
+    trained on it). things: the thing geometry check (panoptic/thing_geometry.py)."""
 
     lidar_max_range: float = 120.0
     lidar_min_depth: float = 0.5
@@ -60,6 +63,7 @@ class PipelineConfig:
     stereo: StereoConfig = field(default_factory=StereoConfig)
     cloud: CloudConfig = field(default_factory=CloudConfig)
     grid: GridConfig = field(default_factory=GridConfig)
+    things: ThingGeometryConfig = field(default_factory=ThingGeometryConfig)
 
 
 @dataclass
@@ -68,7 +72,8 @@ class Products:
     sparse_depth: the measured depth it was completed from; classical_depth: the classical completion (the
     network's starting point); learned_depth: the model's completion (None without a model, or unless it is
     served or asked for: the "learned_depth" output); grid: the bird's-eye panoptic grid (needs a model and the
-    frame's ground_T_camera)."""
+    frame's ground_T_camera); ground: the ground plane the thing geometry check used (None when it did not run:
+    no model, check off, or no ground found in the measured depth and no ground_T_camera)."""
 
     sparse_depth: np.ndarray
     depth: np.ndarray
@@ -78,6 +83,7 @@ class Products:
     instances: InstanceDepthTable | None = None
     cloud: PanopticCloud | None = None
     grid: BevGrid | None = None
+    ground: GroundPlane | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -149,9 +155,17 @@ class Pipeline:
         segment = bool({"panoptic", "instances", "cloud", "grid"} & set(outputs))
         learned = cfg.learned_depth or "learned_depth" in outputs
         if self.model is not None and (segment or learned):
+            check = None
+            if segment and cfg.things.enabled:
+                with _timed(timings, "ground"):
+                    products.ground = self._ground(frame, sparse)
+                    if products.ground is not None:
+                        depth = grid_depth(dense, FEATURE_STRIDE)
+                        heights = grid_heights(depth, frame.camera, products.ground, FEATURE_STRIDE)
+                        check = ThingGeometryCheck(depth, heights, cfg.things)
             with _timed(timings, "network"):
                 products.learned_depth, products.panoptic = self.model.predict(
-                    frame.rgb, sparse, dense, segment=segment, return_depth=learned
+                    frame.rgb, sparse, dense, segment=segment, return_depth=learned, check=check
                 )
             if cfg.learned_depth:
                 products.depth = products.learned_depth
@@ -182,6 +196,14 @@ class Pipeline:
             with _timed(timings, "grid"):
                 products.grid = self._projector(cloud, frame.ground_T_camera)
         return products
+
+    @staticmethod
+    def _ground(frame: SensorFrame, measured: np.ndarray) -> GroundPlane | None:
+        """The ground fitted to the measured depth (it follows slopes and pitch), else the frame's transform."""
+        plane = fit_ground_plane(measured, frame.camera)
+        if plane is None and frame.ground_T_camera is not None:
+            plane = GroundPlane.from_transform(frame.ground_T_camera)
+        return plane
 
     def _measured_depth(self, frame: SensorFrame) -> np.ndarray:
         cfg = self.config

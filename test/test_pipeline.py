@@ -82,7 +82,7 @@ def test_the_served_depth_is_the_classical_one_unless_learned_depth_is_on() -> N
 
     model = tiny_model()  # untrained, its completion returns the classical depth: make it differ
     predict = model.predict
-    model.predict = lambda rgb, sparse, classical, segment=True, return_depth=True: (
+    model.predict = lambda rgb, sparse, classical, segment=True, return_depth=True, check=None: (
         classical + 1 if return_depth else None,
         predict(rgb, sparse, classical)[1],
     )

@@ -58,8 +58,18 @@ def scene(height: int, width: int) -> tuple[CameraModel, np.ndarray, np.ndarray]
     return camera, rgb, ids
 
 
-# The stages of one frame as the node runs them (models aside); their sum is the per-frame CPU budget.
-FRAME_STAGES = ("projection", "completion", "instance_depth", "cloud", "bev_grid", "panoptic_color", "depth_color")
+# The stages of one frame as the node runs them (models aside); their sum is the per-frame CPU budget. The thing
+# geometry check runs inside the merge, on the model's device, and is timed beside them (thing_check).
+FRAME_STAGES = (
+    "projection",
+    "completion",
+    "ground",
+    "instance_depth",
+    "cloud",
+    "bev_grid",
+    "panoptic_color",
+    "depth_color",
+)
 
 
 def run_geometry_benchmark(repeats: int = 10, sizes: dict[str, tuple[int, int]] = SIZES) -> dict:
@@ -99,10 +109,15 @@ def _stages(
     """
     from dataclasses import replace
 
+    import torch
+
     from depth_panoptic_ros.depth.classical import complete_depth
     from depth_panoptic_ros.geometry.backproject import build_cloud
+    from depth_panoptic_ros.geometry.ground import fit_ground_plane, grid_depth, grid_heights
     from depth_panoptic_ros.geometry.lidar import project_points
     from depth_panoptic_ros.geometry.pointcloud2 import pack_cloud
+    from depth_panoptic_ros.panoptic.levels import FEATURE_STRIDE
+    from depth_panoptic_ros.panoptic.thing_geometry import ThingGeometryCheck, ThingGeometryConfig, implausible_things
     from depth_panoptic_ros.pipeline import CloudConfig
     from depth_panoptic_ros.products.bev_grid import BevProjector, GridConfig
     from depth_panoptic_ros.products.depth_colormap import colorize_depth, depth_colormap_panoptic
@@ -129,12 +144,25 @@ def _stages(
             )
         )
 
+    def ground() -> ThingGeometryCheck:
+        plane = fit_ground_plane(sparse, camera)
+        depth = grid_depth(dense, FEATURE_STRIDE)
+        return ThingGeometryCheck(depth, grid_heights(depth, camera, plane, FEATURE_STRIDE), ThingGeometryConfig())
+
+    check = ground()
+    is_thing = table.is_thing[table.class_index(ids)]
+    things = np.unique(ids[is_thing])  # one mask index per instance, as the merges' owner map holds them
+    owner = torch.from_numpy(np.where(is_thing, np.searchsorted(things, ids), -1).astype(np.int32))
+    classes = torch.from_numpy(table.class_index(things))
+
     flat_cloud = build_cloud(dense, camera, rgb=rgb, panoptic_ids=ids, label_divisor=table.label_divisor, stride=2)
     projector = BevProjector(GridConfig(), table)
 
     return int((sparse > 0).sum()), {
         "projection": lambda: project_points(points, T_CAM_LIDAR, camera),
         "completion": lambda: complete_depth(sparse, rgb),
+        "ground": ground,
+        "thing_check": lambda: implausible_things(owner, classes, table, check),
         "instance_depth": lambda: instance_depth(SegmentRuns.of(ids), dense, camera, table),
         "cloud": cloud_and_pack,
         "bev_grid": lambda: projector(flat_cloud, GROUND_T_CAM),

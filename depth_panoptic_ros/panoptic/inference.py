@@ -20,6 +20,7 @@ from depth_panoptic_ros.panoptic.merge import merge_panoptic
 from depth_panoptic_ros.panoptic.merge_head import MergeHead, context_maps
 from depth_panoptic_ros.panoptic.outputs import PanopticOutputs
 from depth_panoptic_ros.panoptic.result import PanopticResult
+from depth_panoptic_ros.panoptic.thing_geometry import ThingGeometryCheck
 
 
 def region_mean_kernels(kernels: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
@@ -141,10 +142,12 @@ class PanopticInference:
         class_table: ClassTable,
         image_size: tuple[int, int],
         depth: torch.Tensor | None = None,
+        check: ThingGeometryCheck | None = None,
     ) -> PanopticResult:
+        """``check``: the frame's thing geometry check (panoptic/thing_geometry.py) for the merge, None = none."""
         masks, classes, scores = self.segments(outputs, class_table, image_size, depth)
         merge = self.config.merge
-        return merge_panoptic(merge.strategy, masks, classes, scores, class_table, merge)
+        return merge_panoptic(merge.strategy, masks, classes, scores, class_table, merge, check)
 
     def candidates(self, outputs: PanopticOutputs, class_table: ClassTable) -> Candidates:
         """Thing and stuff candidates of one image on the feature grid (things below min_thing_score dropped).

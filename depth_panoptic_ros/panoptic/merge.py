@@ -25,6 +25,7 @@ import torch
 from depth_panoptic_ros.classes import ClassTable
 from depth_panoptic_ros.panoptic.fragments import thing_fragments
 from depth_panoptic_ros.panoptic.result import PanopticResult
+from depth_panoptic_ros.panoptic.thing_geometry import ThingGeometryCheck, implausible_things
 
 STRATEGIES = ("fcn", "degeus", "learned")
 
@@ -62,9 +63,15 @@ class MergeConfig:
 
 
 def merge_fcn(
-    masks: torch.Tensor, classes: torch.Tensor, scores: torch.Tensor, class_table: ClassTable, config: MergeConfig
+    masks: torch.Tensor,
+    classes: torch.Tensor,
+    scores: torch.Tensor,
+    class_table: ClassTable,
+    config: MergeConfig,
+    check: ThingGeometryCheck | None = None,
 ) -> PanopticResult:
-    """Panoptic FCN: things in score order with the overlap skip, then stuff by per-pixel argmax on free pixels."""
+    """Panoptic FCN: things in score order with the overlap skip, then stuff by per-pixel argmax on free pixels.
+    ``check``: things failing the geometry check (panoptic/thing_geometry.py) leave their pixels to stuff."""
     classes, is_thing, order = _check_and_order(masks, classes, scores, class_table)
     owner = torch.full(masks.shape[1:], -1, dtype=torch.int32, device=masks.device)
     free = torch.ones(masks.shape[1:], dtype=torch.bool, device=masks.device)
@@ -77,8 +84,7 @@ def merge_fcn(
         claim &= (area > 0) & (area - claim.sum() <= config.overlap_threshold * area)
         owner.masked_fill_(claim, index)
         free ^= claim
-    if config.drop_thing_fragments:
-        free |= thing_fragments(owner)  # free pixels take stuff below, whatever owner holds there
+    free |= _given_back(owner, classes, class_table, config, check)  # free pixels take stuff, whatever owner holds
     stuff = order[~is_thing[order]]
     _, stuff_owner = _best_mask(masks[stuff], stuff)
     owner = torch.where(free, stuff_owner, owner)
@@ -86,9 +92,15 @@ def merge_fcn(
 
 
 def merge_degeus(
-    masks: torch.Tensor, classes: torch.Tensor, scores: torch.Tensor, class_table: ClassTable, config: MergeConfig
+    masks: torch.Tensor,
+    classes: torch.Tensor,
+    scores: torch.Tensor,
+    class_table: ClassTable,
+    config: MergeConfig,
+    check: ThingGeometryCheck | None = None,
 ) -> PanopticResult:
-    """de Geus et al.: per-pixel score x probability among things, stuff where no thing claims and prob >= alpha."""
+    """de Geus et al.: per-pixel score x probability among things, stuff where no thing claims and prob >= alpha.
+    ``check`` as merge_fcn's."""
     classes, is_thing, order = _check_and_order(masks, classes, scores, class_table)
     things, stuff = order[is_thing[order]], order[~is_thing[order]]
     weighted = masks[things]  # a copy: scaled and masked in place below
@@ -96,8 +108,7 @@ def merge_degeus(
     weighted.mul_(scores[things][:, None, None]).masked_fill_(below, -torch.inf)
     thing_best, thing_owner = _best_mask(weighted, things)
     claimed = thing_best > -torch.inf
-    if config.drop_thing_fragments:
-        claimed &= ~thing_fragments(torch.where(claimed, thing_owner, -1))
+    claimed &= ~_given_back(torch.where(claimed, thing_owner, -1), classes, class_table, config, check)
     stuff_best, stuff_owner = _best_mask(masks[stuff], stuff)
     stuff_owner = torch.where(stuff_best >= config.degeus_alpha, stuff_owner, -1)
     owner = torch.where(claimed, thing_owner, stuff_owner)
@@ -114,11 +125,31 @@ def merge_panoptic(
     scores: torch.Tensor,
     class_table: ClassTable,
     config: MergeConfig,
+    check: ThingGeometryCheck | None = None,
 ) -> PanopticResult:
-    """Dispatch by name ("fcn" | "degeus" | "learned"), normally ``config.strategy``."""
+    """Dispatch by name ("fcn" | "degeus" | "learned"), normally ``config.strategy``; ``check``: the frame's
+    thing geometry check, None = none."""
     if strategy not in _MERGES:
         raise ValueError(f"merge strategy must be one of {STRATEGIES}, got {strategy!r}")
-    return _MERGES[strategy](masks, classes, scores, class_table, config)
+    return _MERGES[strategy](masks, classes, scores, class_table, config, check)
+
+
+def _given_back(
+    owner: torch.Tensor,
+    classes: torch.Tensor,
+    class_table: ClassTable,
+    config: MergeConfig,
+    check: ThingGeometryCheck | None,
+) -> torch.Tensor:
+    """bool (H, W): the thing pixels of ``owner`` (mask index per pixel, -1 where no thing is) that the merge
+    gives to stuff: each instance's fragments (drop_thing_fragments), then the instances that fail the geometry
+    ``check``, judged without their fragments."""
+    back = torch.zeros(owner.shape, dtype=torch.bool, device=owner.device)
+    if config.drop_thing_fragments:
+        back = thing_fragments(owner)
+    if check is not None:
+        back |= implausible_things(torch.where(back, -1, owner), classes, class_table, check)
+    return back
 
 
 def _check_and_order(
