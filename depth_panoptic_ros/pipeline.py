@@ -72,8 +72,8 @@ class Products:
     sparse_depth: the measured depth it was completed from; classical_depth: the classical completion (the
     network's starting point); learned_depth: the model's completion (None without a model, or unless it is
     served or asked for: the "learned_depth" output); grid: the bird's-eye panoptic grid (needs a model and the
-    frame's ground_T_camera); ground: the ground plane the thing geometry check used (None when it did not run:
-    no model, check off, or no ground found in the measured depth and no ground_T_camera)."""
+    frame's ground_T_camera); ground: the ground plane of the thing geometry check (None without a model, with
+    the check off, or when neither the measured depth nor the frame's ground_T_camera gave one)."""
 
     sparse_depth: np.ndarray
     depth: np.ndarray
@@ -131,16 +131,21 @@ class Pipeline:
         return self.finish(frame, self.measure(frame), outputs)
 
     def measure(self, frame: SensorFrame) -> Products:
-        """The stages that feed the networks: the measured depth and its classical completion (CPU kernels that
-        release the GIL), so that a next frame's can run in a thread while this one is on the GPU (gpu_check.one_ahead).
-        ValueError for a frame that cannot be processed."""
+        """The stages that feed the networks: the measured depth, its classical completion (CPU kernels that
+        release the GIL) and, with a model, the ground of the thing geometry check, so that a next frame's can run
+        in a thread while this one is on the GPU (gpu_check.one_ahead). ValueError for a frame that cannot be
+        processed."""
         _check_frame(frame)
         timings: dict[str, float] = {}
         with _timed(timings, "sparse_depth"):
             sparse = self._measured_depth(frame)
         with _timed(timings, "completion"):
             dense = complete_depth(sparse, frame.rgb, self.config.completion)
-        return Products(sparse_depth=sparse, depth=dense, classical_depth=dense, timings_ms=timings)
+        products = Products(sparse_depth=sparse, depth=dense, classical_depth=dense, timings_ms=timings)
+        if self.model is not None and self.config.things.enabled:
+            with _timed(timings, "ground"):
+                products.ground = self._ground(frame, sparse)
+        return products
 
     def finish(self, frame: SensorFrame, products: Products, outputs: Collection[str] = OUTPUTS) -> Products:
         """The rest of ``run`` after ``measure(frame)`` gave ``products``: networks, instance depth, cloud, grid
@@ -156,13 +161,10 @@ class Pipeline:
         learned = cfg.learned_depth or "learned_depth" in outputs
         if self.model is not None and (segment or learned):
             check = None
-            if segment and cfg.things.enabled:
-                with _timed(timings, "ground"):
-                    products.ground = self._ground(frame, sparse)
-                    if products.ground is not None:
-                        depth = grid_depth(dense, FEATURE_STRIDE)
-                        heights = grid_heights(depth, frame.camera, products.ground, FEATURE_STRIDE)
-                        check = ThingGeometryCheck(depth, heights, cfg.things)
+            if segment and cfg.things.enabled and products.ground is not None:
+                depth = grid_depth(dense, FEATURE_STRIDE)
+                heights = grid_heights(depth, frame.camera, products.ground, FEATURE_STRIDE)
+                check = ThingGeometryCheck(depth, heights, cfg.things)
             with _timed(timings, "network"):
                 products.learned_depth, products.panoptic = self.model.predict(
                     frame.rgb, sparse, dense, segment=segment, return_depth=learned, check=check
