@@ -57,6 +57,18 @@ def test_the_ground_under_a_pitched_camera_is_found_among_walls_and_noise() -> N
     assert fit_ground_plane(np.zeros((375, 1242), np.float32), KITTI) is None
 
 
+def test_a_principal_point_above_or_below_the_image() -> None:
+    """A cropped camera's principal point may lie outside the image: every row is then below (or above) it."""
+    for cy, found in ((-40.0, True), (420.0, False)):
+        camera = CameraModel.from_matrices(1242, 375, [[721.5, 0, 609.6], [0, 721.5, cy], [0, 0, 1]])
+        depth = _ground_depth(np.array([0.0, -1.0, 0.0]), 1.65, camera)
+        sparse = np.where(np.random.default_rng(2).random(depth.shape) < 0.05, depth, 0.0).astype(np.float32)
+        plane = fit_ground_plane(sparse, camera)
+        assert (plane is not None) == found
+        if found:
+            assert plane.offset == pytest.approx(1.65, abs=0.01)
+
+
 def test_a_wall_alone_is_no_ground() -> None:
     sparse = np.zeros((375, 1242), np.float32)
     sparse[180:, ::3] = 12.0  # a fronto-parallel wall filling the lower half: its normal is the optical axis

@@ -44,7 +44,7 @@ class GroundPlane:
 def fit_ground_plane(depth: np.ndarray, camera: CameraModel, seed: int = 0) -> GroundPlane | None:
     """RANSAC plane through the measured (sparse) depth's points below the optical axis, refined by least
     squares on its inliers; None when fewer than MIN_INLIERS points support it. Seeded: one frame, one plane."""
-    top = int(np.ceil(camera.cy))  # the pixels below the principal point
+    top = min(max(int(np.ceil(camera.cy)), 0), depth.shape[0])  # the pixels below the principal point
     found = np.flatnonzero(depth[top:] > 0)  # flat indices: ~6x faster than np.nonzero's pairs
     if len(found) < MIN_INLIERS:
         return None
