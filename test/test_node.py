@@ -57,7 +57,7 @@ from rclpy.serialization import serialize_message  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
-from depth_panoptic_ros.bench.geometry import GROUND_T_CAM, T_CAM_LIDAR  # noqa: E402
+from depth_panoptic_ros.bench.geometry import GROUND_T_CAM, T_CAM_LIDAR, lidar_sweep  # noqa: E402
 from depth_panoptic_ros.classes import ClassTable  # noqa: E402
 from depth_panoptic_ros.depth.classical import complete_depth  # noqa: E402
 from depth_panoptic_ros.geometry.backproject import PanopticCloud  # noqa: E402
@@ -997,6 +997,43 @@ def _state_reported(peer: Peer, state: str) -> DiagnosticStatus:
 
     peer.spin_until(lambda: bool(found()), 10, f"diagnostics naming the state {state}")
     return found()[0]
+
+
+@pytest.mark.slow
+def test_a_frame_without_ground_is_answered_and_its_unchecked_things_are_logged(
+    in_process: Callable[..., object], input_peer: Callable[[str], Peer], tiny_model_path: Path
+) -> None:
+    """The scene's sweep has a ground plane; a sweep that hits only the surrounding wall has none, and without a
+    grid subscriber the node looks up no ground transform: the thing geometry check cannot run, the frame is still
+    answered, and the warning says why (once per frame here: the logger is replaced, its throttle with it)."""
+    node = in_process("no_ground", model_path=str(tiny_model_path))
+    warnings: list[str] = []
+    node._loggers["pipeline"] = type("Logger", (), {"warning": lambda self, text, **_: warnings.append(text)})()
+    peer = input_peer("no_ground")
+    peer.executor.add_node(node)
+    peer.subscribe(Image, "panoptic/ids")
+    wall_only = lidar_sweep(beams=32, azimuths=720, height=1e3, wall=15.0)
+    for points, expected in ((lidar_points(), False), (wall_only, True)):
+        before = len(warnings)
+        _feed_until_answered(peer, points, "panoptic/ids")
+        got = warnings[before:]
+        assert bool(got) == expected, got
+        assert all("no ground plane in this frame's LiDAR" in text for text in got)
+
+
+def _feed_until_answered(peer: Peer, points: np.ndarray, topic: str) -> None:
+    """Publishes the mono scene with ``points`` as its sweep until the node answers one of the sets on ``topic``."""
+    stamps: list[float] = []
+
+    def answered() -> bool:
+        stamps.append(time.time())
+        peer.publishers["camera_info"].publish(camera_info_msg(intrinsics(), HEIGHT, WIDTH, stamps[-1]))
+        peer.publishers["image"].publish(image_msg(textured_rgb(), stamps[-1]))
+        peer.publishers["lidar"].publish(cloud_msg(points, stamps[-1]))
+        peer.spin_for(0.3)
+        return bool(_stamps(peer, topic) & {_as_key(stamp) for stamp in stamps})
+
+    peer.spin_until(answered, 30, f"an answered set on {topic}")
 
 
 def _feed_for(peer: Peer, seconds: float) -> list[float]:

@@ -75,6 +75,20 @@ def test_a_wall_alone_is_no_ground() -> None:
     assert fit_ground_plane(sparse, KITTI) is None
 
 
+def test_one_lidar_ring_on_a_round_wall_is_no_ground() -> None:
+    """A sweep that hits only a cylindrical wall: each ring is a level circle, and a plane through one fits ~5 %
+    of the points, less than MIN_SHARE; with the ground in view the road holds most of them."""
+    from depth_panoptic_ros.bench.geometry import T_CAM_LIDAR, lidar_sweep
+    from depth_panoptic_ros.geometry.lidar import project_points
+
+    camera = CameraModel.from_matrices(160, 96, [[100.0, 0, 79.5], [0, 100.0, 47.5], [0, 0, 1]])
+    for height, found in ((1e3, False), (1.5, True)):
+        sparse = project_points(lidar_sweep(32, 720, height=height, wall=15.0), T_CAM_LIDAR, camera).depth
+        plane = fit_ground_plane(sparse, camera)
+        assert (plane is not None) == found
+    assert plane.offset == pytest.approx(1.2, abs=0.05)  # the LiDAR 1.5 m up, the camera 0.3 m below it
+
+
 def test_the_plane_of_a_ground_transform_gives_its_heights() -> None:
     ground_T_camera = np.eye(4)
     # camera optical (x right, y down, z forward) -> ground (x forward, y left, z up), 1.2 m high, pitched

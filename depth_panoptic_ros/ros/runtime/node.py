@@ -521,6 +521,12 @@ class DepthPanopticNode(LifecycleNode):
             products = self._pipeline.run(frame, pipeline_outputs(wanted))
         except ValueError as exc:
             raise FrameRejected("pipeline", str(exc)) from exc
+        if self._pipeline.config.things.enabled and products.panoptic is not None and products.ground is None:
+            self._loggers["pipeline"].warning(
+                "no ground plane in this frame's LiDAR (fewer than 200 points, or 15 % of them, on one level plane) "
+                "and no ground transform: its things are not checked against the ground (pipeline config `things`)",
+                throttle_duration_sec=LOG_THROTTLE_S,
+            )
         publish_start = time.perf_counter()
         messages = build_output_messages(
             products, frame, header, self._pipeline.class_table, wanted, grid_frame=self._params.grid_frame
