@@ -262,3 +262,24 @@ def test_the_check_on_a_real_frame_only_gives_things_to_stuff(kitti_object: Path
     assert len(dropped) > 0
     assert np.array_equal(np.isin(before, dropped), ~kept & (before != after))  # exactly their pixels changed
     assert np.isin(pairs[1], before[~np.isin(before, dropped)]).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("strategy", ["fcn", "degeus"])
+def test_the_check_on_cuda_matches_cpu(strategy: str) -> None:
+    """The device path (torch indexing of the owner map) against the CPU path (numpy's take)."""
+    from test_merge import _random_scene
+
+    masks, classes, scores = (torch.tensor(a) for a in _random_scene(3, CITYSCAPES, 256, 512))
+    masks, scores = masks.float(), scores.float()
+    rows, cols = grid_samples(256, 4), grid_samples(512, 4)
+    heights = (np.linspace(4.0, -0.5, len(rows))[:, None] + np.sin(cols / 9.0)[None, :]).astype(np.float32)
+    depth = np.full(heights.shape, 15.0, np.float32)
+    check = ThingGeometryCheck(depth, heights, ThingGeometryConfig())
+    config = MergeConfig(strategy=strategy)
+    plain = merge_panoptic(strategy, masks, classes, scores, CITYSCAPES, config)
+    on_cpu = merge_panoptic(strategy, masks, classes, scores, CITYSCAPES, config, check)
+    on_gpu = merge_panoptic(strategy, masks.cuda(), classes.cuda(), scores.cuda(), CITYSCAPES, config, check)
+    assert len(on_cpu.segment_ids) < len(plain.segment_ids)  # the check dropped something
+    np.testing.assert_array_equal(on_cpu.ids, on_gpu.ids)
+    np.testing.assert_array_equal(on_cpu.segment_ids, on_gpu.segment_ids)
