@@ -283,3 +283,18 @@ def test_the_check_on_cuda_matches_cpu(strategy: str) -> None:
     assert len(on_cpu.segment_ids) < len(plain.segment_ids)  # the check dropped something
     np.testing.assert_array_equal(on_cpu.ids, on_gpu.ids)
     np.testing.assert_array_equal(on_cpu.segment_ids, on_gpu.segment_ids)
+
+
+def test_the_node_s_things_parameters_replace_the_pipeline_config_s(tmp_path: Path) -> None:
+    pytest.importorskip("rclpy")
+    from depth_panoptic_ros.ros.runtime.node import load_node_pipeline
+    from depth_panoptic_ros.ros.runtime.parameters import NodeParameters
+
+    config = tmp_path / "pipeline.yaml"
+    config.write_text("things: {enabled: false, max_ground_gap_m: 0.5}\n")
+    logger = type("Logger", (), {"error": lambda self, text: pytest.fail(text)})()
+    params = NodeParameters(model_path="", pipeline_config=str(config))
+    assert load_node_pipeline(params, logger)[0].config.things == ThingGeometryConfig()
+    custom = ThingGeometryConfig(enabled=False, max_ground_gap_m=0.3, min_height_m=0.6)
+    params = NodeParameters(model_path="", pipeline_config=str(config), things=custom)
+    assert load_node_pipeline(params, logger)[0].config.things == custom

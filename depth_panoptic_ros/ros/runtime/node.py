@@ -137,7 +137,8 @@ def load_node_pipeline(params: NodeParameters, logger: RcutilsLogger) -> tuple[P
 
     def pipeline(model: DepthPanopticModel | None) -> Pipeline:
         config, changed = bind_to_model(explicit, None if model is None else model.pipeline_settings)
-        return Pipeline(dataclasses.replace(config, cloud=params.cloud, grid=params.grid), model, changed)
+        config = dataclasses.replace(config, cloud=params.cloud, grid=params.grid, things=params.things)
+        return Pipeline(config, model, changed)
 
     if not params.model_path:
         return pipeline(None), ModelState("none: model_path is empty (classical depth only)")

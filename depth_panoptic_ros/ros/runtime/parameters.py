@@ -18,6 +18,7 @@ from rclpy.parameter import Parameter
 
 from depth_panoptic_ros.device import DEVICE_HELP, PRECISIONS, check_device, check_precision
 from depth_panoptic_ros.panoptic.merge import STRATEGIES
+from depth_panoptic_ros.panoptic.thing_geometry import ThingGeometryConfig
 from depth_panoptic_ros.pipeline import CloudConfig
 from depth_panoptic_ros.products.bev_grid import GridConfig
 from depth_panoptic_ros.resources import DEFAULT_MODEL, PACKAGE
@@ -69,6 +70,7 @@ class NodeParameters:
     camera_to_ground: tuple[float, ...] = ()
     cloud: CloudConfig = field(default_factory=CloudConfig)
     grid: GridConfig = field(default_factory=GridConfig)
+    things: ThingGeometryConfig = field(default_factory=ThingGeometryConfig)
     limits: InputLimits = field(default_factory=InputLimits)
     outputs: OutputSwitches = field(default_factory=OutputSwitches)
 
@@ -129,8 +131,8 @@ DOCS: dict[str, Doc] = {
     ),
     "pipeline_config": Doc(
         "optional PipelineConfig YAML stating the keys to change (all keys: config/pipeline.yaml); the model's "
-        "recorded completion applies unless it states completion keys (then a warning); cloud.* and grid.* "
-        "parameters replace its cloud and grid sections"
+        "recorded completion applies unless it states completion keys (then a warning); cloud.*, grid.* and "
+        "things.* parameters replace its cloud, grid and things sections"
     ),
     "use_lidar": Doc("stereo mode: also subscribe to lidar and merge it with stereo depth (mono always uses it)"),
     "lidar_to_camera": Doc(
@@ -159,6 +161,21 @@ DOCS: dict[str, Doc] = {
     "grid.height_range": Doc("only points with z (up from the ground) in [min, max] m count: no overhangs, no sky"),
     "grid.drivable_classes": Doc("class names whose points mark a cell free (0); other labelled points occupy it"),
     "grid.ignored_classes": Doc("class names whose points are no observation at all (e.g. sky)"),
+    "things.enabled": Doc(
+        "drop things that do not stand on the ground as their class would (a ground plane fitted to each frame's "
+        "LiDAR, else the camera_to_ground / TF transform): floating, flat on the road, or too tall (BENCHMARKS.md "
+        "'Thing geometry')"
+    ),
+    "things.max_ground_gap_m": Doc(
+        "a thing's lowest points (5th percentile) may float at most this high above the ground (m), unless a "
+        "nearer object hides its bottom",
+        limits=(0.0, 10.0),
+    ),
+    "things.min_height_m": Doc(
+        "a thing's highest points (95th percentile) must reach at least this above the ground (m; bicycles and "
+        "motorcycles 0.5 at most)",
+        limits=(0.0, 10.0),
+    ),
     "cloud.stride": Doc("panoptic/points takes every stride-th pixel in both directions", limits=(1, 64)),
     "cloud.max_range": Doc("panoptic/points drops points farther than this (m)", limits=(0.1, 1000.0)),
     "cloud.organized": Doc("panoptic/points as an organized H x W cloud with NaN for invalid points"),
