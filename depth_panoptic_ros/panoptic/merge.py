@@ -144,9 +144,10 @@ def _given_back(
     """bool (H, W): the thing pixels of ``owner`` (mask index per pixel, -1 where no thing is) that the merge
     gives to stuff: each instance's fragments (drop_thing_fragments), then the instances that fail the geometry
     ``check``, judged without their fragments."""
-    back = torch.zeros(owner.shape, dtype=torch.bool, device=owner.device)
     if config.drop_thing_fragments:
         back = thing_fragments(owner)
+    else:
+        back = torch.zeros(owner.shape, dtype=torch.bool, device=owner.device)
     if check is not None:
         back |= implausible_things(torch.where(back, -1, owner), classes, class_table, check)
     return back
