@@ -161,7 +161,7 @@ class Pipeline:
         learned = cfg.learned_depth or "learned_depth" in outputs
         if self.model is not None and (segment or learned):
             check = None
-            if segment and cfg.things.enabled and products.ground is not None:
+            if segment and products.ground is not None:  # measure found it: the check is on
                 depth = grid_depth(dense, FEATURE_STRIDE)
                 heights = grid_heights(depth, frame.camera, products.ground, FEATURE_STRIDE)
                 check = ThingGeometryCheck(depth, heights, cfg.things)

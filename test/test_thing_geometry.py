@@ -92,8 +92,7 @@ def test_one_lidar_ring_on_a_round_wall_is_no_ground() -> None:
 def test_the_plane_of_a_ground_transform_gives_its_heights() -> None:
     ground_T_camera = np.eye(4)
     # camera optical (x right, y down, z forward) -> ground (x forward, y left, z up), 1.2 m high, pitched
-    ground_T_camera[:3, :3] = _rotation(0.0, 0.0) @ np.array([[0, 0, 1], [-1, 0, 0], [0, -1, 0]])
-    ground_T_camera[:3, :3] = ground_T_camera[:3, :3] @ _rotation(np.radians(4.0), 0.0).T
+    ground_T_camera[:3, :3] = np.array([[0, 0, 1], [-1, 0, 0], [0, -1, 0]]) @ _rotation(np.radians(4.0), 0.0).T
     ground_T_camera[:3, 3] = (0.3, 0.1, 1.2)
     plane = GroundPlane.from_transform(ground_T_camera)
     points = np.random.default_rng(1).normal(0, 5, (50, 3))
@@ -116,6 +115,17 @@ def test_grid_heights_by_hand() -> None:
     assert not np.isnan(heights).any()  # (5, 6) has no depth but is no sample; (6, 6) is
     depth[6, 6] = 0.0
     assert np.isnan(grid_heights(grid_depth(depth, 4), camera, plane, stride=4)[1, 1])
+
+
+def test_grid_depth_reads_the_grid_samples_for_every_size() -> None:
+    """A strided view where the cells' centers are regular, the clipped samples where the last one is not."""
+    rng = np.random.default_rng(5)
+    for height in range(5, 21):
+        for width in (7, 8, 9, 10):
+            depth = rng.random((height, width)).astype(np.float32)
+            for stride in (1, 2, 4):
+                samples = depth[grid_samples(height, stride)[:, None], grid_samples(width, stride)[None, :]]
+                np.testing.assert_array_equal(grid_depth(depth, stride), samples)
 
 
 def test_label_quantiles_are_numpys_inverted_cdf() -> None:
@@ -171,7 +181,7 @@ def test_the_limits_on_hand_built_things() -> None:
     assert not plausible_things(labels, _classes(*names), CITYSCAPES, check)[8]
     loose = ThingGeometryCheck(depth.numpy(), heights.numpy(), ThingGeometryConfig(max_ground_gap_m=1.0))
     assert plausible_things(labels, _classes(*names), CITYSCAPES, loose).tolist()[:3] == [True, True, False]
-    floor, ceiling, grounded = class_limits(["car", "bicycle", "rider", "unknown"], ThingGeometryConfig(), "cpu")
+    floor, ceiling, grounded = class_limits(("car", "bicycle", "rider", "unknown"), ThingGeometryConfig(), "cpu")
     np.testing.assert_allclose(floor, [0.8, 0.5, 0.8, 0.8], rtol=1e-6)
     assert ceiling.tolist() == [3.0, 2.0, 2.5, float("inf")]
     assert grounded.tolist() == [True, True, False, True]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from depth_panoptic_ros.geometry.backproject import pixel_rays
 from depth_panoptic_ros.geometry.camera import CameraModel
 
 INLIER_M = 0.15  # a point within this distance of the plane is on it (LiDAR noise plus the road's unevenness)
@@ -57,7 +58,8 @@ def fit_ground_plane(depth: np.ndarray, camera: CameraModel, seed: int = 0) -> G
     rows, cols = np.divmod(pick, depth.shape[1])
     rows += top
     z = depth[rows, cols].astype(np.float64)
-    points = np.stack(((cols - camera.cx) * z / camera.fx, (rows - camera.cy) * z / camera.fy, z), axis=1)
+    ray_x, ray_y = pixel_rays(camera)
+    points = np.stack((np.broadcast_to(ray_x, depth.shape)[rows, cols] * z, ray_y[rows, 0] * z, z), axis=1)
     a, b, c = (points[rng.integers(0, len(points), _TRIALS)] for _ in range(3))
     normals = np.cross(b - a, c - a)
     length = np.linalg.norm(normals, axis=1)
@@ -88,14 +90,22 @@ def grid_samples(length: int, stride: int) -> np.ndarray:
 def grid_depth(depth: np.ndarray, stride: int) -> np.ndarray:
     """The depth of the pixel nearest the center of each ``stride`` x ``stride`` cell of the image: the
     ceil(H / stride) x ceil(W / stride) grid a network's stride-4 features cover."""
-    return depth[grid_samples(depth.shape[0], stride)[:, None], grid_samples(depth.shape[1], stride)[None, :]]
+    return depth[grid_index(depth.shape[0], stride)][:, grid_index(depth.shape[1], stride)]
+
+
+def grid_index(length: int, stride: int) -> slice | np.ndarray:
+    """grid_samples as a slice (a view: ~0.3 ms less at 1024 x 2048) unless the last cell's center is clipped."""
+    samples = grid_samples(length, stride)
+    regular = samples[-1] == (len(samples) - 1) * stride + stride // 2
+    return slice(stride // 2, None, stride) if regular else samples
 
 
 def grid_heights(depth_grid: np.ndarray, camera: CameraModel, plane: GroundPlane, stride: int) -> np.ndarray:
     """Heights above ``plane`` (float32 meters, NaN without depth) of the pixels grid_depth sampled."""
     rows, cols = grid_samples(camera.height, stride), grid_samples(camera.width, stride)
+    ray_x, ray_y = pixel_rays(camera)
     nx, ny, nz = plane.normal
-    # normal @ (z * ray) + offset, with the ray's terms summed per row and per column first
-    slope = (nx * (cols - camera.cx) / camera.fx)[None, :] + (ny * (rows - camera.cy) / camera.fy + nz)[:, None]
+    # normal @ (z * ray) + offset, with the ray's terms summed first (per row and column without skew)
+    slope = nx * ray_x[rows if len(ray_x) > 1 else [0]][:, cols] + (ny * ray_y[rows] + nz)  # ray_x: 1 row sans skew
     heights = depth_grid * slope.astype(np.float32) + np.float32(plane.offset)
     return np.where(depth_grid > 0, heights, np.float32(np.nan))

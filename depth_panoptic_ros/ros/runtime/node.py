@@ -34,6 +34,7 @@ from std_msgs.msg import Header
 from depth_panoptic_ros.device import keep_heap_for_reuse, release_cached_memory, trim_heap
 from depth_panoptic_ros.frame import SensorFrame
 from depth_panoptic_ros.geometry.camera import CameraModel
+from depth_panoptic_ros.geometry.ground import MIN_INLIERS, MIN_SHARE
 from depth_panoptic_ros.msg import FrameTiming
 from depth_panoptic_ros.pipeline import Pipeline, bind_to_model, load_pipeline_settings
 from depth_panoptic_ros.resources import resolve_path, share_dir
@@ -524,8 +525,9 @@ class DepthPanopticNode(LifecycleNode):
             raise FrameRejected("pipeline", str(exc)) from exc
         if self._pipeline.config.things.enabled and products.panoptic is not None and products.ground is None:
             self._loggers["pipeline"].warning(
-                "no ground plane in this frame's LiDAR (fewer than 200 points, or 15 % of them, on one level plane) "
-                "and no ground transform: its things are not checked against the ground (pipeline config `things`)",
+                f"no ground plane in this frame's LiDAR (fewer than {MIN_INLIERS} points, or {MIN_SHARE:.0%} of them, "
+                "on one level plane) and no ground transform: its things are not checked against the ground "
+                "(parameters things.*)",
                 throttle_duration_sec=LOG_THROTTLE_S,
             )
         publish_start = time.perf_counter()
