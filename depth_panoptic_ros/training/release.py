@@ -53,7 +53,7 @@ def release_model(
 ) -> EvaluationResult:
     """Writes ``trained`` to ``out`` with fp16 weights and its evaluation (``split``, ``frames``) in the header;
     ``merge_head``: a model file whose merge head to graft on; ``merge``: the merge to store;
-    ``min_thing_score_by_class``: the per-class thing score cuts to store (InferenceConfig); None = kept."""
+    ``min_thing_score_by_class``: the per-class thing score cuts to store (InferenceConfig); each None = the file's."""
     model = load_model(trained)
     # the settings the networks were trained with; a file from before they were recorded gets the release config's
     settings = model.pipeline_settings or typed_config.to_dict(config.pipeline)
