@@ -24,7 +24,7 @@ from depth_panoptic_ros.cuda_graph import GraphedForward
 from depth_panoptic_ros.depth.network import DepthCompletionConfig, DepthCompletionNet, JointRefiner
 from depth_panoptic_ros.device import autocast_dtype, torch_device
 from depth_panoptic_ros.panoptic.config import InferenceConfig, PanopticNetConfig
-from depth_panoptic_ros.panoptic.inference import PanopticInference
+from depth_panoptic_ros.panoptic.inference import PanopticInference, thing_score_cuts
 from depth_panoptic_ros.panoptic.levels import FEATURE_STRIDE
 from depth_panoptic_ros.panoptic.merge import STRATEGIES
 from depth_panoptic_ros.panoptic.merge_head import MergeHead, MergeHeadConfig
@@ -104,6 +104,7 @@ class DepthPanopticModel(nn.Module):
             if config.merge_head is None
             else MergeHead(config.merge_head, net.num_thing_classes, net.num_stuff_classes)
         )
+        thing_score_cuts(config.inference, class_table, "cpu")  # names a per-class cut's unknown class now
         self.inference = PanopticInference(config.inference, self.merge_head)
         self.use_merge(config.inference.merge.strategy)
         norm = config.normalization
@@ -133,14 +134,15 @@ class DepthPanopticModel(nn.Module):
     @property
     def min_thing_score(self) -> float:
         """The score below which thing candidates are dropped (the stored one unless use_min_thing_score changed
-        it)."""
+        it), for the classes without a cut of their own (min_thing_score_by_class)."""
         return self.inference.config.min_thing_score
 
     def use_min_thing_score(self, score: float) -> None:
         """Run-time choice of the thing score cut, the deployment's precision / recall trade-off (on real KITTI
-        frames the shipped model's false things score lower than its true ones: BENCHMARKS.md, "Thing score");
-        ValueError outside [0, 1]."""
-        self.inference.config = replace(self.inference.config, min_thing_score=score)
+        frames the shipped model's false things score lower than its true ones: BENCHMARKS.md, "Thing score").
+        One number for every class: it replaces the stored per-class cuts too, so that the cut set is the cut
+        run. ValueError outside [0, 1]."""
+        self.inference.config = replace(self.inference.config, min_thing_score=score, min_thing_score_by_class={})
 
     def mask_grid_depth(self, dense: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) meters -> (B, h, w) normalized depth on the feature grid: the merge head's depth input."""

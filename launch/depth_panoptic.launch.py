@@ -89,7 +89,10 @@ ARGUMENTS = {
         f"model .safetensors (absolute or package:// path); none (or \"''\") = classical depth only{_FILE}",
     ),
     "merge": ("", f"panoptic merge: fcn, degeus or learned; \"''\" = the model's stored choice{_FILE}"),
-    "min_thing_score": ("", f"drop things scoring below it, in [0, 1]; -1 = the model's stored value{_FILE}"),
+    "min_thing_score": (
+        "",
+        f"drop things scoring below it, in [0, 1], one cut for every class; -1 = the model's stored cuts{_FILE}",
+    ),
     "grid_frame": ("", f"ground frame of the bird's-eye grid (panoptic/occupancy, panoptic/bev){_FILE}"),
     "use_sim_time": (
         "",

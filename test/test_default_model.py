@@ -18,6 +18,11 @@ def test_default_model_is_shipped_small_and_self_describing() -> None:
     header = read_header(MODEL)
     assert header["class_table"] == ClassTable.cityscapes().to_dict()
     assert header["extra"]["release"]["config"] == "config/train_synthetic_gpu.yaml"
+    # the vehicle classes' own thing score cut, chosen on real frames (BENCHMARKS.md, "Per-class thing score")
+    assert header["config"]["inference"]["min_thing_score"] == 0.2
+    assert header["config"]["inference"]["min_thing_score_by_class"] == dict.fromkeys(
+        ("car", "truck", "bus", "train"), 0.35
+    )
     card = (REPO / "models" / "README.md").read_text()
     pq = header["extra"]["evaluation"]["panoptic"]["All"]["pq"]
     assert f"{100 * pq:.1f}" in card  # the card quotes the recorded evaluation

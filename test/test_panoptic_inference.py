@@ -17,6 +17,7 @@ from depth_panoptic_ros.panoptic.inference import (
     region_mean_kernels,
     stuff_kernels,
     thing_candidates,
+    thing_score_cuts,
 )
 from depth_panoptic_ros.panoptic.merge import MergeConfig
 from depth_panoptic_ros.panoptic.network import DepthAwarePanopticFCN
@@ -120,6 +121,36 @@ def test_min_thing_score_drops_things_before_the_paste() -> None:
     expected = expected_ids(32, 32)
     expected[expected == 24001] = 23000  # the person's pixels fall to the sky
     np.testing.assert_array_equal(result.ids, expected)
+
+
+@pytest.mark.parametrize(
+    ("cut", "by_class", "survivors"),
+    [
+        (0.0, {}, ["car", "person"]),
+        (0.0, {"car": 0.55}, ["person"]),  # the car (0.546) is under its own cut, the person (0.529) passes 0
+        (0.54, {}, ["car"]),
+        (0.54, {"person": 0.5}, ["car", "person"]),  # a class's own cut replaces the global one, even below it
+        (0.6, {"car": 0.5}, ["car"]),
+        (0.0, {"car": 0.55, "person": 0.53}, []),
+    ],
+)
+def test_each_class_keeps_the_things_scoring_at_least_its_cut(
+    cut: float, by_class: dict[str, float], survivors: list[str]
+) -> None:
+    config = InferenceConfig(min_thing_score=cut, min_thing_score_by_class=by_class)
+    found = PanopticInference(config).candidates(scene(), TABLE)
+    names = [TABLE.names[TABLE.thing_indices[c]] for c in found.thing_channels.tolist()]
+    assert names == survivors  # by decreasing score: the car first
+
+
+def test_thing_score_cuts_per_channel_and_unknown_classes() -> None:
+    config = InferenceConfig(min_thing_score=0.2, min_thing_score_by_class={"person": 0.35})
+    assert thing_score_cuts(config, TABLE, "cpu").tolist() == pytest.approx([0.2, 0.35])  # car, person channels
+    assert thing_score_cuts(config, TABLE, "cpu") is thing_score_cuts(config, TABLE, "cpu")  # built once
+    for name in ("bus", "sky"):  # not in the table; stuff
+        bad = InferenceConfig(min_thing_score_by_class={name: 0.3})
+        with pytest.raises(ValueError, match=rf"min_thing_score_by_class names \['{name}'\], not thing classes"):
+            thing_score_cuts(bad, TABLE, "cpu")
 
 
 def test_nothing_found_gives_an_all_void_map() -> None:
@@ -252,6 +283,15 @@ def test_inference_config_defaults_round_trip_and_errors() -> None:
         from_dict(InferenceConfig, {"stuff_threshold": "high"}, "InferenceConfig")
     with pytest.raises(ValueError, match=r"InferenceConfig: merge must be a MergeConfig, got float"):
         from_dict(InferenceConfig, {"merge": 0.5}, "InferenceConfig")
+    assert InferenceConfig().min_thing_score_by_class == {}
+    cuts = InferenceConfig(min_thing_score_by_class={"car": 0.35, "truck": 0.35, "person": 0.25})
+    assert from_dict(InferenceConfig, to_dict(cuts), "InferenceConfig") == cuts
+    assert cuts.describe_thing_cut() == "0.2 (car, truck: 0.35; person: 0.25)"
+    assert InferenceConfig(min_thing_score=0.4).describe_thing_cut() == "0.4"
+    with pytest.raises(ValueError, match=r"min_thing_score_by_class\['car'\] must lie in \[0, 1\], got 1.5"):
+        InferenceConfig(min_thing_score_by_class={"car": 1.5})
+    with pytest.raises(ValueError, match=r"min_thing_score_by_class must map class names to scores, got \[0.3\]"):
+        from_dict(InferenceConfig, {"min_thing_score_by_class": [0.3]}, "InferenceConfig")
 
 
 def test_network_outputs_run_through_inference() -> None:

@@ -67,8 +67,8 @@ def add_panoptic_arguments(parser: argparse.ArgumentParser) -> None:
         "--min-thing-score",
         type=float,
         metavar="S",
-        help="drop thing candidates scoring below S in [0, 1]: higher trades recall for precision; default: the "
-        "model's stored value",
+        help="drop thing candidates scoring below S in [0, 1], one cut for every class (it replaces the model's "
+        "per-class cuts): higher trades recall for precision; default: the model's stored cuts",
     )
 
 

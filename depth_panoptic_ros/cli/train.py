@@ -3,7 +3,8 @@
     depth-panoptic-train [train] --config CONFIG [--max-iters N] [--output-dir DIR] [--resume DIR|auto] [key=value ...]
     depth-panoptic-train stats --config CONFIG [--frames N] [key=value ...]
     depth-panoptic-train release --config CONFIG --checkpoint RUN|FILE --out FILE [--frames N]
-        [--merge-head FILE] [--merge fcn|degeus|learned] [key=value ...]
+        [--merge-head FILE] [--merge fcn|degeus|learned] [--min-thing-score-by-class CLASS=SCORE ...]
+        [key=value ...]
 
 The subcommands follow `depth-panoptic`'s pattern (``add_parser`` registers them, each sets ``func``); ``train``
 is the default, so ``depth-panoptic-train --config ...`` trains. Several processes:
@@ -77,6 +78,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "earlier release of the same networks)",
     )
     release.add_argument("--merge", metavar="{fcn,degeus,learned}", help="the merge the released model stores")
+    release.add_argument(
+        "--min-thing-score-by-class",
+        nargs="*",
+        metavar="CLASS=SCORE",
+        help="the per-class thing score cuts the released model stores, replacing the file's (none given: none)",
+    )
     release.set_defaults(func=run_release)
 
 
@@ -146,13 +153,37 @@ def run_release(args: argparse.Namespace) -> int:
     if args.merge_head is not None:
         provenance["release"]["merge_head"] = str(args.merge_head)
     try:
+        cuts = None if args.min_thing_score_by_class is None else _class_scores(args.min_thing_score_by_class)
         result = release_model(
-            trained, args.out, config, provenance, "val", args.frames, merge_head=args.merge_head, merge=args.merge
+            trained,
+            args.out,
+            config,
+            provenance,
+            "val",
+            args.frames,
+            merge_head=args.merge_head,
+            merge=args.merge,
+            min_thing_score_by_class=cuts,
         )
     except (ValueError, OSError) as exc:
         raise CliError(str(exc)) from exc
     print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MB)\n{format_report(result, 'val')}")
     return 0
+
+
+def _class_scores(pairs: Sequence[str]) -> dict[str, float]:
+    """["car=0.35", ...] -> {"car": 0.35, ...}; ValueError naming a malformed pair (the model checks the rest)."""
+    scores = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        try:
+            score = float(value)
+        except ValueError:
+            score = None
+        if not name or score is None:
+            raise ValueError(f"--min-thing-score-by-class takes CLASS=SCORE pairs (car=0.35), got {pair!r}")
+        scores[name] = score
+    return scores
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -71,6 +71,9 @@ class InferenceConfig:
     center_pool_sizes: the average-pool window smoothing each level's center map (P3..P7), as the reference.
     min_thing_score: the reference's cut on rescored thing scores before the panoptic paste (its
     COMBINE.INST_THRESH), applied here so that dropped things are never upsampled to full resolution.
+    min_thing_score_by_class: thing class name -> its own cut, replacing min_thing_score for that class (not in
+    the reference): one model's scores need not mean the same for every class (BENCHMARKS.md, "Per-class thing
+    score"). Names are checked against the model's class table when the model is built.
     merge: the paste (strategy, mask threshold, overlap, stuff area); its mask_threshold also rescores things.
     """
 
@@ -80,11 +83,20 @@ class InferenceConfig:
     stuff_threshold: float = 0.1
     similarity_threshold: float = 0.97
     min_thing_score: float = 0.2
+    min_thing_score_by_class: dict[str, float] = field(default_factory=dict)
     merge: MergeConfig = field(default_factory=MergeConfig)
 
     def __post_init__(self) -> None:
         for name in ("center_threshold", "stuff_threshold", "min_thing_score"):
             _probability(name, getattr(self, name))
+        if not isinstance(self.min_thing_score_by_class, dict) or not all(
+            isinstance(name, str) for name in self.min_thing_score_by_class
+        ):
+            raise ValueError(
+                f"min_thing_score_by_class must map class names to scores, got {self.min_thing_score_by_class!r}"
+            )
+        for name, score in self.min_thing_score_by_class.items():
+            _probability(f"min_thing_score_by_class[{name!r}]", score)
         if not isinstance(self.similarity_threshold, int | float) or not -1.0 <= self.similarity_threshold <= 1.0:
             raise ValueError(
                 f"similarity_threshold is a cosine and must lie in [-1, 1], got {self.similarity_threshold}"
@@ -98,3 +110,11 @@ class InferenceConfig:
             )
         if not isinstance(self.merge, MergeConfig):
             raise ValueError(f"merge must be a MergeConfig, got {type(self.merge).__name__}")
+
+    def describe_thing_cut(self) -> str:
+        """The thing score cut as a log line names it: "0.2", or "0.2 (car, truck: 0.35)" with per-class cuts."""
+        groups: dict[float, list[str]] = {}
+        for name, score in self.min_thing_score_by_class.items():
+            groups.setdefault(score, []).append(name)
+        per_class = "; ".join(f"{', '.join(names)}: {score}" for score, names in groups.items())
+        return f"{self.min_thing_score} ({per_class})" if per_class else f"{self.min_thing_score}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -102,6 +103,26 @@ def stuff_kernels(
     return fused, keep.nonzero()[:, 0], (present * scores).sum(0)[keep] / count[keep]
 
 
+def thing_score_cuts(config: InferenceConfig, class_table: ClassTable, device: torch.device | str) -> torch.Tensor:
+    """(n_thing,) the score each thing channel must reach: its class's min_thing_score_by_class entry, else
+    min_thing_score. ValueError for a name that is not a thing class of ``class_table``."""
+    names = tuple(class_table.names[i] for i in class_table.thing_indices)
+    by_class = tuple(sorted(config.min_thing_score_by_class.items()))
+    return _thing_score_cuts(names, config.min_thing_score, by_class, torch.device(device))
+
+
+@lru_cache(maxsize=8)
+def _thing_score_cuts(
+    names: tuple[str, ...], default: float, by_class: tuple[tuple[str, float], ...], device: torch.device
+) -> torch.Tensor:
+    """Kept per class table, cuts and device: the same small tensor serves every frame."""
+    unknown = sorted(set(dict(by_class)) - set(names))
+    if unknown:
+        raise ValueError(f"min_thing_score_by_class names {unknown}, not thing classes of the model: {list(names)}")
+    cuts = dict(by_class)
+    return torch.tensor([cuts.get(name, default) for name in names], dtype=torch.float32, device=device)
+
+
 def mask_quality(probs: torch.Tensor, threshold: float) -> torch.Tensor:
     """Mean probability inside each binarized mask, (N, ...) -> (N,): the reference's rescoring factor."""
     inside = (probs > threshold).to(probs.dtype).flatten(1)
@@ -150,8 +171,9 @@ class PanopticInference:
         return merge_panoptic(merge.strategy, masks, classes, scores, class_table, merge, check)
 
     def candidates(self, outputs: PanopticOutputs, class_table: ClassTable) -> Candidates:
-        """Thing and stuff candidates of one image on the feature grid (things below min_thing_score dropped).
-        Not under inference mode itself, so that training the merge head can read them (under no_grad)."""
+        """Thing and stuff candidates of one image on the feature grid (things below their class's cut dropped:
+        thing_score_cuts). Not under inference mode itself, so that training the merge head can read them (under
+        no_grad)."""
         _check(outputs, class_table, len(self.config.center_pool_sizes))
         cfg = self.config
         features = outputs.features[0].float()
@@ -164,7 +186,7 @@ class PanopticInference:
 
         thing_masks = torch.einsum("nc,chw->nhw", thing_k, features).sigmoid()
         thing_s = thing_s * mask_quality(thing_masks, cfg.merge.mask_threshold)
-        keep = thing_s >= cfg.min_thing_score
+        keep = thing_s >= thing_score_cuts(cfg, class_table, thing_s.device)[thing_c]
         order = thing_s[keep].argsort(descending=True)
         stuff_masks = torch.einsum("nc,chw->nhw", stuff_k, features).sigmoid()
         return Candidates(

@@ -49,18 +49,24 @@ def release_model(
     frames: int = 20,
     merge_head: Path | None = None,
     merge: str | None = None,
+    min_thing_score_by_class: dict[str, float] | None = None,
 ) -> EvaluationResult:
     """Writes ``trained`` to ``out`` with fp16 weights and its evaluation (``split``, ``frames``) in the header;
-    ``merge_head``: a model file whose merge head to graft on; ``merge``: the merge to store (default: kept)."""
+    ``merge_head``: a model file whose merge head to graft on; ``merge``: the merge to store;
+    ``min_thing_score_by_class``: the per-class thing score cuts to store (InferenceConfig); each None = the file's."""
     model = load_model(trained)
     # the settings the networks were trained with; a file from before they were recorded gets the release config's
     settings = model.pipeline_settings or typed_config.to_dict(config.pipeline)
     if merge_head is not None:
         model = graft_merge_head(model, merge_head)
+    inference = model.config.inference
     if merge is not None:
-        inference = model.config.inference
-        stored = replace(inference, merge=replace(inference.merge, strategy=merge))
-        rebuilt = DepthPanopticModel(replace(model.config, inference=stored), model.class_table)  # checks merge
+        inference = replace(inference, merge=replace(inference.merge, strategy=merge))
+    if min_thing_score_by_class is not None:
+        inference = replace(inference, min_thing_score_by_class=min_thing_score_by_class)
+    if inference != model.config.inference:
+        # the model checks the stored settings (a merge it can run, the cuts' class names)
+        rebuilt = DepthPanopticModel(replace(model.config, inference=inference), model.class_table)
         rebuilt.load_state_dict(model.state_dict())
         model = rebuilt
     model.pipeline_settings = settings

@@ -168,7 +168,7 @@ def load_node_pipeline(params: NodeParameters, logger: RcutilsLogger) -> tuple[P
     compiled = ", compiled" if params.compile else ", CUDA graphs" if params.cuda_graph else ""
     description = (
         f"loaded {path} ({params.device}, {params.precision}{compiled}, merge {model.merge}, thing score >= "
-        f"{model.min_thing_score}); "
+        f"{model.inference.config.describe_thing_cut()}); "
         f"depth: {loaded.depth_source}"
     )
     if loaded.settings_warning:
