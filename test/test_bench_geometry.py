@@ -1,6 +1,9 @@
-"""`bench geometry`: every per-frame stage is measured and the frame total is the sum of the node's stages."""
+"""`bench geometry`: every per-frame stage is measured and the frame total is the sum of the node's stages, on the
+built scene and on real KITTI frames."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -13,3 +16,23 @@ def test_every_stage_is_timed_and_the_frame_total_adds_up() -> None:
     assert set(FRAME_STAGES) < set(size["stages_ms"]) and all(ms > 0 for ms in size["stages_ms"].values())
     assert size["frame_total_ms"] == pytest.approx(sum(size["stages_ms"][s] for s in FRAME_STAGES))
     assert "frame total" in format_table(result)
+
+
+def test_a_real_frame_is_timed_with_the_shipped_models_map(kitti_object: Path) -> None:
+    from depth_panoptic_ros.bench.geometry_kitti import format_kitti_table, run_kitti_geometry_benchmark
+
+    result = run_kitti_geometry_benchmark(kitti_object, repeats=1, frames=["000000"])
+    frame = result["frames"]["000000"]
+    assert frame["runs"] > 1000 and frame["valid_sparse_pixels"] > 10_000  # a real map and sweep
+    assert set(FRAME_STAGES) | {"thing_check"} <= set(frame["stages_ms"])
+    assert frame["frame_total_cpu_ms"] == pytest.approx(sum(frame["stages_cpu_ms"][s] for s in FRAME_STAGES))
+    assert result["median"]["frame_total_ms"] == frame["frame_total_ms"]  # one frame: its own median
+    table = format_kitti_table(result)
+    assert "| 000000 |" in table and "**median**" in table
+
+
+def test_the_cli_refuses_frames_without_kitti(capsys: pytest.CaptureFixture[str]) -> None:
+    from depth_panoptic_ros.cli import main
+
+    assert main(["bench", "geometry", "--frames", "000000"]) != 0
+    assert "--kitti" in capsys.readouterr().err

@@ -140,6 +140,8 @@ def test_boundaries_are_drawn_exactly_on_the_outline_pixels() -> None:
     assert (image[expected] == (9, 8, 7)).all() and (image[~expected] == 0).all()
     with pytest.raises(ValueError, match="C-contiguous"):
         draw_boundaries(np.zeros((7, 5, 3), np.uint8).transpose(1, 0, 2), ids, (1, 1, 1))
+    with pytest.raises(ValueError, match=r"panoptic_ids: expected size \(6, 7\)"):  # never written past the image
+        draw_boundaries(np.zeros((6, 7, 3), np.uint8), ids, (1, 1, 1))
 
 
 def test_packed_colors_unpack_to_the_same_rgb() -> None:

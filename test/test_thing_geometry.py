@@ -69,6 +69,35 @@ def test_a_principal_point_above_or_below_the_image() -> None:
             assert plane.offset == pytest.approx(1.65, abs=0.01)
 
 
+@pytest.mark.parametrize("skew", [0.0, 3.5])
+def test_the_fits_kernels_are_the_numpy_expressions_they_replace(skew: float) -> None:
+    """The sampled points and the candidates' support, bit for bit (the plane then is too: the same values
+    enter the same numpy steps)."""
+    from depth_panoptic_ros.geometry.backproject import pixel_rays
+    from depth_panoptic_ros.geometry.ground_compiled import count_support, sample_points
+
+    camera = CameraModel.from_matrices(1242, 375, [[721.5, skew, 609.6], [0, 721.5, 172.9], [0, 0, 1]])
+    rng = np.random.default_rng(5)
+    depth = np.where(rng.random((375, 1242)) < 0.07, rng.uniform(2, 80, (375, 1242)), 0).astype(np.float32)
+    top = 173
+    pick = rng.permutation(np.flatnonzero(depth[top:] > 0))[:4000]
+    ray_x, ray_y = pixel_rays(camera)
+    rows, cols = np.divmod(pick, depth.shape[1])
+    rows += top
+    z = depth[rows, cols].astype(np.float64)
+    expected = np.stack((np.broadcast_to(ray_x, depth.shape)[rows, cols] * z, ray_y[rows, 0] * z, z), axis=1)
+    points = np.empty((len(pick), 3))
+    sample_points(depth, ray_x, ray_y, pick, top, points)
+    np.testing.assert_array_equal(points, expected)
+
+    distance = rng.normal(0, 1, (1000, 128)).astype(np.float32)
+    offsets = rng.normal(0, 1, 128).astype(np.float32)
+    distance[::7] = 0.15 - offsets  # on the limit: |0.15| <= float32(0.15) in float32, as numpy compares
+    support = np.empty(128, np.int64)
+    count_support(distance, offsets, np.float32(0.15), support)
+    np.testing.assert_array_equal(support, (np.abs(distance + offsets) <= 0.15).sum(axis=0))
+
+
 def test_a_wall_alone_is_no_ground() -> None:
     sparse = np.zeros((375, 1242), np.float32)
     sparse[180:, ::3] = 12.0  # a fronto-parallel wall filling the lower half: its normal is the optical axis

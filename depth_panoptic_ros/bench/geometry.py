@@ -9,11 +9,16 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from depth_panoptic_ros.classes import ClassTable
 from depth_panoptic_ros.geometry.camera import CameraModel
+
+if TYPE_CHECKING:
+    from depth_panoptic_ros.frame import SensorFrame
+    from depth_panoptic_ros.pipeline import Pipeline
 
 SIZES = {"kitti": (375, 1242), "2k": (1024, 2048)}
 # LiDAR (x forward, y left, z up) -> camera optical frame (z forward, x right, y down), 0.3 m above the camera.
@@ -78,98 +83,91 @@ def run_geometry_benchmark(repeats: int = 10, sizes: dict[str, tuple[int, int]] 
     Both wall time and the thread's CPU time: on a shared machine the wall time also counts the time other
     processes hold the core, the CPU time only this computation's own work (page faults included).
     """
-    import cv2
+    from depth_panoptic_ros.frame import SensorFrame
+    from depth_panoptic_ros.pipeline import Pipeline
 
-    cv2.setNumThreads(1)
-    points = lidar_sweep()
+    one_thread()
+    points, pipeline, table = lidar_sweep(), Pipeline(), ClassTable.cityscapes()
     result: dict = {"machine": machine(), "points": len(points), "repeats": repeats, "sizes": {}}
     for h, w in sizes.values():
-        valid, stages = _stages(points, *scene(h, w))
-        timed = {stage: median_ms(fn, repeats) for stage, fn in stages.items()}
-        stages_ms = {stage: wall for stage, (wall, _) in timed.items()}
-        cpu_ms = {stage: cpu for stage, (_, cpu) in timed.items()}
-        result["sizes"][f"{h}x{w}"] = {
-            "valid_sparse_pixels": valid,
-            "stages_ms": stages_ms,
-            "stages_cpu_ms": cpu_ms,
-            "frame_total_ms": sum(stages_ms[stage] for stage in FRAME_STAGES),
-            "frame_total_cpu_ms": sum(cpu_ms[stage] for stage in FRAME_STAGES),
-        }
+        camera, rgb, ids = scene(h, w)
+        frame = SensorFrame(rgb, camera, points, T_CAM_LIDAR, ground_T_camera=GROUND_T_CAM)
+        result["sizes"][f"{h}x{w}"] = timed_stages(pipeline, frame, ids, table, repeats)
     return result
 
 
+def timed_stages(pipeline: Pipeline, frame: SensorFrame, ids: np.ndarray, table: ClassTable, repeats: int) -> dict:
+    """The frame's stages timed (each the median of ``repeats`` calls), and the frame total of FRAME_STAGES."""
+    valid, stages = _stages(pipeline, frame, ids, table)
+    timed = {stage: median_ms(fn, repeats) for stage, fn in stages.items()}
+    stages_ms = {stage: wall for stage, (wall, _) in timed.items()}
+    cpu_ms = {stage: cpu for stage, (_, cpu) in timed.items()}
+    return {
+        "valid_sparse_pixels": valid,
+        "stages_ms": stages_ms,
+        "stages_cpu_ms": cpu_ms,
+        "frame_total_ms": sum(stages_ms[stage] for stage in FRAME_STAGES),
+        "frame_total_cpu_ms": sum(cpu_ms[stage] for stage in FRAME_STAGES),
+    }
+
+
+def one_thread() -> None:
+    """OpenCV without its thread pool: on a 2-core machine shared by others a pool only adds contention."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 def _stages(
-    points: np.ndarray, camera: CameraModel, rgb: np.ndarray, ids: np.ndarray
+    pipeline: Pipeline, frame: SensorFrame, ids: np.ndarray, table: ClassTable
 ) -> tuple[int, dict[str, Callable[[], object]]]:
-    """Each stage as the pipeline and the node's message building call it.
+    """Each stage as the pipeline and the node's message building call it (the pipeline's own methods, its
+    config), on ``frame`` with the panoptic map ``ids`` of classes ``table``.
 
     The node finds the map's segment runs once per frame (PanopticResult.runs); here the instance depth stage
     finds them, and the color images get fresh copies so that they find the outlines themselves. The cloud is
-    packed into a fresh buffer, as the node packs it.
+    packed into a fresh buffer, as the node packs it. The thing check reads an owner map of the final map's
+    instances (the merge's holds the candidates before the check).
     """
     from dataclasses import replace
 
     import torch
 
     from depth_panoptic_ros.depth.classical import complete_depth
-    from depth_panoptic_ros.geometry.backproject import build_cloud
-    from depth_panoptic_ros.geometry.ground import fit_ground_plane, grid_depth, grid_heights
-    from depth_panoptic_ros.geometry.lidar import project_points
     from depth_panoptic_ros.geometry.pointcloud2 import pack_cloud
-    from depth_panoptic_ros.panoptic.levels import FEATURE_STRIDE
-    from depth_panoptic_ros.panoptic.thing_geometry import ThingGeometryCheck, ThingGeometryConfig, implausible_things
-    from depth_panoptic_ros.pipeline import CloudConfig
-    from depth_panoptic_ros.products.bev_grid import BevProjector, GridConfig
+    from depth_panoptic_ros.panoptic.thing_geometry import implausible_things
+    from depth_panoptic_ros.products.bev_grid import BevProjector
     from depth_panoptic_ros.products.depth_colormap import colorize_depth, depth_colormap_panoptic
     from depth_panoptic_ros.products.instance_depth import instance_depth
     from depth_panoptic_ros.products.palette import overlay_panoptic
     from depth_panoptic_ros.products.segments import SegmentRuns
 
-    table, cloud = ClassTable.cityscapes(), CloudConfig()
-    sparse = project_points(points, T_CAM_LIDAR, camera).depth
-    dense = complete_depth(sparse, rgb)
+    camera, rgb, cfg = frame.camera, frame.rgb, pipeline.config
+    sparse = pipeline.measured_depth(frame)
+    dense = complete_depth(sparse, rgb, cfg.completion)
     runs = SegmentRuns.of(ids)
     instances = instance_depth(runs, dense, camera, table)
-
-    def cloud_and_pack() -> None:
-        pack_cloud(
-            build_cloud(
-                dense,
-                camera,
-                rgb=rgb,
-                panoptic_ids=ids,
-                label_divisor=table.label_divisor,
-                stride=cloud.stride,
-                max_range=cloud.max_range,
-            )
-        )
-
-    def ground() -> ThingGeometryCheck:
-        plane = fit_ground_plane(sparse, camera)
-        depth = grid_depth(dense, FEATURE_STRIDE)
-        return ThingGeometryCheck(depth, grid_heights(depth, camera, plane, FEATURE_STRIDE), ThingGeometryConfig())
-
-    check = ground()
+    cloud = pipeline.cloud(frame, dense, ids, table.label_divisor)
+    projector = BevProjector(cfg.grid, table)
+    check = pipeline.ground_check(frame, sparse, dense)[1]
     is_thing = table.is_thing[table.class_index(ids)]
     things = np.unique(ids[is_thing])  # one mask index per instance, as the merges' owner map holds them
     owner = torch.from_numpy(np.where(is_thing, np.searchsorted(things, ids), -1).astype(np.int32))
     classes = torch.from_numpy(table.class_index(things))
-
-    flat_cloud = build_cloud(dense, camera, rgb=rgb, panoptic_ids=ids, label_divisor=table.label_divisor, stride=2)
-    projector = BevProjector(GridConfig(), table)
-
-    return int((sparse > 0).sum()), {
-        "projection": lambda: project_points(points, T_CAM_LIDAR, camera),
-        "completion": lambda: complete_depth(sparse, rgb),
-        "ground": ground,
-        "thing_check": lambda: implausible_things(owner, classes, table, check),
+    stages: dict[str, Callable[[], object]] = {
+        "projection": lambda: pipeline.measured_depth(frame),
+        "completion": lambda: complete_depth(sparse, rgb, cfg.completion),
+        "ground": lambda: pipeline.ground_check(frame, sparse, dense),
+        # no ground, no check: the merges skip it
+        "thing_check": lambda: check is not None and implausible_things(owner, classes, table, check),
         "instance_depth": lambda: instance_depth(SegmentRuns.of(ids), dense, camera, table),
-        "cloud": cloud_and_pack,
-        "bev_grid": lambda: projector(flat_cloud, GROUND_T_CAM),
+        "cloud": lambda: pack_cloud(pipeline.cloud(frame, dense, ids, table.label_divisor)),
+        "bev_grid": lambda: projector(cloud, frame.ground_T_camera),
         "panoptic_color": lambda: overlay_panoptic(rgb, replace(runs), table),
         "depth_color": lambda: depth_colormap_panoptic(replace(runs), instances, table, rgb=rgb),
         "depth_colormap_infer_only": lambda: colorize_depth(dense),
     }
+    return int((sparse > 0).sum()), stages
 
 
 def median_ms(fn: Callable[[], object], repeats: int) -> tuple[float, float]:

@@ -16,6 +16,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     geo = which.add_parser("geometry", help="per-stage times of projection, completion, products")
     geo.add_argument("--repeats", type=int, default=10)
     geo.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    geo.add_argument(
+        "--kitti",
+        type=Path,
+        metavar="DIR",
+        help="instead of the built scene: the real frames of this KITTI object folder (image_2, velodyne, calib, "
+        "label_2), with the model's panoptic maps computed outside the timed stages",
+    )
+    geo.add_argument("--frames", nargs="+", metavar="ID", help="with --kitti: only these frames (default: all)")
+    geo.add_argument("--model", help="with --kitti: the model of the panoptic maps (default: the shipped model)")
     geo.set_defaults(func=_geometry)
     comp = which.add_parser(
         "completion", help="classical completion vs IP-Basic on real KITTI: LiDAR hold-out and ring-geometry input"
@@ -76,9 +85,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _geometry(args: argparse.Namespace) -> int:
     from depth_panoptic_ros.bench.geometry import format_table, run_geometry_benchmark
+    from depth_panoptic_ros.bench.geometry_kitti import format_kitti_table, run_kitti_geometry_benchmark
+    from depth_panoptic_ros.cli import CliError
 
-    result = run_geometry_benchmark(args.repeats)
-    print(json.dumps(result, indent=1) if args.json else f"{result['machine']}\n\n{format_table(result)}")
+    if args.kitti is None:
+        if args.frames or args.model:
+            raise CliError("--frames and --model go with --kitti")
+        result, table = run_geometry_benchmark(args.repeats), format_table
+    else:
+        try:
+            result = run_kitti_geometry_benchmark(args.kitti, args.repeats, args.frames, args.model)
+        except (ValueError, OSError) as error:
+            raise CliError(str(error)) from None
+        table = format_kitti_table
+    print(json.dumps(result, indent=1) if args.json else f"{result['machine']}\n\n{table(result)}")
     return 0
 
 

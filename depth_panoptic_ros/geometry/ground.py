@@ -14,6 +14,7 @@ import numpy as np
 
 from depth_panoptic_ros.geometry.backproject import pixel_rays
 from depth_panoptic_ros.geometry.camera import CameraModel
+from depth_panoptic_ros.geometry.ground_compiled import count_support, sample_points
 
 INLIER_M = 0.15  # a point within this distance of the plane is on it (LiDAR noise plus the road's unevenness)
 MAX_TILT_COS = 0.9  # the plane's normal lies within ~26 degrees of the camera's up axis (-y): a level camera
@@ -49,17 +50,15 @@ def fit_ground_plane(depth: np.ndarray, camera: CameraModel, seed: int = 0) -> G
     """RANSAC plane through the measured (sparse) depth's points below the optical axis, refined by least
     squares on its inliers; None when fewer than MIN_INLIERS points or MIN_SHARE of them support it, or when it is
     not level (MAX_TILT_COS). Seeded: one frame, one plane."""
+    depth = np.asarray(depth, np.float32)
     top = min(max(int(np.ceil(camera.cy)), 0), depth.shape[0])  # the pixels below the principal point
     found = np.flatnonzero(depth[top:] > 0)  # flat indices: ~6x faster than np.nonzero's pairs
     if len(found) < MIN_INLIERS:
         return None
     rng = np.random.default_rng(seed)
     pick = found[rng.integers(0, len(found), _SAMPLES)] if len(found) > _SAMPLES else rng.permutation(found)
-    rows, cols = np.divmod(pick, depth.shape[1])
-    rows += top
-    z = depth[rows, cols].astype(np.float64)
-    ray_x, ray_y = pixel_rays(camera)
-    points = np.stack((np.broadcast_to(ray_x, depth.shape)[rows, cols] * z, ray_y[rows, 0] * z, z), axis=1)
+    points = np.empty((len(pick), 3))
+    sample_points(depth, *pixel_rays(camera), pick, top, points)
     a, b, c = (points[rng.integers(0, len(points), _TRIALS)] for _ in range(3))
     normals = np.cross(b - a, c - a)
     length = np.linalg.norm(normals, axis=1)
@@ -67,10 +66,11 @@ def fit_ground_plane(depth: np.ndarray, camera: CameraModel, seed: int = 0) -> G
     normals *= -np.sign(normals[:, 1:2] + (normals[:, 1:2] == 0))  # up is -y
     level = (-normals[:, 1] >= MAX_TILT_COS) & (length > 0)
     offsets = -(normals * a).sum(axis=1)
-    scored = points[:_SCORED].astype(np.float32)
-    support = (np.abs(scored @ normals.T.astype(np.float32) + offsets.astype(np.float32)) <= INLIER_M).sum(axis=0)
+    support = np.empty(len(normals), np.int64)
+    distance = points[:_SCORED].astype(np.float32) @ normals.T.astype(np.float32)  # the BLAS's float32 products
+    count_support(distance, offsets.astype(np.float32), np.float32(INLIER_M), support)
     best = int(np.argmax(support * level))
-    if not level[best] or support[best] < MIN_SHARE * len(scored):
+    if not level[best] or support[best] < MIN_SHARE * len(distance):
         return None
     inliers = points[np.abs(points @ normals[best] + offsets[best]) <= INLIER_M]
     if len(inliers) < MIN_INLIERS:

@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 
 from depth_panoptic_ros.classes import ClassTable
-from depth_panoptic_ros.products.segments_compiled import ID_TYPES, boundary_pixels, run_starts
+from depth_panoptic_ros.products.segments_compiled import ID_TYPES, boundary_pixels, run_extents, run_starts
 from depth_panoptic_ros.scratch import Scratch
 
 _SCRATCH = Scratch()
@@ -66,15 +66,12 @@ class SegmentRuns:
         return np.repeat(values[self.segment], self.length, axis=0).reshape(self.shape + values.shape[1:])
 
     def extents(self) -> tuple[np.ndarray, np.ndarray]:
-        """(pixel count (N,) int64, box (N, 4) int64 x0, y0, x1, y1 half-open) of each segment."""
-        width = self.shape[1]
-        order = np.argsort(self.segment, kind="stable")  # each segment's runs together, still in raster order
-        grouped, k = self.segment[order], np.arange(len(self.segments))
-        first, last = np.searchsorted(grouped, k), np.searchsorted(grouped, k, side="right") - 1
-        row, col = np.divmod(self.start[order], width)
-        length = self.length[order]
-        x0, x1 = np.minimum.reduceat(col, first), np.maximum.reduceat(col + length, first)
-        return np.add.reduceat(length, first), np.stack([x0, row[first], x1, row[last] + 1], axis=1)
+        """(pixel count (N,) int64, box (N, 4) int64 x0, y0, x1, y1 half-open) of each segment, in one walk over
+        the runs (segments_compiled.run_extents: a stable sort of the ~12 k runs of a real KITTI map and five
+        reductions took ~0.5 ms)."""
+        count, box = np.empty(len(self.segments), np.int64), np.empty((len(self.segments), 4), np.int64)
+        run_extents(self.start, self.length, self.segment, self.shape[1], count, box)
+        return count, box
 
     @cached_property
     def boundary_pixels(self) -> np.ndarray:
@@ -84,10 +81,8 @@ class SegmentRuns:
         only change where a run of either row starts, so each piece between consecutive starts is compared once.
         """
         height, width = self.shape
-        args = (self.start, self.length, self.segment, height, width)
-        out = np.empty(boundary_pixels(*args, np.zeros(0, np.int64)), np.int64)
-        boundary_pixels(*args, out)
-        return out
+        found = _SCRATCH.array("outline", (height * width,), np.int64)  # room for every pixel: one walk, no count
+        return found[: boundary_pixels(self.start, self.length, self.segment, height, width, found)].copy()
 
 
 def segment_inverse(panoptic_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

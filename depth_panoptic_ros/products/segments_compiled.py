@@ -73,3 +73,24 @@ def boundary_pixels(
             if below and col == start[j] + length[j] - (row + 1) * width:
                 j += 1
     return n
+
+
+@kernel(types.void(_IN_I64, _IN_I64, _IN_I64, types.int64, types.int64[:], types.int64[:, :]))
+def run_extents(
+    start: np.ndarray, length: np.ndarray, segment: np.ndarray, width: int, count: np.ndarray, box: np.ndarray
+) -> None:
+    """count[k], the pixels, and box[k], x0, y0, x1, y1 (half-open), of each segment k of the runs (start,
+    length, segment: SegmentRuns; every segment has a run). One walk in raster order: a segment's first run
+    gives y0, its last y1."""
+    count[:] = 0
+    box[:, 0] = width
+    box[:, 2] = 0
+    box[:, 1] = -1
+    for r in range(len(start)):
+        k, row, col = segment[r], start[r] // width, start[r] % width
+        count[k] += length[r]
+        box[k, 0] = min(box[k, 0], col)
+        box[k, 2] = max(box[k, 2], col + length[r])
+        if box[k, 1] < 0:
+            box[k, 1] = row
+        box[k, 3] = row + 1
