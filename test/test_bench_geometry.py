@@ -31,6 +31,36 @@ def test_a_real_frame_is_timed_with_the_shipped_models_map(kitti_object: Path) -
     assert "| 000000 |" in table and "**median**" in table
 
 
+@pytest.mark.parametrize(
+    ("folder", "frame_id"),
+    [(("kitti", "object_testing"), "000002"), (("kitti", "raw_2011_09_26"), "0000000007")],
+    ids=["unlabeled object folder", "raw drive"],
+)
+def test_unlabeled_frames_are_timed_like_labeled_ones(folder: tuple[str, ...], frame_id: str) -> None:
+    """The bench needs no labels: KITTI's testing split and a raw drive's layout are real frames too."""
+    from conftest import shared_data
+
+    from depth_panoptic_ros.bench.geometry_kitti import kitti_sensor_frames, run_kitti_geometry_benchmark
+    from depth_panoptic_ros.pipeline import load_pipeline
+
+    root = shared_data(*folder)
+    ids, read_frame = kitti_sensor_frames(root)
+    assert frame_id in ids
+    result = run_kitti_geometry_benchmark(root, repeats=1, frames=[frame_id])
+    frame = result["frames"][frame_id]
+    # The frame read is the frame timed: its sweep's projection has as many pixels as the pipeline's own.
+    sparse = load_pipeline(None, None).measured_depth(read_frame(root, frame_id))
+    assert frame["valid_sparse_pixels"] == int((sparse > 0).sum()) > 10_000
+    assert frame["runs"] > 1000
+
+
+def test_an_id_the_folder_lacks_is_named(kitti_object: Path) -> None:
+    from depth_panoptic_ros.bench.geometry_kitti import run_kitti_geometry_benchmark
+
+    with pytest.raises(ValueError, match="no frame 999999"):
+        run_kitti_geometry_benchmark(kitti_object, repeats=1, frames=["000000", "999999"])
+
+
 def test_the_cli_refuses_frames_without_kitti(capsys: pytest.CaptureFixture[str]) -> None:
     from depth_panoptic_ros.cli import main
 

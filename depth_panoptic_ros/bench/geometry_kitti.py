@@ -1,4 +1,5 @@
-"""`bench geometry --kitti DIR`: the per-frame stages of bench/geometry.py on real KITTI object frames.
+"""`bench geometry --kitti DIR`: the per-frame stages of bench/geometry.py on real KITTI frames (an object folder,
+labeled or not, or a raw drive).
 
 Real panoptic maps are busier than the bench scene's (6–12 k segment runs at KITTI size against ~2 k) and real
 sweeps put more points under the ground fit, so the budget is measured on them too. The panoptic ids are the
@@ -8,33 +9,52 @@ reads KITTI's mounting, the camera 1.65 m above a level road (GROUND_T_CAM), as 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from depth_panoptic_ros.bench.geometry import FRAME_STAGES, GROUND_T_CAM, machine, one_thread, timed_stages
 
+if TYPE_CHECKING:
+    from depth_panoptic_ros.frame import SensorFrame
+
+
+def kitti_sensor_frames(root: str | Path) -> tuple[list[str], Callable[[Path, str], SensorFrame]]:
+    """The frame ids of ``root`` and their reader: a raw drive (calib.txt beside image_02, velodyne_points) or
+    an object folder (image_2, velodyne, calib; labels not needed). ValueError when it is neither."""
+    from depth_panoptic_ros.data.kitti_objects import SENSOR_PARTS, object_frame_ids, read_object_sensor_frame
+    from depth_panoptic_ros.data.kitti_raw import raw_frame_ids, read_raw_frame
+
+    if (Path(root) / "calib.txt").is_file():
+        return raw_frame_ids(root), read_raw_frame
+    return object_frame_ids(root, SENSOR_PARTS), read_object_sensor_frame
+
 
 def run_kitti_geometry_benchmark(
     root: str | Path, repeats: int = 10, frames: Sequence[str] | None = None, model_path: str | None = None
 ) -> dict:
-    """Per frame of the KITTI object folder ``root`` (all, or ``frames``): its stages timed as the bench
-    scene's and their frame total, with the map's segment runs; and the median over the frames of each stage
-    and of the totals. ValueError for a folder that is not a KITTI object folder or when no model loads."""
-    from depth_panoptic_ros.data.kitti_objects import object_frame_ids, read_object_frame
+    """Per frame of the KITTI folder ``root`` (all, or ``frames``; kitti_sensor_frames): its stages timed as the
+    bench scene's and their frame total, with the map's segment runs; and the median over the frames of each
+    stage and of the totals. ValueError for a folder that is not a KITTI folder, an id it does not hold, or when
+    no model loads."""
     from depth_panoptic_ros.pipeline import load_pipeline
     from depth_panoptic_ros.products.segments import SegmentRuns
 
-    ids_of_frames = list(frames) if frames else object_frame_ids(root)
+    available, read_frame = kitti_sensor_frames(root)
+    unknown = sorted(set(frames or ()) - set(available))
+    if unknown:
+        raise ValueError(f"{root}: no frame {', '.join(unknown)} (it holds {available[0]} .. {available[-1]})")
+    ids_of_frames = list(frames) if frames else available
     pipeline = load_pipeline(None, model_path)
     if pipeline.model is None:
         raise ValueError("the real frames' panoptic maps need a model, and none is installed")
     one_thread()
     result: dict = {"machine": machine(), "data": str(root), "repeats": repeats, "frames": {}}
     for frame_id in ids_of_frames:
-        frame = replace(read_object_frame(root, frame_id)[0], ground_T_camera=GROUND_T_CAM)
+        frame = replace(read_frame(Path(root), frame_id), ground_T_camera=GROUND_T_CAM)
         ids = pipeline.run(frame, outputs={"panoptic"}).panoptic.ids
         row = timed_stages(pipeline, frame, ids, pipeline.class_table, repeats)
         result["frames"][frame_id] = {"runs": len(SegmentRuns.of(ids).start), **row}

@@ -20,8 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--kitti",
         type=Path,
         metavar="DIR",
-        help="instead of the built scene: the real frames of this KITTI object folder (image_2, velodyne, calib, "
-        "label_2), with the model's panoptic maps computed outside the timed stages",
+        help="instead of the built scene: the real frames of this KITTI folder (an object folder: image_2, velodyne, "
+        "calib, labels not needed; or a raw drive: image_02, velodyne_points, calib.txt), with the model's panoptic "
+        "maps computed outside the timed stages",
     )
     geo.add_argument("--frames", nargs="+", metavar="ID", help="with --kitti: only these frames (default: all)")
     geo.add_argument("--model", help="with --kitti: the model of the panoptic maps (default: the shipped model)")

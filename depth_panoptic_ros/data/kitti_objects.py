@@ -17,7 +17,8 @@ from depth_panoptic_ros.data.kitti import PathLike, read_kitti_calib, read_velod
 from depth_panoptic_ros.frame import SensorFrame
 
 _LABEL_FIELDS = 15  # 16 with a score
-FRAME_PARTS = ("image_2", "velodyne", "calib", "label_2")
+SENSOR_PARTS = ("image_2", "velodyne", "calib")
+FRAME_PARTS = (*SENSOR_PARTS, "label_2")
 _SUFFIX = {"image_2": ".png", "velodyne": ".bin", "calib": ".txt", "label_2": ".txt"}
 
 
@@ -73,26 +74,31 @@ def read_object_labels(path: PathLike) -> ObjectLabels:
     return ObjectLabels.from_rows(types, np.array(rows, np.float64))
 
 
-def object_frame_ids(root: PathLike) -> list[str]:
-    """Ids (file stems, sorted) of the frames under ``root`` that have all four parts; ValueError when none."""
+def object_frame_ids(root: PathLike, parts: tuple[str, ...] = FRAME_PARTS) -> list[str]:
+    """Ids (file stems, sorted) of the frames under ``root`` that have all ``parts`` (SENSOR_PARTS: no labels
+    needed, as in KITTI's testing split); ValueError when none."""
     root = Path(root)
-    missing = [part for part in FRAME_PARTS if not (root / part).is_dir()]
+    missing = [part for part in parts if not (root / part).is_dir()]
     if missing:
         raise ValueError(f"{root}: not a KITTI object folder (missing {', '.join(missing)}/)")
-    stems = [{p.stem for p in (root / part).glob(f"*{_SUFFIX[part]}")} for part in FRAME_PARTS]
+    stems = [{p.stem for p in (root / part).glob(f"*{_SUFFIX[part]}")} for part in parts]
     ids = sorted(set.intersection(*stems))
     if not ids:
-        raise ValueError(f"{root}: no frame has all of {', '.join(FRAME_PARTS)}")
+        raise ValueError(f"{root}: no frame has all of {', '.join(parts)}")
     return ids
 
 
-def read_object_frame(root: PathLike, frame_id: str) -> tuple[SensorFrame, ObjectLabels]:
-    """The camera + LiDAR frame (image_2, velodyne, calib with P2) and the labels of one object frame."""
+def read_object_sensor_frame(root: PathLike, frame_id: str) -> SensorFrame:
+    """The camera + LiDAR frame (image_2, velodyne, calib with P2) of one object frame, labeled or not."""
     from depth_panoptic_ros.data.images import read_rgb
 
     root = Path(root)
-    part = {name: root / name / f"{frame_id}{_SUFFIX[name]}" for name in FRAME_PARTS}
+    part = {name: root / name / f"{frame_id}{_SUFFIX[name]}" for name in SENSOR_PARTS}
     rgb = read_rgb(part["image_2"])
     camera, T_cam_lidar = read_kitti_calib(part["calib"], image_size=(rgb.shape[1], rgb.shape[0]), camera=2)
-    frame = SensorFrame(rgb=rgb, camera=camera, points=read_velodyne_bin(part["velodyne"]), T_cam_lidar=T_cam_lidar)
-    return frame, read_object_labels(part["label_2"])
+    return SensorFrame(rgb=rgb, camera=camera, points=read_velodyne_bin(part["velodyne"]), T_cam_lidar=T_cam_lidar)
+
+
+def read_object_frame(root: PathLike, frame_id: str) -> tuple[SensorFrame, ObjectLabels]:
+    """The sensor frame and the labels (label_2) of one object frame."""
+    return read_object_sensor_frame(root, frame_id), read_object_labels(Path(root) / "label_2" / f"{frame_id}.txt")
