@@ -130,13 +130,13 @@ class Pipeline:
     def run(self, frame: SensorFrame, outputs: Collection[str] = OUTPUTS) -> Products:
         """Raises ValueError for a frame that cannot be processed (sizes, missing extrinsic, …)."""
         _check_outputs(outputs)
-        return self.finish(frame, self.measure(frame), outputs)
+        return self.finish(frame, self.measure(frame, outputs), outputs)
 
-    def measure(self, frame: SensorFrame) -> Products:
+    def measure(self, frame: SensorFrame, outputs: Collection[str] = OUTPUTS) -> Products:
         """The stages that feed the networks: the measured depth, its classical completion (CPU kernels that
-        release the GIL) and, with a model, the ground and grid of the thing geometry check, so that a next
-        frame's can run in a thread while this one is on the GPU (gpu_check.one_ahead). ValueError for a frame
-        that cannot be processed."""
+        release the GIL) and, with a model and ``outputs`` that show labels, the ground and grid of the thing
+        geometry check, so that a next frame's can run in a thread while this one is on the GPU
+        (gpu_check.one_ahead). ValueError for a frame that cannot be processed."""
         _check_frame(frame)
         timings: dict[str, float] = {}
         with _timed(timings, "sparse_depth"):
@@ -144,7 +144,7 @@ class Pipeline:
         with _timed(timings, "completion"):
             dense = complete_depth(sparse, frame.rgb, self.config.completion)
         products = Products(sparse_depth=sparse, depth=dense, classical_depth=dense, timings_ms=timings)
-        if self.model is not None and self.config.things.enabled:
+        if self.model is not None and self.config.things.enabled and _segments(outputs):
             with _timed(timings, "ground"):
                 products.ground, products.check = self.ground_check(frame, sparse, dense)
         return products
@@ -159,7 +159,7 @@ class Pipeline:
         # The networks run only for what consumes them: segmentation for the outputs that show labels, the
         # learned completion when it is served (learned_depth) or asked for itself (evaluation); only then is
         # the learned depth copied back from the device.
-        segment = bool({"panoptic", "instances", "cloud", "grid"} & set(outputs))
+        segment = _segments(outputs)
         learned = cfg.learned_depth or "learned_depth" in outputs
         if self.model is not None and (segment or learned):
             check = products.check if segment else None  # measure built it when the check is on
@@ -240,6 +240,11 @@ class Pipeline:
             stereo = stereo_depth(frame.rgb, frame.right_rgb, frame.camera, frame.right_camera, cfg.stereo)
             sparse = merge_depth(sparse, stereo)
         return sparse
+
+
+def _segments(outputs: Collection[str]) -> bool:
+    """Whether ``outputs`` show labels, i.e. need the panoptic segmentation (and its thing geometry check)."""
+    return bool({"panoptic", "instances", "cloud", "grid"} & set(outputs))
 
 
 def _check_outputs(outputs: Collection[str]) -> None:

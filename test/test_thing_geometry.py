@@ -286,6 +286,9 @@ def test_the_check_on_a_real_frame_only_gives_things_to_stuff(kitti_object: Path
     checked = pipeline.run(frame, outputs={"panoptic"})
     assert checked.ground is not None and checked.ground.offset == pytest.approx(1.65, abs=0.15)
     assert -checked.ground.normal[1] > 0.99
+    depth_only = pipeline.run(frame, outputs={"depth"})  # no labels shown: no ground fitted for a check
+    assert depth_only.ground is None and depth_only.check is None and "ground" not in depth_only.timings_ms
+    assert np.array_equal(depth_only.depth, checked.depth)
     pipeline.config = replace(pipeline.config, things=ThingGeometryConfig(enabled=False))
     plain = pipeline.run(frame, outputs={"panoptic"})
     assert plain.ground is None
