@@ -144,10 +144,22 @@ class Pipeline:
         with _timed(timings, "completion"):
             dense = complete_depth(sparse, frame.rgb, self.config.completion)
         products = Products(sparse_depth=sparse, depth=dense, classical_depth=dense, timings_ms=timings)
-        if self.model is not None and self.config.things.enabled and _segments(outputs):
+        if self.checks_things(outputs):
             with _timed(timings, "ground"):
                 products.ground, products.check = self.ground_check(frame, sparse, dense)
         return products
+
+    def checks_things(self, outputs: Collection[str]) -> bool:
+        """Whether ``outputs`` get the thing geometry check: with a model, the check on, and labels shown."""
+        return self.model is not None and self.config.things.enabled and _segments(outputs)
+
+    def check_against_transform(self, frame: SensorFrame, products: Products) -> None:
+        """``measure``'s thing check for a frame whose measured depth showed no ground, against the plane of
+        the ``frame.ground_T_camera`` set since: a front end whose transform lookup can wait (TF) looks it up only
+        for such frames."""
+        with _timed(products.timings_ms, "ground_transform"):
+            plane = GroundPlane.from_transform(frame.ground_T_camera)
+            products.ground, products.check = self._thing_check(plane, frame, products.classical_depth)
 
     def finish(self, frame: SensorFrame, products: Products, outputs: Collection[str] = OUTPUTS) -> Products:
         """The rest of ``run`` after ``measure(frame)`` gave ``products``: networks, instance depth, cloud, grid
@@ -202,6 +214,11 @@ class Pipeline:
             plane = GroundPlane.from_transform(frame.ground_T_camera)
         if plane is None:
             return None, None
+        return self._thing_check(plane, frame, dense)
+
+    def _thing_check(
+        self, plane: GroundPlane, frame: SensorFrame, dense: np.ndarray
+    ) -> tuple[GroundPlane, ThingGeometryCheck]:
         depth = grid_depth(dense, FEATURE_STRIDE)
         heights = grid_heights(depth, frame.camera, plane, FEATURE_STRIDE)
         return plane, ThingGeometryCheck(depth, heights, self.config.things)

@@ -60,7 +60,9 @@ from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 from depth_panoptic_ros.bench.geometry import GROUND_T_CAM, T_CAM_LIDAR, lidar_sweep  # noqa: E402
 from depth_panoptic_ros.classes import ClassTable  # noqa: E402
 from depth_panoptic_ros.depth.classical import complete_depth  # noqa: E402
+from depth_panoptic_ros.frame import SensorFrame  # noqa: E402
 from depth_panoptic_ros.geometry.backproject import PanopticCloud  # noqa: E402
+from depth_panoptic_ros.geometry.ground import GroundPlane  # noqa: E402
 from depth_panoptic_ros.pipeline import Pipeline  # noqa: E402
 from depth_panoptic_ros.products.bev_grid import BevProjector, GridConfig  # noqa: E402
 from depth_panoptic_ros.ros.runtime import diagnostics as diag  # noqa: E402
@@ -932,13 +934,13 @@ def test_only_outputs_with_subscribers_are_computed(
     in_process: Callable[..., object], input_peer: Callable[[str], Peer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     requested: list[frozenset[str]] = []
-    run = Pipeline.run
+    measure = Pipeline.measure
 
-    def recording_run(self: Pipeline, frame: object, outputs: frozenset[str]) -> object:
+    def recording_measure(self: Pipeline, frame: object, outputs: frozenset[str]) -> object:
         requested.append(frozenset(outputs))
-        return run(self, frame, outputs)
+        return measure(self, frame, outputs)
 
-    monkeypatch.setattr(Pipeline, "run", recording_run)
+    monkeypatch.setattr(Pipeline, "measure", recording_measure)
     peer = input_peer("output_selection")
     peer.executor.add_node(in_process("output_selection"))
 
@@ -1003,8 +1005,8 @@ def _state_reported(peer: Peer, state: str) -> DiagnosticStatus:
 def test_a_frame_without_ground_is_answered_and_its_unchecked_things_are_logged(
     in_process: Callable[..., object], input_peer: Callable[[str], Peer], tiny_model_path: Path
 ) -> None:
-    """The scene's sweep has a ground plane; a sweep that hits only the surrounding wall has none, and without a
-    grid subscriber the node looks up no ground transform: the thing geometry check cannot run, the frame is still
+    """The scene's sweep has a ground plane; a sweep that hits only the surrounding wall has none, and without TF
+    and camera_to_ground there is no ground transform: the thing geometry check cannot run, the frame is still
     answered, and the warning says why (once per frame here: the logger is replaced, its throttle with it)."""
     node = in_process("no_ground", model_path=str(tiny_model_path))
     warnings: list[str] = []
@@ -1018,7 +1020,40 @@ def test_a_frame_without_ground_is_answered_and_its_unchecked_things_are_logged(
         _feed_until_answered(peer, points, "panoptic/ids")
         got = warnings[before:]
         assert bool(got) == expected, got
-        assert all("no ground plane in this frame's LiDAR" in text for text in got)
+        assert all("no ground plane in this frame's LiDAR" in text and "camera_to_ground empty" in text for text in got)
+
+
+@pytest.mark.slow
+def test_a_frame_without_ground_is_checked_against_camera_to_ground_without_a_grid_subscriber(
+    in_process: Callable[..., object],
+    input_peer: Callable[[str], Peer],
+    tiny_model_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With camera_to_ground set and nobody on the grid topics, only the wall-only sweep (no ground in its LiDAR)
+    takes the transform's plane for its thing check, and nothing is logged about unchecked things."""
+    planes: list[tuple[np.ndarray, float]] = []
+    check_against_transform = Pipeline.check_against_transform
+
+    def recording(self: Pipeline, frame: SensorFrame, products: object) -> None:
+        check_against_transform(self, frame, products)
+        planes.append((products.ground.normal, products.ground.offset))
+
+    monkeypatch.setattr(Pipeline, "check_against_transform", recording)
+    node = in_process(
+        "ground_transform", model_path=str(tiny_model_path), camera_to_ground=GROUND_T_CAM.ravel().tolist()
+    )
+    warnings: list[str] = []
+    node._loggers["pipeline"] = type("Logger", (), {"warning": lambda self, text, **_: warnings.append(text)})()
+    peer = input_peer("ground_transform")
+    peer.executor.add_node(node)
+    peer.subscribe(Image, "panoptic/ids")
+    _feed_until_answered(peer, lidar_points(), "panoptic/ids")
+    assert planes == []  # its LiDAR shows the ground: no lookup
+    _feed_until_answered(peer, lidar_sweep(beams=32, azimuths=720, height=1e3, wall=15.0), "panoptic/ids")
+    expected = GroundPlane.from_transform(GROUND_T_CAM)
+    assert planes and all(np.array_equal(n, expected.normal) and o == expected.offset for n, o in planes)
+    assert warnings == []
 
 
 def _feed_until_answered(peer: Peer, points: np.ndarray, topic: str) -> None:

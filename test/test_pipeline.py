@@ -77,6 +77,34 @@ def test_with_model_every_product_is_consistent() -> None:
     assert pipeline.run(frame, outputs={"grid"}).grid is None
 
 
+def test_a_ground_transform_set_after_measure_checks_things_as_one_set_before() -> None:
+    """A sweep that hits only a wall shows no ground: measure leaves the thing check out, and the transform a front
+    end looks up only then gives the very check that measure builds from a transform set before."""
+    from test_model import tiny_model
+
+    from depth_panoptic_ros.geometry.ground import GroundPlane
+
+    frame = lidar_frame()
+    frame.points = lidar_sweep(beams=32, azimuths=720, height=1e3, wall=15.0)
+    pipeline = Pipeline(model=tiny_model())
+    assert pipeline.checks_things({"panoptic"}) and not pipeline.checks_things({"depth"})
+    late = pipeline.measure(frame, {"panoptic"})
+    assert late.ground is None and late.check is None
+    frame.ground_T_camera = GROUND_T_CAM
+    pipeline.check_against_transform(frame, late)
+    early = pipeline.measure(frame, {"panoptic"})
+    plane = GroundPlane.from_transform(GROUND_T_CAM)
+    for products in (late, early):
+        np.testing.assert_array_equal(products.ground.normal, plane.normal)
+        assert products.ground.offset == plane.offset
+    assert np.isfinite(late.check.heights).mean() > 0.5
+    np.testing.assert_array_equal(late.check.heights, early.check.heights)
+    np.testing.assert_array_equal(late.check.depth, early.check.depth)
+    assert {"ground", "ground_transform"} <= set(late.timings_ms)
+    finished = pipeline.finish(frame, late, {"panoptic"})
+    np.testing.assert_array_equal(finished.panoptic.ids, pipeline.finish(frame, early, {"panoptic"}).panoptic.ids)
+
+
 def test_the_served_depth_is_the_classical_one_unless_learned_depth_is_on() -> None:
     from test_model import tiny_model
 

@@ -36,7 +36,7 @@ from depth_panoptic_ros.frame import SensorFrame
 from depth_panoptic_ros.geometry.camera import CameraModel
 from depth_panoptic_ros.geometry.ground import MIN_INLIERS, MIN_SHARE
 from depth_panoptic_ros.msg import FrameTiming
-from depth_panoptic_ros.pipeline import Pipeline, bind_to_model, load_pipeline_settings
+from depth_panoptic_ros.pipeline import Pipeline, Products, bind_to_model, load_pipeline_settings
 from depth_panoptic_ros.resources import resolve_path, share_dir
 from depth_panoptic_ros.ros.codecs.camera_info import calibration_key, camera_model_from_info
 from depth_panoptic_ros.ros.codecs.panoptic_msgs import class_table_to_msg
@@ -345,16 +345,21 @@ class DepthPanopticNode(LifecycleNode):
         return TransformSource(self, fixed, params.tf_timeout)
 
     def _camera_to_ground(self) -> TransformSource | None:
-        """The grid's camera -> grid_frame source like the LiDAR's; None (no grid topics, logged) when the grid
-        is switched off, there is no model to label it, or neither TF nor camera_to_ground can give it."""
+        """The camera -> grid_frame source, like the LiDAR's, of the bird's-eye grid and of the thing check of
+        frames whose LiDAR shows no ground; None when neither is on (or there is no model), or neither TF nor
+        camera_to_ground can give it (logged, with what is lost)."""
         params = self._params
-        if not params.outputs.grid or not params.model_path:
+        users = {
+            "the bird's-eye grid topics are not published": params.outputs.grid,
+            "things are checked only in frames whose LiDAR shows the ground": params.things.enabled,
+        }
+        if not any(users.values()) or not params.model_path:
             return None
         fixed = () if self._use_tf("camera_to_ground") else params.camera_to_ground
         try:
             return TransformSource(self, fixed, params.tf_timeout, "camera_to_ground", share=self._extrinsic)
         except ValueError as exc:
-            self.get_logger().warning(f"{exc}; the bird's-eye grid topics are not published")
+            self.get_logger().warning(f"{exc}; {'; '.join(lost for lost, on in users.items() if on)}")
             return None
 
     def _create_outputs(self) -> None:
@@ -510,26 +515,23 @@ class DepthPanopticNode(LifecycleNode):
             return
         header = inputs[0].header
         frame = self._sensor_frame(self._decode(inputs))
+        ground_error = None
         if wanted & set(GRID_TOPICS):
-            try:
-                frame.ground_T_camera = self._ground.lookup(self._params.grid_frame, header.frame_id, header.stamp)
-            except LookupError as exc:  # the other outputs of this frame are still good
+            ground_error = self._look_up_ground(frame, header)
+            if ground_error is not None:  # the other outputs of this frame are still good
                 wanted -= set(GRID_TOPICS)
                 self._loggers["tf"].warning(
-                    f"no bird's-eye grid for this frame: {exc}", throttle_duration_sec=LOG_THROTTLE_S
+                    f"no bird's-eye grid for this frame: {ground_error}", throttle_duration_sec=LOG_THROTTLE_S
                 )
         inputs_ms = (time.perf_counter() - start) * 1e3
+        outputs = pipeline_outputs(wanted)
         try:
-            products = self._pipeline.run(frame, pipeline_outputs(wanted))
+            products = self._pipeline.measure(frame, outputs)
+            if products.ground is None and self._pipeline.checks_things(outputs):
+                self._check_against_transform(frame, products, ground_error or self._look_up_ground(frame, header))
+            products = self._pipeline.finish(frame, products, outputs)
         except ValueError as exc:
             raise FrameRejected("pipeline", str(exc)) from exc
-        if self._pipeline.config.things.enabled and products.panoptic is not None and products.ground is None:
-            self._loggers["pipeline"].warning(
-                f"no ground plane in this frame's LiDAR (fewer than {MIN_INLIERS} points, or {MIN_SHARE:.0%} of them, "
-                "on one level plane) and no ground transform: its things are not checked against the ground "
-                "(parameters things.*)",
-                throttle_duration_sec=LOG_THROTTLE_S,
-            )
         publish_start = time.perf_counter()
         messages = build_output_messages(
             products, frame, header, self._pipeline.class_table, wanted, grid_frame=self._params.grid_frame
@@ -554,6 +556,28 @@ class DepthPanopticNode(LifecycleNode):
             )
         if "network" in products.timings_ms:
             trim_heap()  # after publishing: 15-40 ms per model frame on a CPU, none of it in the latency
+
+    def _look_up_ground(self, frame: SensorFrame, header: Header) -> str | None:
+        """Sets the frame's camera -> grid_frame transform; why it cannot, else None."""
+        if self._ground is None:
+            return "no ground transform (camera_to_ground empty and TF not used: see the start-up log)"
+        try:
+            frame.ground_T_camera = self._ground.lookup(self._params.grid_frame, header.frame_id, header.stamp)
+        except LookupError as exc:
+            return str(exc)
+        return None
+
+    def _check_against_transform(self, frame: SensorFrame, products: Products, ground_error: str | None) -> None:
+        """The thing check of a frame whose LiDAR shows no ground, against the ground transform: looked up only
+        for such frames, so that a TF wait costs no other frame; without one the frame's things go unchecked."""
+        if ground_error is None:
+            self._pipeline.check_against_transform(frame, products)
+            return
+        self._loggers["pipeline"].warning(
+            f"no ground plane in this frame's LiDAR (fewer than {MIN_INLIERS} points, or {MIN_SHARE:.0%} of them, on "
+            f"one level plane) and {ground_error}: its things are not checked against the ground (parameters things.*)",
+            throttle_duration_sec=LOG_THROTTLE_S,
+        )
 
     def _decode(self, inputs: tuple[SerializedInput, ...]) -> list[Any]:
         """The messages of a set; FrameRejected names an input whose bytes are not its type."""

@@ -154,7 +154,8 @@ DOCS: dict[str, Doc] = {
     ),
     "camera_to_ground": Doc(
         "16 row-major doubles of the 4x4 transform camera optical frame -> grid_frame; used when use_tf is false "
-        "or tf2_ros is not installed (without either, no grid is published)"
+        "or tf2_ros is not installed (without either, no grid is published, and a frame whose LiDAR shows no "
+        "ground gets no thing geometry check)"
     ),
     "grid.resolution": Doc("bird's-eye grid cell size (m)", limits=(0.01, 10.0)),
     "grid.x_range": Doc("grid extent along x (forward) in grid_frame: [min, max] m"),
@@ -164,8 +165,8 @@ DOCS: dict[str, Doc] = {
     "grid.ignored_classes": Doc("class names whose points are no observation at all (e.g. sky)"),
     "things.enabled": Doc(
         "drop things that do not stand on the ground as their class would (a ground plane fitted to each frame's "
-        "LiDAR, else the camera_to_ground / TF transform): floating, flat on the road, or too tall (BENCHMARKS.md "
-        "'Thing geometry')"
+        "LiDAR, else the camera_to_ground / TF transform to grid_frame, looked up only for such frames): floating, "
+        "flat on the road, or too tall (BENCHMARKS.md 'Thing geometry')"
     ),
     "things.max_ground_gap_m": Doc(
         "a thing's lowest points (5th percentile) may float at most this high above the ground (m), unless a "
