@@ -1031,7 +1031,8 @@ def test_a_frame_without_ground_is_checked_against_camera_to_ground_without_a_gr
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """With camera_to_ground set and nobody on the grid topics, only the wall-only sweep (no ground in its LiDAR)
-    takes the transform's plane for its thing check, and nothing is logged about unchecked things."""
+    looks the transform up (without a TF wait) and takes its plane for the thing check; nothing is logged about
+    unchecked things."""
     planes: list[tuple[np.ndarray, float]] = []
     check_against_transform = Pipeline.check_against_transform
 
@@ -1040,6 +1041,14 @@ def test_a_frame_without_ground_is_checked_against_camera_to_ground_without_a_gr
         planes.append((products.ground.normal, products.ground.offset))
 
     monkeypatch.setattr(Pipeline, "check_against_transform", recording)
+    lookups: list[tuple[str, bool]] = []
+    lookup = TransformSource.lookup
+
+    def recording_lookup(self: TransformSource, target: str, source: str, stamp: object, wait: bool = True) -> object:
+        lookups.append((target, wait))
+        return lookup(self, target, source, stamp, wait)
+
+    monkeypatch.setattr(TransformSource, "lookup", recording_lookup)
     node = in_process(
         "ground_transform", model_path=str(tiny_model_path), camera_to_ground=GROUND_T_CAM.ravel().tolist()
     )
@@ -1049,10 +1058,11 @@ def test_a_frame_without_ground_is_checked_against_camera_to_ground_without_a_gr
     peer.executor.add_node(node)
     peer.subscribe(Image, "panoptic/ids")
     _feed_until_answered(peer, lidar_points(), "panoptic/ids")
-    assert planes == []  # its LiDAR shows the ground: no lookup
+    assert planes == [] and ("base_link", False) not in lookups  # its LiDAR shows the ground: no lookup
     _feed_until_answered(peer, lidar_sweep(beams=32, azimuths=720, height=1e3, wall=15.0), "panoptic/ids")
     expected = GroundPlane.from_transform(GROUND_T_CAM)
     assert planes and all(np.array_equal(n, expected.normal) and o == expected.offset for n, o in planes)
+    assert {target for target, wait in lookups if not wait} == {"base_link"}  # a fallback does not wait for TF
     assert warnings == []
 
 

@@ -560,6 +560,8 @@ def test_tf_lookup_targets_the_camera_at_the_message_stamp(monkeypatch: pytest.M
     m = extrinsic.lookup("cam_optical", "velodyne", HEADER.stamp)
     np.testing.assert_allclose(m @ [1, 0, 0, 1], [1, 3, 3, 1], atol=1e-12)
     assert FakeBuffer.lookups[-1] == ("cam_optical", "velodyne", 1700000000_123456789, 250_000_000)
+    extrinsic.lookup("base_link", "cam_optical", HEADER.stamp, wait=False)  # what TF holds now: no timeout
+    assert FakeBuffer.lookups[-1] == ("base_link", "cam_optical", 1700000000_123456789, 0)
     with pytest.raises(LookupError, match="no transform unknown -> cam_optical at 1700000000.123456789"):
         extrinsic.lookup("cam_optical", "unknown", HEADER.stamp)
     extrinsic.clear()

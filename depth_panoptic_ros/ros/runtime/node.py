@@ -528,7 +528,9 @@ class DepthPanopticNode(LifecycleNode):
         try:
             products = self._pipeline.measure(frame, outputs)
             if products.ground is None and self._pipeline.checks_things(outputs):
-                self._check_against_transform(frame, products, ground_error or self._look_up_ground(frame, header))
+                # no TF wait for a fallback: a LiDAR that never sees the ground must not delay every frame
+                error = ground_error or self._look_up_ground(frame, header, wait=False)
+                self._check_against_transform(frame, products, error)
             products = self._pipeline.finish(frame, products, outputs)
         except ValueError as exc:
             raise FrameRejected("pipeline", str(exc)) from exc
@@ -557,19 +559,20 @@ class DepthPanopticNode(LifecycleNode):
         if "network" in products.timings_ms:
             trim_heap()  # after publishing: 15-40 ms per model frame on a CPU, none of it in the latency
 
-    def _look_up_ground(self, frame: SensorFrame, header: Header) -> str | None:
-        """Sets the frame's camera -> grid_frame transform; why it cannot, else None."""
+    def _look_up_ground(self, frame: SensorFrame, header: Header, wait: bool = True) -> str | None:
+        """Sets the frame's camera -> grid_frame transform (TransformSource.lookup's ``wait``); why it cannot,
+        else None."""
         if self._ground is None:
             return "no ground transform (camera_to_ground empty and TF not used: see the start-up log)"
         try:
-            frame.ground_T_camera = self._ground.lookup(self._params.grid_frame, header.frame_id, header.stamp)
+            frame.ground_T_camera = self._ground.lookup(self._params.grid_frame, header.frame_id, header.stamp, wait)
         except LookupError as exc:
             return str(exc)
         return None
 
     def _check_against_transform(self, frame: SensorFrame, products: Products, ground_error: str | None) -> None:
-        """The thing check of a frame whose LiDAR shows no ground, against the ground transform: looked up only
-        for such frames, so that a TF wait costs no other frame; without one the frame's things go unchecked."""
+        """The thing check of a frame whose LiDAR shows no ground, against the ground transform (looked up only
+        for such frames, without waiting); without one the frame's things go unchecked."""
         if ground_error is None:
             self._pipeline.check_against_transform(frame, products)
             return

@@ -165,8 +165,8 @@ DOCS: dict[str, Doc] = {
     "grid.ignored_classes": Doc("class names whose points are no observation at all (e.g. sky)"),
     "things.enabled": Doc(
         "drop things that do not stand on the ground as their class would (a ground plane fitted to each frame's "
-        "LiDAR, else the camera_to_ground / TF transform to grid_frame, looked up only for such frames): floating, "
-        "flat on the road, or too tall (BENCHMARKS.md 'Thing geometry')"
+        "LiDAR, else the camera_to_ground / TF transform to grid_frame, looked up for such frames without waiting): "
+        "floating, flat on the road, or too tall (BENCHMARKS.md 'Thing geometry')"
     ),
     "things.max_ground_gap_m": Doc(
         "a thing's lowest points (5th percentile) may float at most this high above the ground (m), unless a "

@@ -119,12 +119,14 @@ class TransformSource:
         self._buffer = tf2_ros.Buffer(node=node)
         self._listener = tf2_ros.TransformListener(self._buffer, node)
 
-    def lookup(self, target_frame: str, source_frame: str, stamp: Any) -> np.ndarray:
-        """(4, 4) target_T_source at ``stamp`` (builtin_interfaces/Time); LookupError when TF cannot tell."""
+    def lookup(self, target_frame: str, source_frame: str, stamp: Any, wait: bool = True) -> np.ndarray:
+        """(4, 4) target_T_source at ``stamp`` (builtin_interfaces/Time); LookupError when TF cannot tell, at
+        once without ``wait`` (what TF holds now), else after up to the timeout."""
         if self._fixed is not None:
             return self._fixed
+        timeout = self._timeout if wait else Duration()
         try:
-            stamped = self._buffer.lookup_transform(target_frame, source_frame, Time.from_msg(stamp), self._timeout)
+            stamped = self._buffer.lookup_transform(target_frame, source_frame, Time.from_msg(stamp), timeout)
         except self._tf_error as exc:
             raise LookupError(
                 f"no transform {source_frame} -> {target_frame} at {stamp.sec}.{stamp.nanosec:09d}: {exc}"
