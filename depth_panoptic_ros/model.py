@@ -230,11 +230,14 @@ class DepthPanopticModel(nn.Module):
         sparse_t, init_t = to_t(sparse)[None, None].float(), to_t(classical)[None, None].float()
         with torch.autocast(device.type, dtype=self.precision, enabled=self.precision is not None):
             dense, outputs = (self._graphed or self)(rgb_t, sparse_t, init_t, segment)
+        panoptic = None
+        if outputs is not None:
+            grid_depth = self.mask_grid_depth(dense.float(), outputs.features)[0] if self.merge == "learned" else None
+            panoptic = self.inference(outputs, self.class_table, (height, width), grid_depth, check)
+        # Copied after the post-processing: on a GPU the host queues the post-processing's first kernels while the
+        # networks still run, rather than waiting here for them to finish.
         depth = dense[0, 0].float().cpu().numpy() if return_depth else None
-        if outputs is None:
-            return depth, None
-        grid_depth = self.mask_grid_depth(dense.float(), outputs.features)[0] if self.merge == "learned" else None
-        return depth, self.inference(outputs, self.class_table, (height, width), grid_depth, check)
+        return depth, panoptic
 
 
 def _pad_like(depth: torch.Tensor, features: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from depth_panoptic_ros.classes import ClassInfo, ClassTable
 from depth_panoptic_ros.panoptic.config import InferenceConfig, PanopticNetConfig
@@ -22,6 +23,7 @@ from depth_panoptic_ros.panoptic.inference import (
 from depth_panoptic_ros.panoptic.merge import MergeConfig
 from depth_panoptic_ros.panoptic.network import DepthAwarePanopticFCN
 from depth_panoptic_ros.panoptic.outputs import PanopticOutputs
+from depth_panoptic_ros.panoptic.thing_geometry import ThingGeometryCheck, ThingGeometryConfig
 from depth_panoptic_ros.typed_config import from_dict, to_dict
 
 torch.set_num_threads(1)
@@ -306,3 +308,56 @@ def test_network_outputs_run_through_inference() -> None:
     assert result.ids.shape == (67, 101) and result.ids.dtype == np.int32
     assert set(np.unique(result.ids // 1000).tolist()) <= {0, *table.ids.tolist()}
     assert set(np.unique(result.ids).tolist()) - {0} == set(result.segment_ids.tolist())
+
+
+class SyncCounter(TorchDispatchMode):
+    """Counts the dispatched ops that make the host wait for a GPU: reading a value (item, bool), a selection
+    whose size depends on values (nonzero, a boolean index, unique, masked_select, bincount, which reads its
+    maximum) and a tensor built from host data (lift_fresh: on a GPU a host->device copy)."""
+
+    SYNCING = {
+        "aten.item.default",
+        "aten._local_scalar_dense.default",
+        "aten.is_nonzero.default",
+        "aten.nonzero.default",
+        "aten.masked_select.default",
+        "aten._unique2.default",
+        "aten.unique_dim.default",
+        "aten.unique_consecutive.default",
+        "aten.bincount.default",
+        "aten.lift_fresh.default",
+    }
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = str(func)
+        boolean_index = name.startswith(("aten.index.Tensor", "aten.index_put")) and any(
+            index is not None and index.dtype in (torch.bool, torch.uint8) for index in args[1]
+        )
+        if name in self.SYNCING or boolean_index:
+            self.ops.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("strategy", ["fcn", "degeus"])
+def test_post_processing_synchronizes_a_few_times_a_frame(strategy: str) -> None:
+    """The hand-built scene with a car that floats (the thing check drops it, exercising its full path) and a
+    stray piece of it (a fragment). A CPU run sees 7 of the GPU's 10 synchronizations: not the copies to the host
+    (merge validation and paste order, the fragment step's owner map, the result), which do not dispatch on a CPU;
+    it sees 2 that a GPU skips (the check's "did any thing fail" and its numpy lookup of the failing pixels). Each
+    boolean index, item or table built per frame that comes back adds one (on the shipped model: 48 before)."""
+    outputs = scene()
+    outputs.features[0, 0, 6, 5] = 1  # the car's kernel also lights one cell far below it: a fragment
+    heights = np.zeros((8, 7), np.float32)
+    heights[1:4, 1:4] = 1.0  # the car floats 1 m above the ground; the person stands
+    heights[1:4, 5:7] = np.linspace(0.0, 1.7, 3, dtype=np.float32)[:, None]
+    check = ThingGeometryCheck(np.full((8, 7), 10.0, np.float32), heights, ThingGeometryConfig())
+    inference = PanopticInference(InferenceConfig(merge=MergeConfig(strategy=strategy)))
+    first = inference(outputs, TABLE, (30, 27), check=check)  # builds the per-device tables, once
+    with SyncCounter() as counter:
+        again = inference(outputs, TABLE, (30, 27), check=check)
+    assert set(first.segment_ids.tolist()) == set(again.segment_ids.tolist()) == {24001, 23000, 7000}  # no car
+    assert len(counter.ops) <= 9, counter.ops

@@ -2,7 +2,9 @@
 
 Follows the reference (dvlab-research/PanopticFCN ``inference``), except that the top-k of thing centers is
 taken once over all levels together instead of per level. Every step is a batched tensor operation over
-candidates; no Python loop touches a mask (only the five pyramid levels are looped over).
+candidates; no Python loop touches a mask (only the five pyramid levels are looped over). Each selection of a
+data-dependent number of candidates reads one count or index list from the device (a GPU synchronization), once
+for all the tensors it selects from (panoptic/sync_free.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from depth_panoptic_ros.panoptic.merge import merge_panoptic
 from depth_panoptic_ros.panoptic.merge_head import MergeHead, context_maps
 from depth_panoptic_ros.panoptic.outputs import PanopticOutputs
 from depth_panoptic_ros.panoptic.result import PanopticResult
+from depth_panoptic_ros.panoptic.sync_free import class_tensors
 from depth_panoptic_ros.panoptic.thing_geometry import ThingGeometryCheck
 
 
@@ -56,8 +59,8 @@ def thing_candidates(
         flat_kernels.append(level_kernels.flatten(1))
     peak_map = torch.cat(peaks, dim=1)  # (n_thing, P) over all levels' positions
     scores, index = peak_map.flatten().topk(min(top_k, peak_map.numel()))
-    keep = scores > threshold
-    scores, index = scores[keep], index[keep]
+    above = int((scores > threshold).sum())  # the top-k come by decreasing score: those above are a prefix
+    scores, index = scores[:above], index[:above]
     positions = peak_map.shape[1]
     return torch.cat(flat_kernels, dim=1)[:, index % positions].T, index // positions, scores
 
@@ -75,7 +78,7 @@ def fuse_thing_kernels(
     similar = (unit @ unit.T >= threshold) & (classes[:, None] == classes[None, :])
     similar = similar.triu() | torch.eye(len(kernels), dtype=torch.bool, device=kernels.device)
     first = similar.cumsum(dim=0) < 2  # [i, j]: no candidate before i is similar to j
-    leads = first.diagonal()
+    leads = first.diagonal().nonzero()[:, 0]
     groups = (similar & first)[leads].to(kernels.dtype)
     return groups @ kernels / groups.sum(dim=1, keepdim=True), classes[leads], scores[leads]
 
@@ -98,9 +101,9 @@ def stuff_kernels(
     scores = torch.stack(level_scores)  # (L, n_stuff)
     present = (scores > threshold).to(scores.dtype)  # an empty region scores 0, never above a threshold >= 0
     count = present.sum(0)
-    keep = count > 0
+    keep = (count > 0).nonzero()[:, 0]
     fused = (present[..., None] * torch.stack(level_kernels)).sum(0)[keep] / count[keep, None]
-    return fused, keep.nonzero()[:, 0], (present * scores).sum(0)[keep] / count[keep]
+    return fused, keep, (present * scores).sum(0)[keep] / count[keep]
 
 
 def thing_score_cuts(config: InferenceConfig, class_table: ClassTable, device: torch.device | str) -> torch.Tensor:
@@ -186,12 +189,10 @@ class PanopticInference:
 
         thing_masks = torch.einsum("nc,chw->nhw", thing_k, features).sigmoid()
         thing_s = thing_s * mask_quality(thing_masks, cfg.merge.mask_threshold)
-        keep = thing_s >= thing_score_cuts(cfg, class_table, thing_s.device)[thing_c]
-        order = thing_s[keep].argsort(descending=True)
+        keep = (thing_s >= thing_score_cuts(cfg, class_table, thing_s.device)[thing_c]).nonzero()[:, 0]
+        keep = keep[thing_s[keep].argsort(descending=True)]
         stuff_masks = torch.einsum("nc,chw->nhw", stuff_k, features).sigmoid()
-        return Candidates(
-            thing_masks[keep][order], thing_c[keep][order], thing_s[keep][order], stuff_masks, stuff_c, stuff_s
-        )
+        return Candidates(thing_masks[keep], thing_c[keep], thing_s[keep], stuff_masks, stuff_c, stuff_s)
 
     @torch.inference_mode()
     def segments(
@@ -210,13 +211,8 @@ class PanopticInference:
         thing_masks = found.thing_masks
         if self.config.merge.strategy == "learned":
             thing_masks = self.refine(found, depth, class_table)
-        device = thing_masks.device
-        classes = torch.cat(
-            (
-                torch.as_tensor(class_table.thing_indices, device=device)[found.thing_channels],
-                torch.as_tensor(class_table.stuff_indices, device=device)[found.stuff_channels],
-            )
-        )
+        tables = class_tensors(class_table, thing_masks.device)
+        classes = torch.cat((tables.thing_indices[found.thing_channels], tables.stuff_indices[found.stuff_channels]))
         masks = torch.cat((thing_masks, found.stuff_masks))
         height, width = image_size
         # masks as a batch of one-band images: an empty batch (nothing found) is valid, zero channels are not

@@ -5,7 +5,9 @@ the road surface (BENCHMARKS.md, "Thing geometry"). The depth says what the appe
 lowest points float above the ground, whose highest stay on the road, or that towers above any object of its
 class is not one. The merges run the check on each instance as it stands after the thing competition and the
 fragment step, reading its pixels at the centers of the stride-4 grid's cells against their heights above the
-ground (geometry/ground.py); a failing instance leaves its pixels to stuff, as a fragment does.
+ground (geometry/ground.py); a failing instance leaves its pixels to stuff, as a fragment does. On a GPU the
+check makes the host wait twice (panoptic/sync_free.py): for the copy of the frame's grids to the device, and
+for the index of the cells whose heights it judges.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 from depth_panoptic_ros.classes import ClassTable
 from depth_panoptic_ros.geometry.ground import grid_index
 from depth_panoptic_ros.panoptic.levels import FEATURE_STRIDE
+from depth_panoptic_ros.panoptic.sync_free import label_counts
 
 LOW_QUANTILE, HIGH_QUANTILE = 0.05, 0.95  # a thing's "lowest" and "highest" points, robust to stray pixels
 HIDDEN_REL = 0.1  # the cell under a thing's bottom edge is an occluder when it is this much nearer
@@ -102,20 +105,27 @@ def label_quantiles(
 ) -> torch.Tensor:
     """(h, w) int labels in [0, count) (-1 = none) and (h, w) heights (NaN = unknown) -> (count, len(quantiles))
     height quantiles of each label's known pixels (the lowest value with at least ceil(q * n) of its n values at
-    or below it, numpy's 'inverted_cdf'); NaN for a label without a known pixel. Two sorts of the grid serve
-    every label: by height, then stably by label."""
-    known = (labels >= 0) & ~torch.isnan(heights)
-    values, order = heights[known].sort()
-    labels_sorted, by_label = labels[known][order].long().sort(stable=True)
+    or below it, numpy's 'inverted_cdf'); NaN for a label without a known pixel. Two sorts of the known cells
+    serve every label: by height, then stably by label. Selecting those cells is one synchronization on a GPU;
+    sorting the whole grid instead would cost ~2 ms more on a CPU."""
+    known = ((labels >= 0) & ~torch.isnan(heights)).flatten().nonzero()[:, 0]
+    values, order = heights.flatten()[known].sort()
+    labels_sorted, by_label = labels.flatten()[known][order].long().sort(stable=True)
     values = values[by_label]
-    total = torch.bincount(labels_sorted, minlength=count)[:count]
+    total = label_counts(labels_sorted, count)
     start = total.cumsum(0) - total
-    q = torch.tensor(quantiles, dtype=torch.float64, device=labels.device)
+    q = _quantile_levels(quantiles, labels.device)
     rank = torch.ceil(q[None, :] * total[:, None]).clamp_min(1).long() - 1
     if len(values) == 0:
         return torch.full(rank.shape, torch.nan, device=labels.device)
     found = values[(start[:, None] + rank).clamp_max(len(values) - 1)]
     return torch.where(total[:, None] > 0, found, torch.nan)
+
+
+@lru_cache(maxsize=8)
+def _quantile_levels(quantiles: tuple[float, ...], device: torch.device) -> torch.Tensor:
+    """Built once per device: a tensor of host numbers is a copy that waits for a GPU."""
+    return torch.tensor(quantiles, dtype=torch.float64, device=device)
 
 
 def hidden_bottoms(labels: torch.Tensor, count: int, depth: torch.Tensor) -> torch.Tensor:
@@ -125,11 +135,16 @@ def hidden_bottoms(labels: torch.Tensor, count: int, depth: torch.Tensor) -> tor
     here, below = labels[:-1], labels[1:]
     edge = (here >= 0) & (here != below)
     nearer = (depth[1:] > 0) & (depth[1:] < depth[:-1] * (1 - HIDDEN_REL))
-    last = labels[-1][labels[-1] >= 0].long()
-    edges = torch.bincount(here[edge].long(), minlength=count)[:count] + torch.bincount(last, minlength=count)[:count]
-    hidden = torch.bincount(here[edge & nearer].long(), minlength=count)[:count]
-    hidden += torch.bincount(last, minlength=count)[:count]
+    last = _counts_where(labels[-1], labels[-1] >= 0, count)
+    edges = _counts_where(here, edge, count) + last
+    hidden = _counts_where(here, edge & nearer, count) + last
     return (edges > 0) & (2 * hidden >= edges)
+
+
+def _counts_where(labels: torch.Tensor, where: torch.Tensor, count: int) -> torch.Tensor:
+    """(count,) how many cells of each label in [0, count) ``where`` holds: the others are counted in an extra
+    bin and dropped, so that no boolean selection waits for a GPU."""
+    return label_counts(torch.where(where, labels, count), count + 1)[:count]
 
 
 def plausible_things(
@@ -139,12 +154,14 @@ def plausible_things(
     class index ``classes`` (N,), pass ``check``. A thing without a cell of known height is kept: what cannot be
     measured is not judged."""
     device = labels.device
-    heights = torch.as_tensor(check.heights, device=device)
+    # the frame's two grids in one copy to the device (float32, as ThingGeometryCheck holds them)
+    grids = np.stack((check.heights, check.depth)).astype(np.float32, copy=False)
+    heights, depth = torch.from_numpy(grids).to(device)
     count = len(classes)
     low, high = label_quantiles(labels, count, heights, (LOW_QUANTILE, HIGH_QUANTILE)).unbind(1)
     limits = class_limits(tuple(class_table.names), check.config, device)
     floor, ceiling, grounded = (limit[classes] for limit in limits)
-    hidden = hidden_bottoms(labels, count, torch.as_tensor(check.depth, device=device))
+    hidden = hidden_bottoms(labels, count, depth)
     floats = grounded & ~hidden & (low > check.config.max_ground_gap_m)
     return ~(floats | (high < floor) | (high > ceiling))
 
@@ -163,17 +180,21 @@ def implausible_things(
             f"{grid[0]}x{grid[1]} grid of a {height}x{width} image"
         )
     device = owner.device
-    rows, cols = (_on(grid_index(length, FEATURE_STRIDE), device) for length in (height, width))
+    rows, cols = (_grid_index_on(length, device) for length in (height, width))
     sampled = owner[rows][:, cols]
     plausible = plausible_things(sampled, classes, class_table, check)
-    if bool(plausible.all()):  # the usual frame: no full-size lookup (one sync, as the fragment step's copy)
-        return torch.zeros(owner.shape, dtype=torch.bool, device=device)
     fails = torch.cat((~plausible, plausible.new_zeros(1)))  # owner -1 (no thing) reads the last entry
-    if device.type == "cpu":  # numpy's take reads int32 indices directly: 2.2 vs 5.5 ms at 1024 x 2048
-        return torch.from_numpy(np.take(fails.numpy(), owner.numpy(), mode="wrap"))
-    return fails[owner]
+    if device.type != "cpu":  # the full-size lookup costs a GPU less than asking whether it is needed
+        return fails[owner]
+    if plausible.all():  # the usual frame: no full-size lookup
+        return torch.zeros(owner.shape, dtype=torch.bool)
+    # numpy's take reads int32 indices directly: 2.2 vs 5.5 ms at 1024 x 2048
+    return torch.from_numpy(np.take(fails.numpy(), owner.numpy(), mode="wrap"))
 
 
-def _on(index: slice | np.ndarray, device: torch.device) -> slice | torch.Tensor:
-    """A grid_index for a tensor on ``device``: slices as they are (a view), sample arrays as tensors."""
+@lru_cache(maxsize=16)
+def _grid_index_on(length: int, device: torch.device) -> slice | torch.Tensor:
+    """grid_index for a tensor on ``device``: slices as they are (a view), sample arrays as tensors built once per
+    length and device (each build would be a copy that waits for a GPU)."""
+    index = grid_index(length, FEATURE_STRIDE)
     return index if isinstance(index, slice) else torch.as_tensor(index, device=device)
