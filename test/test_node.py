@@ -51,6 +51,7 @@ from node_fixtures import (  # noqa: E402
     textured_rgb,
 )
 from rclpy.exceptions import ParameterException  # noqa: E402
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from rclpy.serialization import serialize_message  # noqa: E402
@@ -987,7 +988,8 @@ def test_missing_transform_skips_the_frame(
 
 
 def _workers() -> int:
-    return sum(t.name == WORKER_NAME for t in threading.enumerate())
+    """The worker threads of every node in this process (with look_ahead a node has two)."""
+    return sum(t.name.startswith(WORKER_NAME) for t in threading.enumerate())
 
 
 def _state_reported(peer: Peer, state: str) -> DiagnosticStatus:
@@ -1159,6 +1161,82 @@ def test_lifecycle_configure_activate_deactivate_cleanup_shutdown(
     assert life.set("configure") and peer.node.count_publishers("panoptic/depth") == 1  # configures again
     assert life.set("shutdown") and life.get() == "finalized"  # from inactive: releases as cleanup does
     assert node._pipeline is None and peer.node.count_publishers("panoptic/depth") == 0
+
+
+def _publish_set(peer: Peer, index: int, stamp: float, encoding: str = "rgb8") -> None:
+    """Set ``index`` of a stream whose image and sweep change from set to set (every set's outputs differ)."""
+    peer.publishers["camera_info"].publish(camera_info_msg(intrinsics(), HEIGHT, WIDTH, stamp))
+    peer.publishers["image"].publish(image_msg(textured_rgb(seed=index % 5), stamp, encoding=encoding))
+    peer.publishers["lidar"].publish(cloud_msg(lidar_points() * np.float32(1 + 0.03 * (index % 5)), stamp))
+
+
+@pytest.mark.slow
+def test_look_ahead_answers_a_stream_as_the_node_without_it(
+    in_process: Callable[..., object], input_peer: Callable[[str], Peer], tiny_model_path: Path
+) -> None:
+    """Two nodes with the tiny model get the same stream of changing sets, one with look_ahead: each answers in
+    stamp order, and every stamp both answer has the same depth and ids. The look-ahead node then skips and counts
+    a malformed set (its measure stage) and a set whose Pipeline.finish fails (its finish stage), answers the next
+    good set, and leaves no thread behind over deactivate / activate."""
+    topics = ("panoptic/ids", "panoptic/depth")
+    peers, nodes = {}, {}
+    for ahead in (False, True):
+        namespace = f"look_ahead_{str(ahead).lower()}"
+        nodes[ahead] = in_process(namespace, model_path=str(tiny_model_path), look_ahead=ahead)
+        peers[ahead] = input_peer(namespace)
+        peers[ahead].executor.add_node(nodes[ahead])
+        for topic in topics:
+            peers[ahead].subscribe(Image, topic)
+    sent: list[float] = []
+
+    def send(encoding: str = "rgb8") -> float:
+        sent.append(time.time())
+        for peer in peers.values():
+            _publish_set(peer, len(sent), sent[-1], encoding)
+            peer.spin_for(0.03)  # about the nodes' pace: sets arrive while others are processed
+        return sent[-1]
+
+    def sending_until(done: Callable[[], bool], what: str) -> None:
+        def step() -> bool:
+            send()
+            return done()
+
+        peers[True].spin_until(step, 120, what)
+
+    def answered_by_both() -> set[tuple[int, int]]:
+        return set.intersection(*(_stamps(peer, topic) for peer in peers.values() for topic in topics))
+
+    sending_until(lambda: len(answered_by_both()) >= 4, "4 sets answered by both nodes")
+    for ahead, peer in peers.items():
+        order = [stamp_of(m) for m in peer.received["panoptic/ids"]]
+        assert order == sorted(set(order)), f"look_ahead {ahead}: answers out of order"
+    for stamp in answered_by_both():
+        for topic in topics:
+            off, on = (next(m for m in peer.received[topic] if stamp_of(m) == stamp) for peer in peers.values())
+            np.testing.assert_array_equal(image_array(on), image_array(off), err_msg=f"{topic} of {stamp}")
+
+    assert nodes[False].trigger_deactivate() == TransitionCallbackReturn.SUCCESS and _workers() == 2
+    node, peer = nodes[True], peers[True]
+    finish = node._pipeline.finish
+    failing = [True]
+
+    def finish_failing_once(*args: object) -> object:
+        if failing:
+            failing.clear()
+            raise ValueError("finish failed")
+        return finish(*args)
+
+    bad = send("bayer_rggb8")
+    unsupported = "unsupported image encoding 'bayer_rggb8'"
+    peer.spin_until(lambda: unsupported in peer.last_value(diag.LAST_SKIP, ""), 30, "the malformed set skipped")
+    assert _as_key(bad) not in _stamps(peer, "panoptic/ids")
+    node._pipeline.finish = finish_failing_once  # this test's own node and pipeline
+    sending_until(lambda: "finish failed" in peer.last_value(diag.LAST_SKIP, ""), "the set whose finish failed skipped")
+    assert int(peer.last_value(diag.SKIPPED, "0")) == 2
+    _feed_until_answered(peer, lidar_points(), "panoptic/ids")
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS and _workers() == 0
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS and _workers() == 2
+    _feed_until_answered(peer, lidar_points(), "panoptic/ids")
 
 
 @pytest.mark.slow

@@ -13,7 +13,8 @@ T = TypeVar("T")
 
 
 class LatestSlot(Generic[T]):
-    """Thread-safe: any number of producers ``put``, one consumer ``take``s."""
+    """Thread-safe: any number of producers ``put``, one consumer ``take``s; a producer that must not replace an
+    item waits for the consumer first (``wait_taken``)."""
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
@@ -26,7 +27,7 @@ class LatestSlot(Generic[T]):
             if self._item is not None:
                 self.dropped += 1
             self._item = item
-            self._condition.notify()
+            self._condition.notify_all()  # the consumer, past any producer in wait_taken
 
     def take(self) -> T | None:
         """Blocks until an item is there and returns it; None once the slot is closed (an item left is dropped)."""
@@ -35,7 +36,14 @@ class LatestSlot(Generic[T]):
             if self._closed:
                 return None
             item, self._item = self._item, None
+            self._condition.notify_all()  # a producer in wait_taken
             return item
+
+    def wait_taken(self) -> bool:
+        """Blocks until no item waits (the consumer took the last one); False once the slot is closed."""
+        with self._condition:
+            self._condition.wait_for(lambda: self._item is None or self._closed)
+            return not self._closed
 
     def close(self) -> None:
         """Wakes the consumer for good: it gets None from now on."""

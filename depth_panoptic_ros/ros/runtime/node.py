@@ -2,17 +2,17 @@
 
 A thin adapter over Pipeline, and a lifecycle (managed) node: configure loads the model and creates the outputs,
 activate subscribes, deactivate stops processing, cleanup releases the model. Subscription callbacks only
-synchronize and hand the newest set to one worker thread (older unprocessed sets are dropped and counted), so
-latency stays bounded when the input outpaces the model and the executor never waits for inference. Every output
-keeps the input image's header. Outputs without subscribers are not computed. Bad input skips the frame with a
-throttled log naming the input; the node never stops serving later frames.
+synchronize and hand the newest set to the worker (older unprocessed sets are dropped and counted), so latency
+stays bounded when the input outpaces the model and the executor never waits for inference; with look_ahead the
+worker measures the next set while it finishes the one before (worker.py). Every output keeps the input image's
+header. Outputs without subscribers are not computed. Bad input skips the frame with a throttled log naming the
+input; the node never stops serving later frames.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import threading
 import time
 import traceback
 from functools import partial
@@ -81,6 +81,7 @@ from depth_panoptic_ros.ros.runtime.qos import (
 )
 from depth_panoptic_ros.ros.runtime.sync import NS_PER_S, make_synchronizer, stamp_ns
 from depth_panoptic_ros.ros.runtime.transforms import TransformSource
+from depth_panoptic_ros.ros.runtime.worker import FrameWorker
 
 NODE_NAME = "depth_panoptic_node"
 TIMING = "~/timing"
@@ -177,6 +178,18 @@ def load_node_pipeline(params: NodeParameters, logger: RcutilsLogger) -> tuple[P
     return loaded, ModelState(description)
 
 
+@dataclasses.dataclass(frozen=True)
+class MeasuredSet:
+    """An input set between the two halves of its processing: what ``_finish`` needs, ``wanted`` decided once."""
+
+    header: Header
+    frame: SensorFrame
+    products: Products
+    wanted: set[str]
+    start: float  # time.perf_counter() when its processing started
+    inputs_ms: float
+
+
 class DepthPanopticNode(LifecycleNode):
     """A managed node (see docs/node.md, "Lifecycle"): parameters are read and checked once, at construction
     (they are read-only, so no transition could change them); configure reads the files they name (model,
@@ -188,7 +201,7 @@ class DepthPanopticNode(LifecycleNode):
     def __init__(self, **node_options: Any) -> None:
         super().__init__(NODE_NAME, **node_options)
         # First, so that destroy_node works on a node whose set-up failed (rclpy's context destroys it too).
-        self._worker: threading.Thread | None = None
+        self._worker: FrameWorker[tuple[SerializedInput, ...], MeasuredSet] | None = None
         self._params = params = declare_parameters(self)
         self._extrinsic = self._lidar_to_camera() if params.use_lidar else None
         self._ground = self._camera_to_ground()
@@ -263,7 +276,9 @@ class DepthPanopticNode(LifecycleNode):
         for subscription in self._inputs.values():
             subscription.subscribe()
         self._slot = LatestSlot()
-        self._worker = threading.Thread(target=self._work, args=(self._slot,), name=WORKER_NAME, daemon=True)
+        self._worker = FrameWorker(
+            self._slot, self._measure, self._finish, self._failed, WORKER_NAME, self._params.look_ahead
+        )
         self._worker.start()
         self.get_logger().info(f"active: inputs {', '.join(self._sync.topics + self._info_topics)}")
         return result
@@ -293,15 +308,14 @@ class DepthPanopticNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _stop_processing(self) -> None:
-        """Unsubscribes, then stops the worker at its next frame boundary (the frame in progress is finished and
-        published); the queued inputs are dropped. Does nothing when not active."""
+        """Unsubscribes, then stops the worker at its next stage boundary (the frame in progress is finished and
+        published); the queued inputs, and with look_ahead a set measured but not finished, are dropped. Does nothing
+        when not active."""
         if self._worker is None:
             return
         for subscription in self._inputs.values():
             subscription.unsubscribe()
-        self._slot.close()
-        self._worker.join(WORKER_JOIN_TIMEOUT_S)
-        if self._worker.is_alive():
+        if not self._worker.stop(WORKER_JOIN_TIMEOUT_S):
             self.get_logger().warning(f"worker still busy after {WORKER_JOIN_TIMEOUT_S:g} s; leaving it behind")
         self._worker = None
         self._reset_inputs()
@@ -488,31 +502,31 @@ class DepthPanopticNode(LifecycleNode):
             "FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA, or make the publisher reliable"
         )
 
-    # -- worker thread -----------------------------------------------------------------------------------------
-    def _work(self, slot: LatestSlot[tuple[SerializedInput, ...]]) -> None:
-        """Processes what ``slot`` hands over until it is closed (each activation has its own)."""
-        while (msgs := slot.take()) is not None:
-            try:
-                self._process(msgs)
-            except FrameRejected as skip:
-                stamp = msgs[0].header.stamp
-                reason = f"frame {stamp.sec}.{stamp.nanosec:09d} skipped: {skip}"
-                self._stats.count_skipped(reason)
-                self._loggers[skip.source].warning(reason, throttle_duration_sec=LOG_THROTTLE_S)
-            except Exception as exc:  # a bug must not silently end the worker: report it and serve the next set
-                if not self.context.ok():
-                    return  # shutting down: publishers are going away under us
-                self._stats.count_skipped(f"internal error: {exc!r}")
-                self.get_logger().error(
-                    f"frame failed: {exc!r}\n{traceback.format_exc()}", throttle_duration_sec=LOG_THROTTLE_S
-                )
+    # -- worker threads (worker.py) ----------------------------------------------------------------------------
+    def _failed(self, item: tuple[SerializedInput, ...] | MeasuredSet, error: Exception) -> bool:
+        """Counts and logs (throttled) a set that raised; False when shutting down (the worker then ends)."""
+        if isinstance(error, FrameRejected):
+            stamp = (item.header if isinstance(item, MeasuredSet) else item[0].header).stamp
+            reason = f"frame {stamp.sec}.{stamp.nanosec:09d} skipped: {error}"
+            self._stats.count_skipped(reason)
+            self._loggers[error.source].warning(reason, throttle_duration_sec=LOG_THROTTLE_S)
+            return True
+        if not self.context.ok():
+            return False  # shutting down: publishers are going away under us
+        # a bug must not silently end the worker: report it and serve the next set
+        self._stats.count_skipped(f"internal error: {error!r}")
+        trace = "".join(traceback.format_exception(error))
+        self.get_logger().error(f"frame failed: {error!r}\n{trace}", throttle_duration_sec=LOG_THROTTLE_S)
+        return True
 
-    def _process(self, inputs: tuple[SerializedInput, ...]) -> None:
+    def _measure(self, inputs: tuple[SerializedInput, ...]) -> MeasuredSet | None:
+        """The first half of a set: the outputs it gets, its decoded frame, transforms and Pipeline.measure; None
+        when no output has a subscriber."""
         start = time.perf_counter()
         wanted = {topic for topic, pub in self._frame_publishers.items() if pub.get_subscription_count() > 0}
         if not wanted:
             self._stats.count_idle()
-            return
+            return None
         header = inputs[0].header
         frame = self._sensor_frame(self._decode(inputs))
         ground_error = None
@@ -531,7 +545,15 @@ class DepthPanopticNode(LifecycleNode):
                 # no TF wait for a fallback: a LiDAR that never sees the ground must not delay every frame
                 error = ground_error or self._look_up_ground(frame, header, wait=False)
                 self._check_against_transform(frame, products, error)
-            products = self._pipeline.finish(frame, products, outputs)
+        except ValueError as exc:
+            raise FrameRejected("pipeline", str(exc)) from exc
+        return MeasuredSet(header, frame, products, wanted, start, inputs_ms)
+
+    def _finish(self, measured: MeasuredSet) -> None:
+        """The second half: Pipeline.finish, then the messages, the timing and the statistics."""
+        header, frame, wanted = measured.header, measured.frame, measured.wanted
+        try:
+            products = self._pipeline.finish(frame, measured.products, pipeline_outputs(wanted))
         except ValueError as exc:
             raise FrameRejected("pipeline", str(exc)) from exc
         publish_start = time.perf_counter()
@@ -541,11 +563,11 @@ class DepthPanopticNode(LifecycleNode):
         for topic, msg in messages.items():
             self._frame_publishers[topic].publish(msg)
         end = time.perf_counter()
-        processing_ms = (end - start) * 1e3
+        processing_ms = (end - measured.start) * 1e3
         latency_ms = (self.get_clock().now().nanoseconds - stamp_ns(header.stamp)) / 1e6
         self._stats.count_processed(processing_ms, latency_ms)
         if self._timing is not None:
-            stages = {"inputs": inputs_ms, **products.timings_ms, "messages": (end - publish_start) * 1e3}
+            stages = {"inputs": measured.inputs_ms, **products.timings_ms, "messages": (end - publish_start) * 1e3}
             self._timing.publish(
                 FrameTiming(
                     header=header,
@@ -617,7 +639,7 @@ class DepthPanopticNode(LifecycleNode):
         return camera
 
     def destroy_node(self) -> None:
-        """Stops the worker at its next frame boundary (the frame in progress is finished and published), then
+        """Stops the worker at its next stage boundary (the frame in progress is finished and published), then
         the publishers it uses go away."""
         self._stop_processing()
         super().destroy_node()

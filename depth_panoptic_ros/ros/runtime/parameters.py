@@ -55,6 +55,7 @@ class NodeParameters:
     precision: str = "fp32"
     compile: bool = False
     cuda_graph: bool = False
+    look_ahead: bool = False
     merge: str = ""
     min_thing_score: float = -1.0
     pipeline_config: str = ""
@@ -117,6 +118,11 @@ DOCS: dict[str, Doc] = {
     "cuda_graph": Doc(
         "replay the networks from CUDA graphs, captured at the first frame of each image size (CUDA devices only; "
         "not with compile): on a GPU the fast setting without compilation"
+    ),
+    "look_ahead": Doc(
+        "measure the next set (LiDAR projection, classical completion, ground fit) in a second thread while the "
+        "one before is finished (networks, products, publishing), at most one set ahead; pays with a model on a "
+        "GPU, not on a CPU-only node, where both stages compete for the same cores (docs/node.md)"
     ),
     "merge": Doc(
         "panoptic merge: fcn (Panoptic FCN), degeus (de Geus et al.), learned (the model's merge head); empty = "
