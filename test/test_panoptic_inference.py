@@ -196,6 +196,17 @@ def test_kernel_fusion_merges_near_identical_kernels_within_a_class_only() -> No
     torch.testing.assert_close(s, torch.tensor([0.9, 0.7, 0.6]))
 
 
+def test_kernel_fusion_drops_the_groups_whose_lead_is_under_its_minimum() -> None:
+    """The same groups lead as without minimums (the member absorbed into the dropped group does not come back);
+    only whole groups go."""
+    kernels = torch.tensor([[1.0, 0, 0], [0.99, 0.1, 0], [1.0, 0, 0], [0.0, 1, 0]])
+    classes, scores = torch.tensor([0, 0, 1, 0]), torch.tensor([0.9, 0.8, 0.7, 0.6])
+    k, c, s = fuse_thing_kernels(kernels, classes, scores, 0.97, min_scores=torch.tensor([0.95, 0.95, 0.5, 0.6]))
+    torch.testing.assert_close(k, torch.tensor([[1.0, 0, 0], [0.0, 1, 0]]))  # group 0 (with member 1) dropped
+    assert c.tolist() == [1, 0]
+    torch.testing.assert_close(s, torch.tensor([0.7, 0.6]))  # 0.6 meets its minimum of 0.6
+
+
 def test_kernel_fusion_chain_follows_the_reference() -> None:
     """A~B and B~C but not A~C: B joins A; C's first match B was absorbed, so C is dropped (as the reference)."""
     angles = torch.tensor([0.0, 30.0, 60.0]).deg2rad()
