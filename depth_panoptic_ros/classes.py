@@ -6,7 +6,7 @@ panoptic id = id * label_divisor + instance (instance >= 1 for things, 0 for stu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -27,7 +27,6 @@ class ClassInfo:
 class ClassTable:
     classes: tuple[ClassInfo, ...]
     label_divisor: int = LABEL_DIVISOR
-    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         ids = [c.id for c in self.classes]
