@@ -5,7 +5,7 @@ and the paper-width R50 at KITTI size and 1024x2048 in every precision; the full
 networks, products) per frame; the host-device copies of a frame; the instance depth statistics on the host and
 on the device; training iterations per second of config/train_synthetic.yaml under AMP; the networks and the
 pipeline replayed from CUDA graphs (fp32, fp16); a stream of frames one after the other against one ahead (the
-next frame's CPU stages in a thread during this frame's networks: measured here before the node is built on it);
+next frame's CPU stages in a thread during this frame's networks: the node's look_ahead, at the pipeline level);
 then compiled fp16 runs of the
 pipeline and the networks while the time budget lasts. ``dry`` runs the same code at a tiny size in fp32 without
 compilation (inductor takes minutes on a CPU) on any device, so that the script itself is tested where no GPU is.
