@@ -219,8 +219,9 @@ def _to_result(
     owner: torch.Tensor, merged: _Order, scores: torch.Tensor, class_table: ClassTable, stuff_min_fraction: float
 ) -> PanopticResult:
     """Owner map (mask index per pixel, -1 void) -> panoptic ids: small stuff voided, things numbered 1.. per
-    class in paste order, counting only instances that kept pixels. The map and each mask's id, score and whether
-    it kept pixels come to the host in one copy (int32, the scores by their bits), the segments picked there."""
+    class in paste order, counting only instances that kept pixels. On a GPU the map and each mask's id, score and
+    whether it kept pixels come to the host in one copy (int32, the scores by their bits), the segments picked
+    there."""
     classes, is_thing, order = merged.classes, merged.is_thing, merged.order
     n = len(classes)
     flat = owner.flatten() + 1
@@ -234,11 +235,15 @@ def _to_result(
     lookup = torch.cat([panoptic.new_zeros(1), torch.where(present, panoptic, 0)])
     ids = lookup[flat].reshape(owner.shape).to(torch.int32)
     per_mask = torch.stack((present.int(), panoptic.int(), scores.float().view(torch.int32)))[:, order]
-    host = torch.cat((ids.flatten(), per_mask.flatten())).cpu().numpy()
-    kept, segment_ids, score_bits = host[ids.numel() :].reshape(3, n)
+    if owner.device.type == "cpu":  # already on the host: views, no copy of the map
+        host_ids, (kept, segment_ids, score_bits) = ids.numpy(), per_mask.numpy()
+    else:
+        host = torch.cat((ids.flatten(), per_mask.flatten())).cpu().numpy()  # one copy to the host
+        host_ids = host[: ids.numel()].reshape(owner.shape)
+        kept, segment_ids, score_bits = host[ids.numel() :].reshape(3, n)
     kept = kept.astype(bool)
     return PanopticResult(
-        ids=host[: ids.numel()].reshape(owner.shape),
+        ids=host_ids,
         segment_ids=segment_ids[kept],
         segment_scores=score_bits[kept].view(np.float32),
         device_ids=None if owner.device.type == "cpu" else ids,
