@@ -226,11 +226,12 @@ def test_thing_parts_of_equal_size_keep_the_first_in_raster_order(merge) -> None
 
 
 def test_thing_fragments_match_opencv_components() -> None:
-    """thing_fragments on random maps of blobs and speckle (diagonal contacts, ties, one-row and one-column maps)
-    against OpenCV's 8-connected component labelling."""
+    """ThingRuns.drop_fragments on random maps of blobs and speckle (diagonal contacts, ties, one-row and
+    one-column maps) against OpenCV's 8-connected component labelling; then drop_instances adds every pixel of
+    the failing instances, fragments or not."""
     import cv2
 
-    from depth_panoptic_ros.panoptic.fragments import thing_fragments
+    from depth_panoptic_ros.panoptic.fragments import ThingRuns
 
     rng = np.random.default_rng(7)
     for _ in range(300):
@@ -239,8 +240,14 @@ def test_thing_fragments_match_opencv_components() -> None:
         owner = cv2.resize(coarse, (int(w), int(h)), interpolation=cv2.INTER_NEAREST).astype(np.int64)
         speckle = rng.random((h, w)) < 0.1
         owner[speckle] = rng.integers(-1, 4, speckle.sum())
-        got = thing_fragments(torch.from_numpy(owner)).numpy()
-        np.testing.assert_array_equal(got, _fragments(owner))
+        parts = ThingRuns(torch.from_numpy(owner))
+        parts.drop_fragments()
+        fragments = _fragments(owner)
+        np.testing.assert_array_equal(parts.given_back().numpy(), fragments)
+        failing = rng.random(4) < 0.4
+        parts.drop_instances(failing)
+        expected = fragments | np.isin(owner, np.flatnonzero(failing))
+        np.testing.assert_array_equal(parts.given_back().numpy(), expected)
 
 
 # --- independent transcriptions: one mask at a time, numpy, as the papers describe them -----------------------

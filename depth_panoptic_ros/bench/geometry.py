@@ -63,8 +63,9 @@ def scene(height: int, width: int) -> tuple[CameraModel, np.ndarray, np.ndarray]
     return camera, rgb, ids
 
 
-# The stages of one frame as the node runs them (models aside); their sum is the per-frame CPU budget. The thing
-# geometry check runs inside the merge, on the model's device, and is timed beside them (thing_check).
+# The stages of one frame as the node runs them (models aside); their sum is the per-frame CPU budget. The merge's
+# give-back step (each instance's fragments, then the thing geometry check) is part of the networks' post-processing
+# and is timed beside them (give_back).
 FRAME_STAGES = (
     "projection",
     "completion",
@@ -126,8 +127,9 @@ def _stages(
 
     The node finds the map's segment runs once per frame (PanopticResult.runs); here the instance depth stage
     finds them, and the color images get fresh copies so that they find the outlines themselves. The cloud is
-    packed into a fresh buffer, as the node packs it. The thing check reads an owner map of the final map's
-    instances (the merge's holds the candidates before the check).
+    packed into a fresh buffer, as the node packs it. The give-back step reads an owner map of the final map's
+    instances (the merge's holds the candidates before the check): on the bench scene, whose rectangles all fail
+    the check, its worst case; on a real frame's final map, its usual one (nothing fails, no fragments).
     """
     from dataclasses import replace
 
@@ -135,7 +137,7 @@ def _stages(
 
     from depth_panoptic_ros.depth.classical import complete_depth
     from depth_panoptic_ros.geometry.pointcloud2 import pack_cloud
-    from depth_panoptic_ros.panoptic.thing_geometry import implausible_things
+    from depth_panoptic_ros.panoptic.merge import MergeConfig, given_back
     from depth_panoptic_ros.products.bev_grid import BevProjector
     from depth_panoptic_ros.products.depth_colormap import colorize_depth, depth_colormap_panoptic
     from depth_panoptic_ros.products.instance_depth import instance_depth
@@ -159,7 +161,7 @@ def _stages(
         "completion": lambda: complete_depth(sparse, rgb, cfg.completion),
         "ground": lambda: pipeline.ground_check(frame, sparse, dense),
         # no ground, no check: the merges skip it
-        "thing_check": lambda: check is not None and implausible_things(owner, classes, table, check),
+        "give_back": lambda: check is not None and given_back(owner, classes, table, MergeConfig(), check),
         "instance_depth": lambda: instance_depth(SegmentRuns.of(ids), dense, camera, table),
         "cloud": lambda: pack_cloud(pipeline.cloud(frame, dense, ids, table.label_divisor)),
         "bev_grid": lambda: projector(cloud, frame.ground_T_camera),

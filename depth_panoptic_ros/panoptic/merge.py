@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 from depth_panoptic_ros.classes import ClassTable
-from depth_panoptic_ros.panoptic.fragments import thing_fragments
+from depth_panoptic_ros.panoptic.fragments import ThingRuns
 from depth_panoptic_ros.panoptic.result import PanopticResult
 from depth_panoptic_ros.panoptic.sync_free import class_tensors, label_counts
-from depth_panoptic_ros.panoptic.thing_geometry import ThingGeometryCheck, implausible_things
+from depth_panoptic_ros.panoptic.thing_geometry import ThingGeometryCheck, failing_things
 
 STRATEGIES = ("fcn", "degeus", "learned")
 
@@ -91,7 +91,7 @@ def merge_fcn(
         owner.masked_fill_(claim, index)
         free ^= claim
     # free pixels take stuff, whatever owner holds
-    free |= _given_back(owner, merged.classes, class_table, config, check)
+    free |= given_back(owner, merged.classes, class_table, config, check)
     _, stuff_owner = _best_mask(masks[merged.stuff], merged.stuff)
     owner = torch.where(free, stuff_owner, owner)
     return _to_result(owner, merged, scores, class_table, config.stuff_min_area_fraction)
@@ -114,7 +114,7 @@ def merge_degeus(
     weighted.mul_(scores[things][:, None, None]).masked_fill_(below, -torch.inf)
     thing_best, thing_owner = _best_mask(weighted, things)
     claimed = thing_best > -torch.inf
-    claimed &= ~_given_back(torch.where(claimed, thing_owner, -1), merged.classes, class_table, config, check)
+    claimed &= ~given_back(torch.where(claimed, thing_owner, -1), merged.classes, class_table, config, check)
     stuff_best, stuff_owner = _best_mask(masks[stuff], stuff)
     stuff_owner = torch.where(stuff_best >= config.degeus_alpha, stuff_owner, -1)
     owner = torch.where(claimed, thing_owner, stuff_owner)
@@ -140,7 +140,7 @@ def merge_panoptic(
     return _MERGES[strategy](masks, classes, scores, class_table, config, check)
 
 
-def _given_back(
+def given_back(
     owner: torch.Tensor,
     classes: torch.Tensor,
     class_table: ClassTable,
@@ -150,13 +150,19 @@ def _given_back(
     """bool (H, W): the thing pixels of ``owner`` (mask index per pixel, -1 where no thing is) that the merge
     gives to stuff: each instance's fragments (drop_thing_fragments), then the instances that fail the geometry
     ``check``, judged without their fragments."""
+    parts = ThingRuns(owner)
     if config.drop_thing_fragments:
-        back = thing_fragments(owner)
-    else:
-        back = torch.zeros(owner.shape, dtype=torch.bool, device=owner.device)
-    if check is not None:
-        back |= implausible_things(torch.where(back, -1, owner), classes, class_table, check)
-    return back
+        parts.drop_fragments()
+    if check is None:
+        return parts.given_back()
+    if owner.device.type == "cpu":  # paint the failing instances' runs
+        failing = failing_things(owner, torch.from_numpy(parts.back), classes, class_table, check)
+        parts.drop_instances(failing.numpy())
+        return parts.given_back()
+    # a GPU looks every pixel up rather than wait for the verdicts to paint them on the host
+    back = parts.given_back()
+    failing = failing_things(owner, back, classes, class_table, check)
+    return back | torch.cat((failing, failing.new_zeros(1)))[owner]  # owner -1 (no thing) reads the last entry
 
 
 class _Order(NamedTuple):

@@ -5,9 +5,10 @@ the road surface (BENCHMARKS.md, "Thing geometry"). The depth says what the appe
 lowest points float above the ground, whose highest stay on the road, or that towers above any object of its
 class is not one. The merges run the check on each instance as it stands after the thing competition and the
 fragment step, reading its pixels at the centers of the stride-4 grid's cells against their heights above the
-ground (geometry/ground.py); a failing instance leaves its pixels to stuff, as a fragment does. On a GPU the
-check makes the host wait twice (panoptic/sync_free.py): for the copy of the frame's grids to the device, and
-for the index of the cells whose heights it judges.
+ground (geometry/ground.py); a failing instance leaves its pixels to stuff, as a fragment does (on a CPU its
+runs are painted, panoptic/fragments.py; a GPU looks every pixel up). On a GPU the check makes the host wait
+twice (panoptic/sync_free.py): for the copy of the frame's grids to the device, and for the index of the cells
+whose heights it judges.
 """
 
 from __future__ import annotations
@@ -166,12 +167,16 @@ def plausible_things(
     return ~(floats | (high < floor) | (high > ceiling))
 
 
-def implausible_things(
-    owner: torch.Tensor, classes: torch.Tensor, class_table: ClassTable, check: ThingGeometryCheck
+def failing_things(
+    owner: torch.Tensor,
+    given_back: torch.Tensor,
+    classes: torch.Tensor,
+    class_table: ClassTable,
+    check: ThingGeometryCheck,
 ) -> torch.Tensor:
-    """bool (H, W): the pixels of the instances that fail ``check``; ``owner`` (H, W) holds each pixel's mask
-    index (-1 where no thing is), ``classes`` each mask's class index. ValueError when the check's grid is not
-    the image's."""
+    """(N,) bool: which instances fail ``check``, judged on their pixels that are not ``given_back`` (bool (H, W),
+    e.g. their fragments). ``owner`` (H, W) holds each pixel's mask index (-1 where no thing is), ``classes`` each
+    mask's class index. Only the grid's cells are read. ValueError when the check's grid is not the image's."""
     height, width = owner.shape
     grid = (-(-height // FEATURE_STRIDE), -(-width // FEATURE_STRIDE))
     if check.heights.shape != grid or check.depth.shape != grid:
@@ -179,17 +184,9 @@ def implausible_things(
             f"thing geometry check: depth {check.depth.shape} and heights {check.heights.shape} grids are not the "
             f"{grid[0]}x{grid[1]} grid of a {height}x{width} image"
         )
-    device = owner.device
-    rows, cols = (_grid_index_on(length, device) for length in (height, width))
-    sampled = owner[rows][:, cols]
-    plausible = plausible_things(sampled, classes, class_table, check)
-    fails = torch.cat((~plausible, plausible.new_zeros(1)))  # owner -1 (no thing) reads the last entry
-    if device.type != "cpu":  # the full-size lookup costs a GPU less than asking whether it is needed
-        return fails[owner]
-    if plausible.all():  # the usual frame: no full-size lookup
-        return torch.zeros(owner.shape, dtype=torch.bool)
-    # numpy's take reads int32 indices directly: 2.2 vs 5.5 ms at 1024 x 2048
-    return torch.from_numpy(np.take(fails.numpy(), owner.numpy(), mode="wrap"))
+    rows, cols = (_grid_index_on(length, owner.device) for length in (height, width))
+    sampled = torch.where(given_back[rows][:, cols], -1, owner[rows][:, cols])
+    return ~plausible_things(sampled, classes, class_table, check)
 
 
 @lru_cache(maxsize=16)
