@@ -580,6 +580,38 @@ def test_any_signals_at_start_up_or_idle_exit_with_0(tiny_model_path: Path, tmp_
     assert "Traceback" not in log and "KeyboardInterrupt" not in log and "terminate called" not in log, log
 
 
+STOP_SIGNALS_CHILD = """
+import sys, time
+from depth_panoptic_ros.ros.runtime.main import StopSignals
+stop = StopSignals().install()
+print("ready", flush=True)
+end = time.monotonic() + 2.0
+while time.monotonic() < end:
+    pass
+sys.exit(0 if stop.requested else 3)
+"""
+
+
+def test_a_stream_of_signals_does_not_deadlock_the_stop_handler() -> None:
+    """Python runs a signal handler between any two bytecodes of the main thread, also inside a run of the same
+    handler. The earlier handler set a threading.Event, whose lock the nested run then waited for forever: under
+    this stream every run hung (and a Ctrl-C pressed twice could hang the node). SIGINT and SIGTERM back to back
+    for a second; the process must go on and exit by itself with 0."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", STOP_SIGNALS_CHILD], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1]
+    )
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end and child.poll() is None:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                os.kill(child.pid, signum)
+        assert child.wait(timeout=20) == 0
+    finally:
+        child.kill()
+        child.wait()
+
+
 # -- other node processes ----------------------------------------------------------------------------------------
 
 
