@@ -180,12 +180,14 @@ def load_node_pipeline(params: NodeParameters, logger: RcutilsLogger) -> tuple[P
 
 @dataclasses.dataclass(frozen=True)
 class MeasuredSet:
-    """An input set between the two halves of its processing: what ``_finish`` needs, ``wanted`` decided once."""
+    """An input set between the two halves of its processing: what ``_finish`` needs, ``wanted`` (topics) and
+    ``outputs`` (what the pipeline computes for them) decided once."""
 
     header: Header
     frame: SensorFrame
     products: Products
     wanted: set[str]
+    outputs: set[str]
     start: float  # time.perf_counter() when its processing started
     inputs_ms: float
 
@@ -547,13 +549,13 @@ class DepthPanopticNode(LifecycleNode):
                 self._check_against_transform(frame, products, error)
         except ValueError as exc:
             raise FrameRejected("pipeline", str(exc)) from exc
-        return MeasuredSet(header, frame, products, wanted, start, inputs_ms)
+        return MeasuredSet(header, frame, products, wanted, outputs, start, inputs_ms)
 
     def _finish(self, measured: MeasuredSet) -> None:
         """The second half: Pipeline.finish, then the messages, the timing and the statistics."""
         header, frame, wanted = measured.header, measured.frame, measured.wanted
         try:
-            products = self._pipeline.finish(frame, measured.products, pipeline_outputs(wanted))
+            products = self._pipeline.finish(frame, measured.products, measured.outputs)
         except ValueError as exc:
             raise FrameRejected("pipeline", str(exc)) from exc
         publish_start = time.perf_counter()
