@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -35,6 +36,31 @@ def test_percentiles_and_proc_status() -> None:
     assert rss > 10 and threads >= 1
 
 
+def test_the_soak_gives_both_processes_the_package_profile_unless_the_caller_chose(tmp_path: Path) -> None:
+    from depth_panoptic_ros.ros.runtime.soak import _environment, soak_transport
+
+    changes, report = soak_transport(None, {})
+    profile = Path(changes["FASTDDS_DEFAULT_PROFILES_FILE"])
+    assert profile.name == "fastdds_large_data.xml" and profile.is_file() and "package" in report
+    assert changes["FASTDDS_BUILTIN_TRANSPORTS"] is None
+    for name in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS"):
+        assert soak_transport(None, {name: "LARGE_DATA"}) == ({}, f"the environment's ({name}=LARGE_DATA)")
+    assert soak_transport("", {"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"})[0] == {
+        "FASTDDS_DEFAULT_PROFILES_FILE": None,
+        "FASTDDS_BUILTIN_TRANSPORTS": None,
+    }
+    with pytest.raises(ValueError, match="no such file"):
+        soak_transport(str(tmp_path / "missing.xml"), {})
+    mine = tmp_path / "mine.xml"
+    mine.write_text("<dds/>")
+    changes, report = soak_transport(str(mine), {})
+    assert changes["FASTDDS_DEFAULT_PROFILES_FILE"] == str(mine) and str(mine) in report
+    before = dict(os.environ)
+    with _environment({"FASTDDS_DEFAULT_PROFILES_FILE": str(mine), "PATH": None}):
+        assert os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] == str(mine) and "PATH" not in os.environ
+    assert dict(os.environ) == before
+
+
 @pytest.mark.slow
 def test_bench_node_soak_runs_the_node_over_dds(capsys: pytest.CaptureFixture[str]) -> None:
     from depth_panoptic_ros.cli import main
@@ -45,3 +71,4 @@ def test_bench_node_soak_runs_the_node_over_dds(capsys: pytest.CaptureFixture[st
     assert result["answered"] >= 5 and result["sent"] >= result["answered"]
     assert result["latency_ms"]["p50"] > 0 and result["threads"]["min"] >= 1 and result["rss_mb"]["max"] > 50
     assert len(result["windows"]) >= 2
+    assert result["dds"].startswith(("the package's profile", "the environment's"))

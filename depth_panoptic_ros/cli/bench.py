@@ -80,6 +80,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     node.add_argument("--size", type=image_size, help="HEIGHTxWIDTH of the synthetic frame (default: 375x1242)")
     node.add_argument("--window", type=float, metavar="S", help="seconds per reported window (default: MIN*3, >= 10)")
     node.add_argument("--log", type=Path, help="write the node's log here")
+    node.add_argument(
+        "--dds-profile",
+        metavar="XML",
+        help="Fast DDS profile of both processes ('' = Fast DDS's default transports; default: the environment's "
+        "FASTDDS_DEFAULT_PROFILES_FILE or FASTDDS_BUILTIN_TRANSPORTS when set, else the package's large-data "
+        "profile, as docs/node.md asks of every process exchanging full-size messages)",
+    )
     node.add_argument("--json", action="store_true")
     node.set_defaults(func=_node)
 
@@ -184,6 +191,7 @@ def _node(args: argparse.Namespace) -> int:
             window_s=args.window,
             log_path=args.log,
             progress=None if args.json else lambda w: print(format_window(w), flush=True),
+            dds_profile=args.dds_profile,
         )
     except (ValueError, RuntimeError, OSError) as exc:
         raise CliError(str(exc)) from exc

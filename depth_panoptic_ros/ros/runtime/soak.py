@@ -15,6 +15,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,15 +30,18 @@ from std_msgs.msg import Header
 
 from depth_panoptic_ros.geometry.camera import CameraModel
 from depth_panoptic_ros.msg import FrameTiming
+from depth_panoptic_ros.resources import share_dir
 from depth_panoptic_ros.ros.codecs.byte_buffers import to_byte_array
 from depth_panoptic_ros.ros.codecs.camera_info import camera_info_from_model
 from depth_panoptic_ros.ros.codecs.image_codec import image_to_msg
 from depth_panoptic_ros.ros.codecs.products_to_msgs import FRAME_TOPICS
+from depth_panoptic_ros.ros.runtime.launch_arguments import LARGE_DATA_PROFILE, PROFILES_ENV
 from depth_panoptic_ros.ros.runtime.sync import NS_PER_S
 
 NAMESPACE = f"soak_{os.getpid()}"  # runs beside each other must not hear each other
 STARTUP_TIMEOUT_S = 120.0
 PERCENTILES = (50, 90, 99)
+BUILTIN_TRANSPORTS_ENV = "FASTDDS_BUILTIN_TRANSPORTS"
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,45 @@ def soak_frame(kitti_object: Path | None, size: tuple[int, int] | None) -> SoakF
     frame = generate_frame(SyntheticConfig(preset="kitti", size=size), 0)
     source = f"synthetic kitti preset ({frame.rgb.shape[1]}x{frame.rgb.shape[0]}, {len(frame.points)} points)"
     return SoakFrame(frame.rgb, frame.camera, frame.points, frame.T_cam_lidar, source)
+
+
+def soak_transport(profile: str | None, environ: Mapping[str, str]) -> tuple[dict[str, str | None], str]:
+    """The Fast DDS settings both processes of a soak run with, as changes to ``environ`` (None: unset), and how
+    the report names them. ``profile``: a Fast DDS XML profile file, '' = Fast DDS's default transports, None = the
+    caller's settings when ``environ`` has any (FASTDDS_DEFAULT_PROFILES_FILE, FASTDDS_BUILTIN_TRANSPORTS), else
+    the package's large-data profile, which docs/node.md asks of every process that exchanges full-size messages:
+    without it, KITTI-size sets at 20 Hz from this driver lost ~20 % and their p99 latency rose from 19 to 241 ms
+    (BENCHMARKS.md). ValueError for a profile file that does not exist."""
+    if profile is None:
+        given = [f"{name}={environ[name]}" for name in (PROFILES_ENV, BUILTIN_TRANSPORTS_ENV) if environ.get(name)]
+        if given:
+            return {}, f"the environment's ({', '.join(given)})"
+        profile = str(share_dir() / LARGE_DATA_PROFILE)
+        return {PROFILES_ENV: profile, BUILTIN_TRANSPORTS_ENV: None}, f"the package's profile ({profile})"
+    if not profile:
+        return {PROFILES_ENV: None, BUILTIN_TRANSPORTS_ENV: None}, "Fast DDS's default transports"
+    if not Path(profile).is_file():
+        raise ValueError(f"Fast DDS profile {profile}: no such file")
+    return {PROFILES_ENV: profile, BUILTIN_TRANSPORTS_ENV: None}, f"profile {profile}"
+
+
+@contextmanager
+def _environment(changes: Mapping[str, str | None]) -> Iterator[None]:
+    """os.environ with ``changes`` (None: unset) for the duration, restored after."""
+    saved = {name: os.environ.get(name) for name in changes}
+    _apply(os.environ, changes)
+    try:
+        yield
+    finally:
+        _apply(os.environ, saved)
+
+
+def _apply(environ: Any, changes: Mapping[str, str | None]) -> None:
+    for name, value in changes.items():
+        if value is None:
+            environ.pop(name, None)
+        else:
+            environ[name] = value
 
 
 def _cloud_msg(points: np.ndarray) -> PointCloud2:
@@ -151,23 +195,31 @@ def run_soak(
     window_s: float | None = None,
     log_path: Path | None = None,
     progress: Any = None,
+    dds_profile: str | None = None,
 ) -> dict[str, Any]:
     """Starts the node, publishes ``frame`` at ``rate_hz`` for ``minutes`` and returns the per-window figures and
-    the totals. ``progress(window)`` is called after each window."""
+    the totals. ``progress(window)`` is called after each window. ``dds_profile``: see soak_transport; this
+    process's driver gets it too when it makes its first DDS participant here (Fast DDS reads a profile file
+    once per process), as in the `bench node` command."""
     if not minutes > 0 or not rate_hz > 0:
         raise ValueError(f"soak: expected positive minutes and rate, got {minutes} min at {rate_hz} Hz")
     window_s = window_s or max(10.0, minutes * 60 / 20)
+    changes, transport = soak_transport(dds_profile, os.environ)
     log = open(log_path or os.devnull, "w")  # noqa: SIM115 - closed below
     env = {**os.environ, "RCUTILS_COLORIZED_OUTPUT": "0", "PYTHONUNBUFFERED": "1"}
+    _apply(env, changes)
     node = subprocess.Popen(
         _node_command(model_path, frame.T_cam_lidar, device), stdout=log, stderr=subprocess.STDOUT, env=env
     )
     context = rclpy.Context()
-    rclpy.init(context=context)
     try:
-        return _drive(frame, minutes, rate_hz, window_s, node, context, progress) | {
+        with _environment(changes):
+            rclpy.init(context=context)
+            result = _drive(frame, minutes, rate_hz, window_s, node, context, progress)
+        return result | {
             "frame": frame.source,
             "model": model_path or "none (classical depth only)",
+            "dds": transport,
             "rate_hz": rate_hz,
             "minutes": minutes,
             "load_average_end": os.getloadavg(),
@@ -305,7 +357,8 @@ WINDOW_HEADER = (
 def format_summary(result: dict[str, Any]) -> str:
     lat = result["latency_ms"]
     return (
-        f"{result['frame']}; model {result['model']}; {result['rate_hz']:g} Hz for {result['minutes']:g} min\n"
+        f"{result['frame']}; model {result['model']}; {result['rate_hz']:g} Hz for {result['minutes']:g} min; "
+        f"DDS: {result['dds']}\n"
         f"sent {result['sent']}, answered {result['answered']}, dropped by the node {result['dropped']}; latency "
         f"p50/p90/p99/max {lat['p50']:.1f}/{lat['p90']:.1f}/{lat['p99']:.1f}/{lat['max']:.1f} ms; processing "
         f"median {result['processing_ms_median']:.1f} ms; RSS {result['rss_mb']['first']:.1f} -> "
