@@ -84,8 +84,8 @@ def soak_transport(profile: str | None, environ: Mapping[str, str]) -> tuple[dic
     the report names them. ``profile``: a Fast DDS XML profile file, '' = Fast DDS's default transports, None = the
     caller's settings when ``environ`` has any (FASTDDS_DEFAULT_PROFILES_FILE, FASTDDS_BUILTIN_TRANSPORTS), else
     the package's large-data profile, which docs/node.md asks of every process that exchanges full-size messages:
-    without it, KITTI-size sets at 20 Hz from this driver lost ~20 % and their p99 latency rose from 19 to 241 ms
-    (BENCHMARKS.md). ValueError for a profile file that does not exist."""
+    without it, 23 % of KITTI-size sets at 20 Hz from this driver went unanswered and their p99 latency was 244 ms
+    instead of 18 ms (BENCHMARKS.md). ValueError for a profile file that does not exist."""
     if profile is None:
         given = [f"{name}={environ[name]}" for name in (PROFILES_ENV, BUILTIN_TRANSPORTS_ENV) if environ.get(name)]
         if given:
