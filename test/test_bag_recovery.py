@@ -192,10 +192,15 @@ def _interruptible() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
-def test_bag_process_stopped_by_a_signal_finalizes_its_output(tmp_path: Path, stop: signal.Signals) -> None:
+@pytest.mark.parametrize(
+    ("stop", "more"), [(signal.SIGINT, 0.0), (signal.SIGTERM, 0.0), (signal.SIGINT, 1.0)], ids=["int", "term", "stream"]
+)
+def test_bag_process_stopped_by_a_signal_finalizes_its_output(
+    tmp_path: Path, stop: signal.Signals, more: float
+) -> None:
     """A real signal to a real `depth-panoptic bag process` halfway through: the output is a closed bag (footer,
-    summary, metadata.yaml) holding the frames done."""
+    summary, metadata.yaml) holding the frames done. ``more``: seconds of SIGINT and SIGTERM back to back after
+    the first (a second Ctrl-C, launch's SIGTERM after its SIGINT): they must not break the clean-up."""
     bag = write_synthetic_bag(tmp_path / "in", 40, size=SIZE).path
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-c", "from depth_panoptic_ros.cli import main; raise SystemExit(main())"]
@@ -216,6 +221,11 @@ def test_bag_process_stopped_by_a_signal_finalizes_its_output(tmp_path: Path, st
                 assert time.monotonic() < deadline, f"no progress after 120 s:\n{log.read_text()}"
                 time.sleep(0.05)
             process.send_signal(stop)
+            end = time.monotonic() + more
+            while time.monotonic() < end and process.poll() is None:
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    process.send_signal(signum)
+                time.sleep(0.001)
             code = process.wait(60)
         finally:
             if process.poll() is None:

@@ -128,7 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_reporting_errors(prog: str, call: Callable[[], int | None]) -> int:
-    """Exit code of ``call``; a CliError becomes one line on stderr (2), Ctrl-C a short notice (130)."""
+    """Exit code of ``call``; a CliError becomes one line on stderr (2); Ctrl-C, SIGINT or SIGTERM (a service
+    manager's, `kill`'s or a job scheduler's stop) a short notice (130) after the command's clean-up (outputs are
+    closed properly). A SIGINT that the process inherited ignored (a background job) stays ignored. The signal
+    handlers before the command are back after it, unless a signal stopped it: then both signals are ignored, as
+    the process is ending (Python's finalization would reset a Python handler to the default, and a late signal
+    would kill the exit)."""
+    previous = {stop: signal.getsignal(stop) for stop in STOP_SIGNALS}
+    for stop, handler in previous.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(stop, _interrupt)
     try:
         return int(call() or 0)
     except CliError as exc:
@@ -137,14 +146,32 @@ def run_reporting_errors(prog: str, call: Callable[[], int | None]) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        for stop, handler in previous.items():
+            current = signal.getsignal(stop)
+            if current is _interrupt:
+                signal.signal(stop, handler)
+            elif current is _absorb:
+                signal.signal(stop, signal.SIG_IGN)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    """The first SIGINT or SIGTERM ends the command like Ctrl-C; the ones after it are absorbed (_absorb), so that a
+    second Ctrl-C (or launch's SIGTERM after its SIGINT) cannot break the clean-up the first began (closing an
+    output bag) or the exit after it: such a stream used to end `bag process` with tracebacks and exit code -2."""
+    for stop in STOP_SIGNALS:
+        signal.signal(stop, _absorb)
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+def _absorb(signum: int, frame: object) -> None:
+    """A signal after the first: nothing. A Python handler rather than SIG_IGN until the command returns, so that
+    signals already received but not yet handled do not print Python's "ignored due to race condition"."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    """SIGTERM (a service manager's or `kill`'s stop) ends a command like Ctrl-C: outputs are closed properly."""
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
     return run_reporting_errors(f"depth-panoptic {args.command}", lambda: args.func(args))
