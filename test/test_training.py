@@ -236,9 +236,13 @@ def test_non_finite_steps_are_skipped_counted_and_stop_the_run(tmp_path, monkeyp
     loop.seed_everything(0)  # as train() does before building its model
     start = dict(loop.build_model(tiny_config(*ONE_BATCH)).named_parameters())
     monkeypatch.setattr(loop, "depth_completion_loss", lambda dense, *_: dense.sum() * float("nan"))
+    closed: list[bool] = []
+    close = loop._Reporter.close
+    monkeypatch.setattr(loop._Reporter, "close", lambda self: closed.append(True) or close(self))
     config = tiny_config("run.max_iters=5", "run.max_nonfinite_steps=3", *ONE_BATCH)
     with pytest.raises(NonFiniteTrainingError, match="3 consecutive.*loss term 'depth' went non-finite at iteration 1"):
         train(config, tmp_path / "stop", CPU, progress=False)
+    assert closed == [True]  # a run stopped by an error (or Ctrl-C, SIGTERM) closes its TensorBoard log and bar
     monkeypatch.setattr(loop, "depth_completion_loss", lambda dense, *_: dense.sum() * float("inf"))
     config = tiny_config("run.max_iters=2", "run.max_nonfinite_steps=3", "run.log_every=2", *ONE_BATCH)
     result = train(config, tmp_path / "skip", CPU, progress=False)

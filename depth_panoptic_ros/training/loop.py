@@ -295,41 +295,44 @@ def train(
         extra["init_model"] = {"path": run.init_model, "extra": read_header(run.init_model)["extra"]}
     result = TrainResult(core, start)
     head_cache: dict[int, list[HeadExample]] = {}  # run.merge_head_batches: the frozen networks' results
-    for iteration in range(start, run.max_iters):
-        if run.train_merge_head:
-            key = iteration % run.merge_head_batches if run.merge_head_batches else -1
-            examples = head_cache.get(key) or head_examples(core, next(batches).to(device), config, amp)
-            if run.merge_head_batches:
-                head_cache[key] = examples
-            batch = dense = outputs = None
-            terms = merge_head_loss(core, examples, config.loss.panoptic)
-        else:
-            batch = next(batches).to(device)
-            dense, outputs, terms = compute_losses(model, core, batch, config, amp)
-        total = sum(terms.values())
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(total).backward()
-        finite = _unscale_and_clip(scaler, optimizer, parameters, config.optimizer.grad_clip)
-        if finite:  # the same decision in every process: the gradients were averaged over all of them
-            scaler.step(optimizer)
-        scaler.update()  # a skipped fp16 step lowers the loss scale
-        scheduler.step()
-        done = result.iterations = iteration + 1
-        result.losses.append(float(total.detach()))
-        skipped.update(done, finite, terms)
-        result.skipped_steps = skipped.total
-        if reporter is None:
-            continue
-        reporter.step(done, terms if finite else {}, scheduler.get_last_lr()[0], skipped.total)
-        if run.image_every and done % run.image_every == 0 and batch is not None:
-            _log_images(reporter.writer, core, batch, dense, outputs, done)
-        if run.checkpoint_every and done % run.checkpoint_every == 0:
-            extra["iterations"] = done
-            save_checkpoint(checkpoints, done, core, optimizer, scheduler, scaler, extra, run.keep_checkpoints)
-        if run.val_every and done % run.val_every == 0:
-            reporter.validate(core, config, val_samples, done)
+    try:  # an interrupted run (Ctrl-C, SIGTERM) still flushes its TensorBoard events and closes the bar
+        for iteration in range(start, run.max_iters):
+            if run.train_merge_head:
+                key = iteration % run.merge_head_batches if run.merge_head_batches else -1
+                examples = head_cache.get(key) or head_examples(core, next(batches).to(device), config, amp)
+                if run.merge_head_batches:
+                    head_cache[key] = examples
+                batch = dense = outputs = None
+                terms = merge_head_loss(core, examples, config.loss.panoptic)
+            else:
+                batch = next(batches).to(device)
+                dense, outputs, terms = compute_losses(model, core, batch, config, amp)
+            total = sum(terms.values())
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(total).backward()
+            finite = _unscale_and_clip(scaler, optimizer, parameters, config.optimizer.grad_clip)
+            if finite:  # the same decision in every process: the gradients were averaged over all of them
+                scaler.step(optimizer)
+            scaler.update()  # a skipped fp16 step lowers the loss scale
+            scheduler.step()
+            done = result.iterations = iteration + 1
+            result.losses.append(float(total.detach()))
+            skipped.update(done, finite, terms)
+            result.skipped_steps = skipped.total
+            if reporter is None:
+                continue
+            reporter.step(done, terms if finite else {}, scheduler.get_last_lr()[0], skipped.total)
+            if run.image_every and done % run.image_every == 0 and batch is not None:
+                _log_images(reporter.writer, core, batch, dense, outputs, done)
+            if run.checkpoint_every and done % run.checkpoint_every == 0:
+                extra["iterations"] = done
+                save_checkpoint(checkpoints, done, core, optimizer, scheduler, scaler, extra, run.keep_checkpoints)
+            if run.val_every and done % run.val_every == 0:
+                reporter.validate(core, config, val_samples, done)
+    finally:
+        if reporter is not None:
+            reporter.close()
     if reporter is not None:
-        reporter.close()
         extra["iterations"] = result.iterations
         result.model_path = output_dir / MODEL_FILE
         save_model(result.model_path, core, extra)
