@@ -237,3 +237,38 @@ def test_bag_process_stopped_by_a_signal_finalizes_its_output(
     assert 2 <= done < 40
     assert (tmp_path / "out" / "metadata.yaml").exists()
     assert len(_depths(tmp_path / "out")) == done
+
+
+@pytest.mark.slow
+def test_bag_play_stopped_by_a_stream_of_signals_exits_cleanly(tmp_path: Path) -> None:
+    """`bag play --loop` (an rclpy session of its own, whose signal handlers sit in front of the CLI's) stopped by
+    SIGINT, then a second of SIGINT and SIGTERM back to back: the notice, exit code 130, no traceback."""
+    bag = write_synthetic_bag(tmp_path / "in", 4, size=SIZE).path
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "ROS_DOMAIN_ID": "87"}  # its topics stay out of other tests' way
+    command = [sys.executable, "-c", "from depth_panoptic_ros.cli import main; raise SystemExit(main())"]
+    log = tmp_path / "log.txt"
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [*command, "bag", "play", str(bag), "--loop", "--wait-for-subscribers", "0"],
+            stdout=out,
+            stderr=out,
+            env=env,
+            cwd=REPO,
+            preexec_fn=_interruptible,
+        )
+        try:
+            time.sleep(5.0)  # imports, the node, a few loops of the 4-frame bag
+            assert process.poll() is None, log.read_text()
+            process.send_signal(signal.SIGINT)
+            end = time.monotonic() + 1.0
+            while time.monotonic() < end and process.poll() is None:
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    process.send_signal(signum)
+                time.sleep(0.001)
+            code = process.wait(60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    text = log.read_text()
+    assert code == 130, text
+    assert "interrupted" in text and "Traceback" not in text and "race condition" not in text, text
