@@ -12,6 +12,8 @@ keeps only its larger piece. Stuff keeps all its parts: sky between branches is 
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import torch
 
@@ -20,16 +22,18 @@ from depth_panoptic_ros.products.segments import SegmentRuns
 
 
 class ThingRuns:
-    """A merge's owner map (int mask index >= 0 per pixel, -1 where no thing is) as runs on the host, and the
-    thing pixels given back to stuff (``back``), painted run by run: one copy of the map to the host, and on a
-    GPU one copy of ``back`` to the device, whatever is given back. Painting the runs of a failing instance
-    replaced a full-size lookup of the owner map (~2.4 ms at 1024x2048 on a CPU)."""
+    """A merge's owner map (int mask index >= 0 per pixel, -1 where no thing is) and the thing pixels given back to
+    stuff (``back``, None until something is), painted run by run. The runs are found at their first use (one copy
+    of the map to the host), and on a GPU ``back`` goes to the device once, whatever is given back. Painting the
+    runs of a failing instance replaced a full-size lookup of the owner map (~2.4 ms at 1024x2048 on a CPU)."""
 
     def __init__(self, owner: torch.Tensor) -> None:
-        self.device = owner.device
-        self.runs = SegmentRuns.of(owner.to(torch.int32).cpu().numpy() + 1)  # 0: no thing
-        self.back = np.zeros(self.runs.shape, bool)
-        self.painted = False
+        self.owner = owner
+        self.back: np.ndarray | None = None
+
+    @cached_property
+    def runs(self) -> SegmentRuns:
+        return SegmentRuns.of(self.owner.to(torch.int32).cpu().numpy() + 1)  # 0: no thing
 
     def drop_fragments(self) -> None:
         """Gives back each instance's pixels outside its largest 8-connected part (by pixels; on a tie the part
@@ -46,10 +50,11 @@ class ThingRuns:
 
     def given_back(self) -> torch.Tensor:
         """bool (H, W) on the owner map's device; nothing is copied when nothing was given back."""
-        if not self.painted:
-            return torch.zeros(self.runs.shape, dtype=torch.bool, device=self.device)
-        return torch.from_numpy(self.back).to(self.device)
+        if self.back is None:
+            return torch.zeros(self.owner.shape, dtype=torch.bool, device=self.owner.device)
+        return torch.from_numpy(self.back).to(self.owner.device)
 
     def _paint(self, keep: np.ndarray) -> None:
+        if self.back is None:
+            self.back = np.zeros(self.runs.shape, bool)
         mark_dropped(self.runs.start, self.runs.length, keep, self.back.reshape(-1))
-        self.painted = True

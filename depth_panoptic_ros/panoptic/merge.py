@@ -153,15 +153,14 @@ def given_back(
     parts = ThingRuns(owner)
     if config.drop_thing_fragments:
         parts.drop_fragments()
+    back = parts.given_back()
     if check is None:
-        return parts.given_back()
+        return back
+    failing = failing_things(owner, back, classes, class_table, check)
     if owner.device.type == "cpu":  # paint the failing instances' runs
-        failing = failing_things(owner, torch.from_numpy(parts.back), classes, class_table, check)
         parts.drop_instances(failing.numpy())
         return parts.given_back()
     # a GPU looks every pixel up rather than wait for the verdicts to paint them on the host
-    back = parts.given_back()
-    failing = failing_things(owner, back, classes, class_table, check)
     return back | torch.cat((failing, failing.new_zeros(1)))[owner]  # owner -1 (no thing) reads the last entry
 
 
