@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -191,6 +192,34 @@ def _interruptible() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+CLI = [sys.executable, "-c", "from depth_panoptic_ros.cli import main; raise SystemExit(main())"]
+
+
+def _stopped_cli(
+    args: list[str], log: Path, env: dict[str, str], ready: Callable[[], bool], stop: signal.Signals, more: float
+) -> int:
+    """`depth-panoptic ARGS` logging to ``log``: once ``ready()`` (asked every 50 ms, 120 s at most) it gets
+    ``stop``, then ``more`` seconds of SIGINT and SIGTERM back to back; its exit code."""
+    with open(log, "w") as out:
+        process = subprocess.Popen([*CLI, *args], stdout=out, stderr=out, env=env, cwd=REPO, preexec_fn=_interruptible)
+        try:
+            deadline = time.monotonic() + 120
+            while not ready():
+                assert process.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, f"no progress after 120 s:\n{log.read_text()}"
+                time.sleep(0.05)
+            process.send_signal(stop)
+            end = time.monotonic() + more
+            while time.monotonic() < end and process.poll() is None:
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    process.send_signal(signum)
+                time.sleep(0.001)
+            return process.wait(60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("stop", "more"), [(signal.SIGINT, 0.0), (signal.SIGTERM, 0.0), (signal.SIGINT, 1.0)], ids=["int", "term", "stream"]
@@ -203,33 +232,12 @@ def test_bag_process_stopped_by_a_signal_finalizes_its_output(
     the first (a second Ctrl-C, launch's SIGTERM after its SIGINT): they must not break the clean-up."""
     bag = write_synthetic_bag(tmp_path / "in", 40, size=SIZE).path
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-c", "from depth_panoptic_ros.cli import main; raise SystemExit(main())"]
     log = tmp_path / "log.txt"
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [*command, "bag", "process", str(bag), str(tmp_path / "out")],
-            stdout=out,
-            stderr=out,
-            env=env,
-            cwd=REPO,
-            preexec_fn=_interruptible,
-        )
-        try:
-            deadline = time.monotonic() + 120
-            while "frames=2" not in log.read_text():  # tqdm's postfix: two frames written
-                assert process.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, f"no progress after 120 s:\n{log.read_text()}"
-                time.sleep(0.05)
-            process.send_signal(stop)
-            end = time.monotonic() + more
-            while time.monotonic() < end and process.poll() is None:
-                for signum in (signal.SIGINT, signal.SIGTERM):
-                    process.send_signal(signum)
-                time.sleep(0.001)
-            code = process.wait(60)
-        finally:
-            if process.poll() is None:
-                process.kill()
+
+    def two_frames() -> bool:
+        return "frames=2" in log.read_text()  # tqdm's postfix: two frames written
+
+    code = _stopped_cli(["bag", "process", str(bag), str(tmp_path / "out")], log, env, two_frames, stop, more)
     text = log.read_text()
     assert code == 130, text
     assert "interrupted:" in text and "Traceback" not in text
@@ -245,30 +253,10 @@ def test_bag_play_stopped_by_a_stream_of_signals_exits_cleanly(tmp_path: Path) -
     SIGINT, then a second of SIGINT and SIGTERM back to back: the notice, exit code 130, no traceback."""
     bag = write_synthetic_bag(tmp_path / "in", 4, size=SIZE).path
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "ROS_DOMAIN_ID": "87"}  # its topics stay out of other tests' way
-    command = [sys.executable, "-c", "from depth_panoptic_ros.cli import main; raise SystemExit(main())"]
     log = tmp_path / "log.txt"
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [*command, "bag", "play", str(bag), "--loop", "--wait-for-subscribers", "0"],
-            stdout=out,
-            stderr=out,
-            env=env,
-            cwd=REPO,
-            preexec_fn=_interruptible,
-        )
-        try:
-            time.sleep(5.0)  # imports, the node, a few loops of the 4-frame bag
-            assert process.poll() is None, log.read_text()
-            process.send_signal(signal.SIGINT)
-            end = time.monotonic() + 1.0
-            while time.monotonic() < end and process.poll() is None:
-                for signum in (signal.SIGINT, signal.SIGTERM):
-                    process.send_signal(signum)
-                time.sleep(0.001)
-            code = process.wait(60)
-        finally:
-            if process.poll() is None:
-                process.kill()
+    playing = time.monotonic() + 5.0  # imports, the node, a few loops of the 4-frame bag
+    args = ["bag", "play", str(bag), "--loop", "--wait-for-subscribers", "0"]
+    code = _stopped_cli(args, log, env, lambda: time.monotonic() > playing, signal.SIGINT, 1.0)
     text = log.read_text()
     assert code == 130, text
     assert "interrupted" in text and "Traceback" not in text and "race condition" not in text, text

@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def run_reporting_errors(prog: str, call: Callable[[], int | None]) -> int:
     """Exit code of ``call``; a CliError becomes one line on stderr (2); Ctrl-C, SIGINT or SIGTERM (a service
     manager's, `kill`'s or a job scheduler's stop) a short notice (130) after the command's clean-up (outputs are
@@ -153,9 +156,6 @@ def run_reporting_errors(prog: str, call: Callable[[], int | None]) -> int:
                 signal.signal(stop, handler)
             elif current is _absorb:
                 signal.signal(stop, signal.SIG_IGN)
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _interrupt(signum: int, frame: object) -> None:
